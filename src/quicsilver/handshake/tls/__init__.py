@@ -1,0 +1,1 @@
+"""quicsilver.handshake.tls"""
