@@ -1,0 +1,424 @@
+"""QUIC packet protection: keys, AEAD, header protection, key update, Retry integrity.
+
+Implements RFC 9001 §5 (packet protection): §5.1 key/IV/HP derivation, §5.2 Initial secrets,
+§5.3 AEAD usage and the nonce, §5.4 header protection (AES-ECB §5.4.3, ChaCha20 §5.4.4) with the
+sample of §5.4.2, §5.8 the Retry integrity tag; §6.1 the key update secret ("quic ku"); §6.6 the
+AEAD usage limits. RFC 9369 §3.3 gives the QUIC v2 salt, labels and Retry key.
+
+Hot path: a ``PacketKeys`` derives its key, IV and header protection key once and holds ONE AEAD
+object and ONE header protection object, reused for every packet. The nonce is the IV XOR the
+packet number computed on ints; headers are masked in place in the caller's ``bytearray``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from quicsilver.handshake.hkdf import hkdf_expand_label, hkdf_extract
+from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
+
+__all__ = [
+    "CONFIDENTIALITY_LIMIT",
+    "INITIAL_CIPHER_SUITE",
+    "INTEGRITY_LIMIT",
+    "SAMPLE_LENGTH",
+    "TAG_LENGTH",
+    "Buffer",
+    "CipherSuite",
+    "DecryptionError",
+    "PacketKeys",
+    "initial_keys",
+    "initial_secrets",
+    "next_generation_secret",
+    "protect_packet",
+    "retry_integrity_tag",
+    "retry_integrity_valid",
+    "suite_hash",
+    "unprotect_header",
+    "unprotect_payload",
+]
+
+Buffer = bytes | bytearray | memoryview
+
+
+class DecryptionError(Exception):
+    """A packet could not be unprotected (bad tag, or too short to sample).
+
+    RFC 9001 §5.5: such a packet is dropped, it is not a connection error. The connection counts
+    these against the integrity limit (§6.6).
+    """
+
+
+class CipherSuite(IntEnum):
+    """TLS 1.3 cipher suites usable with QUIC (RFC 9001 §5.3; TLS_AES_128_CCM_SHA256 is not offered)."""
+
+    AES_128_GCM_SHA256 = 0x1301
+    AES_256_GCM_SHA384 = 0x1302
+    CHACHA20_POLY1305_SHA256 = 0x1303
+
+
+# RFC 9001 §5.2: "Initial packets apply the packet protection process, but use a secret derived
+# from the Destination Connection ID field" with AEAD_AES_128_GCM.
+INITIAL_CIPHER_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
+TAG_LENGTH: Final = 16  # every QUIC AEAD has a 16-byte tag (RFC 9001 §5.3)
+SAMPLE_LENGTH: Final = 16  # RFC 9001 §5.4.2: 16 bytes for both AES and ChaCha20
+_IV_LENGTH: Final = 12  # RFC 9001 §5.3: the AEAD nonce length (N_MIN) of all three AEADs
+_SAMPLE_SKIP: Final = 4  # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number field
+
+_SHA256: Final = hashes.SHA256()
+_SHA384: Final = hashes.SHA384()
+_HASH: Final[dict[CipherSuite, hashes.HashAlgorithm]] = {
+    CipherSuite.AES_128_GCM_SHA256: _SHA256,
+    CipherSuite.AES_256_GCM_SHA384: _SHA384,
+    CipherSuite.CHACHA20_POLY1305_SHA256: _SHA256,
+}
+# The AEAD key length; the header protection key has the same length (RFC 9001 §5.4.3, §5.4.4).
+_KEY_LENGTH: Final[dict[CipherSuite, int]] = {
+    CipherSuite.AES_128_GCM_SHA256: 16,
+    CipherSuite.AES_256_GCM_SHA384: 32,
+    CipherSuite.CHACHA20_POLY1305_SHA256: 32,
+}
+
+# RFC 9001 §6.6: confidentiality limit (packets sealed with one key) and integrity limit (packets
+# that failed authentication across all keys). AES-GCM: 2^23 / 2^52. ChaCha20-Poly1305: its
+# confidentiality limit exceeds the number of possible packets (2^62), integrity limit 2^36.
+CONFIDENTIALITY_LIMIT: Final[dict[CipherSuite, int]] = {
+    CipherSuite.AES_128_GCM_SHA256: 1 << 23,
+    CipherSuite.AES_256_GCM_SHA384: 1 << 23,
+    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 62,
+}
+INTEGRITY_LIMIT: Final[dict[CipherSuite, int]] = {
+    CipherSuite.AES_128_GCM_SHA256: 1 << 52,
+    CipherSuite.AES_256_GCM_SHA384: 1 << 52,
+    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 36,
+}
+
+# RFC 9001 §5.2 (v1) and RFC 9369 §3.3.1 (v2): the Initial salts.
+_INITIAL_SALT: Final[dict[int, bytes]] = {
+    VERSION_1: bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),
+    VERSION_2: bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),
+}
+# RFC 9001 §5.1, §6.1 (v1) and RFC 9369 §3.3.2 (v2): key, iv, hp and ku labels.
+_LABELS: Final[dict[int, tuple[bytes, bytes, bytes, bytes]]] = {
+    VERSION_1: (b"quic key", b"quic iv", b"quic hp", b"quic ku"),
+    VERSION_2: (b"quicv2 key", b"quicv2 iv", b"quicv2 hp", b"quicv2 ku"),
+}
+# RFC 9001 §5.8 (v1) and RFC 9369 §3.3.3 (v2): the fixed Retry integrity key and nonce
+# (derived from a published secret; tests re-derive them).
+_RETRY_KEY_NONCE: Final[dict[int, tuple[bytes, bytes]]] = {
+    VERSION_1: (
+        bytes.fromhex("be0c690b9f66575a1d766b54e368c84e"),
+        bytes.fromhex("461599d35d632bf2239825bb"),
+    ),
+    VERSION_2: (
+        bytes.fromhex("8fb4b01b56ac48e260fbcbcead7ccc92"),
+        bytes.fromhex("d86969bc2d7c6d9990efb04a"),
+    ),
+}
+_RETRY_AEAD: Final[dict[int, tuple[AESGCM, bytes]]] = {
+    version: (AESGCM(key), nonce) for version, (key, nonce) in _RETRY_KEY_NONCE.items()
+}
+_CLIENT_IN: Final = b"client in"
+_SERVER_IN: Final = b"server in"
+_FIVE_ZEROS: Final = bytes(5)
+
+
+def suite_hash(suite: CipherSuite) -> hashes.HashAlgorithm:
+    """The hash of ``suite`` (used by HKDF for every secret of the connection)."""
+    return _HASH[suite]
+
+
+def _labels(version: int) -> tuple[bytes, bytes, bytes, bytes]:
+    try:
+        return _LABELS[version]
+    except KeyError:
+        raise ValueError(f"no packet protection defined for QUIC version {version:#010x}") from None
+
+
+def initial_secrets(version: int, dcid: bytes) -> tuple[bytes, bytes]:
+    """The (client, server) Initial secrets for ``dcid`` (RFC 9001 §5.2, RFC 9369 §3.3.1).
+
+    ``dcid`` is the Destination Connection ID of the client's first Initial packet (or the one
+    from a Retry). Raises ValueError for a version other than v1 and v2.
+    """
+    try:
+        salt = _INITIAL_SALT[version]
+    except KeyError:
+        raise ValueError(f"no Initial salt defined for QUIC version {version:#010x}") from None
+    initial_secret = hkdf_extract(_SHA256, salt, dcid)
+    return (
+        hkdf_expand_label(_SHA256, initial_secret, _CLIENT_IN, b"", 32),
+        hkdf_expand_label(_SHA256, initial_secret, _SERVER_IN, b"", 32),
+    )
+
+
+def next_generation_secret(suite: CipherSuite, secret: bytes, version: int) -> bytes:
+    """The secret of the next key phase (RFC 9001 §6.1, RFC 9369 §3.3.2).
+
+    secret_<n+1> = HKDF-Expand-Label(secret_<n>, "quic ku" (v2: "quicv2 ku"), "", Hash.length)
+    """
+    hash = _HASH[suite]
+    return hkdf_expand_label(hash, secret, _labels(version)[3], b"", hash.digest_size)
+
+
+class _AesHeaderProtection:
+    """AES-based header protection (RFC 9001 §5.4.3): mask = AES-ECB(hp_key, sample).
+
+    One ECB encryptor is created for the key and fed one 16-byte sample per packet; ECB keeps
+    no state between blocks, so the encryptor is never finalized.
+    """
+
+    __slots__ = ("_encrypt_block",)
+
+    def __init__(self, hp_key: bytes) -> None:
+        self._encrypt_block = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
+
+    def mask(self, sample: Buffer) -> bytes:
+        return self._encrypt_block(sample)[:5]
+
+
+class _ChaChaHeaderProtection:
+    """ChaCha20-based header protection (RFC 9001 §5.4.4).
+
+    counter = sample[0..3] (little endian), nonce = sample[4..15], mask = ChaCha20(hp_key,
+    counter, nonce, {0,0,0,0,0}). ``cryptography``'s 16-byte ChaCha20 nonce is exactly
+    counter (little endian) || nonce, so the sample is passed through untouched.
+    """
+
+    __slots__ = ("_hp_key",)
+
+    def __init__(self, hp_key: bytes) -> None:
+        self._hp_key = hp_key
+
+    def mask(self, sample: Buffer) -> bytes:
+        return Cipher(algorithms.ChaCha20(self._hp_key, sample), None).encryptor().update(_FIVE_ZEROS)
+
+
+_HeaderProtection = _AesHeaderProtection | _ChaChaHeaderProtection
+
+
+class PacketKeys:
+    """The keys protecting packets in one direction at one encryption level (RFC 9001 §5.1).
+
+    Derives key = HKDF-Expand-Label(secret, "quic key"), iv ("quic iv") and hp ("quic hp")
+    once (v2 labels for ``VERSION_2``) and keeps one AEAD object and one header protection object.
+    ``header_mask(sample)`` returns the 5-byte mask for a 16-byte sample.
+
+    ``header_protection_from`` lets a key update keep the header protection key: RFC 9001 §6
+    "The header protection key is not updated"; use ``next_generation()``.
+    Raises ValueError for an unknown version or a secret shorter than the suite's hash.
+    """
+
+    __slots__ = (
+        "_aead",
+        "_header_protection",
+        "_iv_int",
+        "header_mask",
+        "hp_key",
+        "iv",
+        "key",
+        "secret",
+        "suite",
+        "version",
+    )
+
+    suite: CipherSuite
+    secret: bytes
+    version: int
+    key: bytes
+    iv: bytes
+    hp_key: bytes
+    _iv_int: int
+    _aead: AESGCM | ChaCha20Poly1305
+    _header_protection: _AesHeaderProtection | _ChaChaHeaderProtection
+    header_mask: Callable[[Buffer], bytes]
+
+    def __init__(
+        self,
+        suite: CipherSuite,
+        secret: bytes,
+        version: int,
+        *,
+        header_protection_from: PacketKeys | None = None,
+    ) -> None:
+        hash = _HASH[suite]
+        if len(secret) < hash.digest_size:
+            raise ValueError(f"a {suite.name} secret has {hash.digest_size} bytes, got {len(secret)}")
+        key_label, iv_label, hp_label, _ = _labels(version)
+        key_length = _KEY_LENGTH[suite]
+        self.suite = suite
+        self.secret = secret
+        self.version = version
+        self.key = hkdf_expand_label(hash, secret, key_label, b"", key_length)
+        self.iv = hkdf_expand_label(hash, secret, iv_label, b"", _IV_LENGTH)
+        self._iv_int = int.from_bytes(self.iv, "big")
+        self._aead = (
+            ChaCha20Poly1305(self.key) if suite == CipherSuite.CHACHA20_POLY1305_SHA256 else AESGCM(self.key)
+        )
+        hp: _HeaderProtection
+        if header_protection_from is not None:
+            if header_protection_from.suite != suite:
+                raise ValueError("a key update cannot change the cipher suite")
+            self.hp_key = header_protection_from.hp_key
+            hp = header_protection_from._header_protection
+        else:
+            self.hp_key = hkdf_expand_label(hash, secret, hp_label, b"", key_length)
+            if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+                hp = _ChaChaHeaderProtection(self.hp_key)
+            else:
+                hp = _AesHeaderProtection(self.hp_key)
+        self._header_protection = hp
+        # Bound once: the per-packet call goes straight to the header protection object.
+        self.header_mask = hp.mask
+
+    def __repr__(self) -> str:
+        return f"PacketKeys({self.suite.name}, version={self.version:#x})"
+
+    def nonce(self, pn: int) -> bytes:
+        """The AEAD nonce: the IV XOR the packet number left-padded to 12 bytes (RFC 9001 §5.3)."""
+        return (self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big")
+
+    def seal(self, pn: int, header: Buffer, payload: Buffer) -> bytes:
+        """AEAD-encrypt ``payload`` with ``header`` as associated data; returns ciphertext + tag."""
+        return self._aead.encrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), payload, header)
+
+    def open(self, pn: int, header: Buffer, ciphertext: Buffer) -> bytes:
+        """AEAD-decrypt ``ciphertext`` (with tag); raises DecryptionError if it does not authenticate."""
+        if len(ciphertext) < TAG_LENGTH:
+            raise DecryptionError("packet payload shorter than the AEAD tag")
+        try:
+            return self._aead.decrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), ciphertext, header)
+        except InvalidTag:
+            raise DecryptionError("packet failed authentication") from None
+
+    def next_generation(self) -> PacketKeys:
+        """The keys of the next key phase: new key and IV, the same header protection (RFC 9001 §6)."""
+        return PacketKeys(
+            self.suite,
+            next_generation_secret(self.suite, self.secret, self.version),
+            self.version,
+            header_protection_from=self,
+        )
+
+
+def initial_keys(version: int, dcid: bytes, perspective: Perspective) -> tuple[PacketKeys, PacketKeys]:
+    """(seal, open) Initial keys for ``perspective`` given the client's original ``dcid`` (RFC 9001 §5.2)."""
+    client_secret, server_secret = initial_secrets(version, dcid)
+    client = PacketKeys(INITIAL_CIPHER_SUITE, client_secret, version)
+    server = PacketKeys(INITIAL_CIPHER_SUITE, server_secret, version)
+    return (client, server) if perspective == Perspective.CLIENT else (server, client)
+
+
+def protect_packet(
+    keys: PacketKeys,
+    buf: bytearray,
+    pn_offset: int,
+    pn_len: int,
+    pn: int,
+    payload: Buffer,
+    *,
+    header_offset: int = 0,
+) -> bytes:
+    """Encrypt ``payload`` and apply header protection; returns the protected packet.
+
+    ``buf`` holds the unprotected header, from ``header_offset`` (non-zero when earlier packets of
+    a coalesced datagram precede it) to its end, which must be ``pn_offset + pn_len``. On return
+    ``buf`` also holds the protected packet (header masked in place, ciphertext appended), so a
+    caller building a datagram in ``buf`` can ignore the returned copy.
+    Raises ValueError when ``buf`` does not end at the packet number, or when the packet is too
+    short to sample: RFC 9001 §5.4.2 requires pn_len + len(payload) >= 4 (pad with PADDING).
+    """
+    header_end = pn_offset + pn_len
+    if len(buf) != header_end or not 1 <= pn_len <= 4 or header_offset > pn_offset:
+        raise ValueError("buf must end with the packet number field of the header being protected")
+    if pn_len + len(payload) < _SAMPLE_SKIP:
+        raise ValueError("payload too short for the header protection sample (RFC 9001 §5.4.2)")
+    with memoryview(buf) as view:
+        ciphertext = keys.seal(pn, view[header_offset:], payload)
+    buf += ciphertext
+    # RFC 9001 §5.4.2: the sample is taken 4 bytes after the start of the packet number field,
+    # as if the packet number were 4 bytes long.
+    sample_offset = pn_offset + _SAMPLE_SKIP
+    with memoryview(buf) as view:
+        mask = keys.header_mask(view[sample_offset : sample_offset + SAMPLE_LENGTH])
+    first = buf[header_offset]
+    # RFC 9001 §5.4.1: long headers protect the low 4 bits of the first byte, short headers 5.
+    buf[header_offset] = first ^ (mask[0] & (0x0F if first & 0x80 else 0x1F))
+    for i in range(pn_len):
+        buf[pn_offset + i] ^= mask[1 + i]
+    if header_offset:
+        with memoryview(buf) as view:
+            return bytes(view[header_offset:])
+    return bytes(buf)
+
+
+def unprotect_header(keys: PacketKeys, data: bytearray | memoryview, pn_offset: int) -> tuple[int, int, int]:
+    """Remove header protection (RFC 9001 §5.4); returns (first byte, truncated pn, pn length).
+
+    ``data`` is one packet, from its first byte to its end (a slice of the datagram when packets
+    are coalesced) and must be writable: the unmasked first byte and packet number are written
+    back, so ``data[:pn_offset + pn_len]`` is the header to authenticate. Raises DecryptionError
+    when the packet is too short to hold a sample: such a packet cannot be valid and is dropped.
+    """
+    sample_offset = pn_offset + _SAMPLE_SKIP
+    if pn_offset < 1 or len(data) < sample_offset + SAMPLE_LENGTH:
+        raise DecryptionError("packet too short for a header protection sample")
+    mask = keys.header_mask(data[sample_offset : sample_offset + SAMPLE_LENGTH])
+    first = data[0]
+    # RFC 9001 §5.4.1: 4 protected bits in a long header, 5 in a short header.
+    first ^= mask[0] & (0x0F if first & 0x80 else 0x1F)
+    pn_len = (first & 0x03) + 1
+    end = pn_offset + pn_len
+    truncated = int.from_bytes(data[pn_offset:end], "big") ^ int.from_bytes(mask[1 : 1 + pn_len], "big")
+    data[0] = first
+    data[pn_offset:end] = truncated.to_bytes(pn_len, "big")
+    return first, truncated, pn_len
+
+
+def unprotect_payload(
+    keys: PacketKeys, data: bytearray | memoryview, pn_offset: int, pn_len: int, pn: int
+) -> bytes:
+    """Decrypt the payload of ``data`` (one packet, header already unmasked by ``unprotect_header``).
+
+    ``pn`` is the full, decoded packet number. Raises DecryptionError if it does not authenticate.
+    """
+    header_end = pn_offset + pn_len
+    with memoryview(data) as view:
+        return keys.open(pn, view[:header_end], view[header_end:])
+
+
+def retry_integrity_tag(version: int, pseudo_packet: Buffer) -> bytes:
+    """The 16-byte Retry Integrity Tag over the Retry pseudo-packet (RFC 9001 §5.8, RFC 9369 §3.3.3).
+
+    The tag is AEAD_AES_128_GCM with the version's fixed key and nonce, an empty plaintext and the
+    pseudo-packet (ODCID length, ODCID, Retry packet without its tag) as associated data.
+    Raises ValueError for a version other than v1 and v2.
+    """
+    try:
+        aead, nonce = _RETRY_AEAD[version]
+    except KeyError:
+        raise ValueError(f"no Retry integrity key for QUIC version {version:#010x}") from None
+    return aead.encrypt(nonce, b"", pseudo_packet)
+
+
+def retry_integrity_valid(version: int, pseudo_packet: Buffer, tag: Buffer) -> bool:
+    """Whether ``tag`` authenticates ``pseudo_packet``; False for an unknown version or bad tag.
+
+    RFC 9001 §5.8: "Retry packets ... that cannot be validated MUST be discarded" by the client.
+    """
+    entry = _RETRY_AEAD.get(version)
+    if entry is None or len(tag) != TAG_LENGTH:
+        return False
+    aead, nonce = entry
+    try:
+        aead.decrypt(nonce, tag, pseudo_packet)
+    except InvalidTag:
+        return False
+    return True
