@@ -143,3 +143,10 @@ class AddressInUseError(QuicError, OSError):
     def __init__(self, addr: object) -> None:
         self.addr = addr
         super().__init__(f"a quicsilver Transport is already listening on {addr}")
+
+
+class TransportClosedError(QuicError):
+    """The Transport (socket) carrying the connection was closed (quic-go ErrTransportClosed)."""
+
+    def __init__(self) -> None:
+        super().__init__("the Transport was closed")
