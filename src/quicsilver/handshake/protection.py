@@ -171,17 +171,17 @@ def next_generation_secret(suite: CipherSuite, secret: bytes, version: int) -> b
 class _AesHeaderProtection:
     """AES-based header protection (RFC 9001 §5.4.3): mask = AES-ECB(hp_key, sample).
 
-    One ECB encryptor is created for the key and fed one 16-byte sample per packet; ECB keeps
-    no state between blocks, so the encryptor is never finalized.
+    One ECB encryptor is created per key and fed one 16-byte sample per packet; ECB keeps no
+    state between blocks, so the encryptor is never finalized. ``raw_mask`` is the encryptor's
+    bound ``update``: it returns the whole 16-byte block, of which the mask is the first 5 bytes.
     """
 
-    __slots__ = ("_encrypt_block",)
+    __slots__ = ("raw_mask",)
 
     def __init__(self, hp_key: bytes) -> None:
-        self._encrypt_block = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
-
-    def mask(self, sample: Buffer) -> bytes:
-        return self._encrypt_block(sample)[:5]
+        self.raw_mask: Callable[[Buffer], bytes] = (
+            Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
+        )
 
 
 class _ChaChaHeaderProtection:
@@ -189,19 +189,18 @@ class _ChaChaHeaderProtection:
 
     counter = sample[0..3] (little endian), nonce = sample[4..15], mask = ChaCha20(hp_key,
     counter, nonce, {0,0,0,0,0}). ``cryptography``'s 16-byte ChaCha20 nonce is exactly
-    counter (little endian) || nonce, so the sample is passed through untouched.
+    counter (little endian) || nonce, so the sample is passed through untouched. The cipher
+    context has to be created per packet (the API cannot re-key a context with a new nonce).
     """
 
-    __slots__ = ("_hp_key",)
+    __slots__ = ("_hp_key", "raw_mask")
 
     def __init__(self, hp_key: bytes) -> None:
         self._hp_key = hp_key
+        self.raw_mask: Callable[[Buffer], bytes] = self._mask
 
-    def mask(self, sample: Buffer) -> bytes:
+    def _mask(self, sample: Buffer) -> bytes:
         return Cipher(algorithms.ChaCha20(self._hp_key, sample), None).encryptor().update(_FIVE_ZEROS)
-
-
-_HeaderProtection = _AesHeaderProtection | _ChaChaHeaderProtection
 
 
 class PacketKeys:
@@ -209,7 +208,6 @@ class PacketKeys:
 
     Derives key = HKDF-Expand-Label(secret, "quic key"), iv ("quic iv") and hp ("quic hp")
     once (v2 labels for ``VERSION_2``) and keeps one AEAD object and one header protection object.
-    ``header_mask(sample)`` returns the 5-byte mask for a 16-byte sample.
 
     ``header_protection_from`` lets a key update keep the header protection key: RFC 9001 §6
     "The header protection key is not updated"; use ``next_generation()``.
@@ -217,10 +215,11 @@ class PacketKeys:
     """
 
     __slots__ = (
-        "_aead",
+        "_decrypt",
+        "_encrypt",
         "_header_protection",
         "_iv_int",
-        "header_mask",
+        "_raw_mask",
         "hp_key",
         "iv",
         "key",
@@ -236,9 +235,11 @@ class PacketKeys:
     iv: bytes
     hp_key: bytes
     _iv_int: int
-    _aead: AESGCM | ChaCha20Poly1305
     _header_protection: _AesHeaderProtection | _ChaChaHeaderProtection
-    header_mask: Callable[[Buffer], bytes]
+    # Bound once so the per-packet calls go straight into the cipher objects.
+    _encrypt: Callable[[bytes, Buffer, Buffer], bytes]
+    _decrypt: Callable[[bytes, Buffer, Buffer], bytes]
+    _raw_mask: Callable[[Buffer], bytes]  # at least 5 bytes; the mask is the first 5
 
     def __init__(
         self,
@@ -259,10 +260,11 @@ class PacketKeys:
         self.key = hkdf_expand_label(hash, secret, key_label, b"", key_length)
         self.iv = hkdf_expand_label(hash, secret, iv_label, b"", _IV_LENGTH)
         self._iv_int = int.from_bytes(self.iv, "big")
-        self._aead = (
-            ChaCha20Poly1305(self.key) if suite == CipherSuite.CHACHA20_POLY1305_SHA256 else AESGCM(self.key)
-        )
-        hp: _HeaderProtection
+        is_chacha = suite == CipherSuite.CHACHA20_POLY1305_SHA256
+        aead = ChaCha20Poly1305(self.key) if is_chacha else AESGCM(self.key)
+        self._encrypt = aead.encrypt
+        self._decrypt = aead.decrypt
+        hp: _AesHeaderProtection | _ChaChaHeaderProtection
         if header_protection_from is not None:
             if header_protection_from.suite != suite:
                 raise ValueError("a key update cannot change the cipher suite")
@@ -270,13 +272,9 @@ class PacketKeys:
             hp = header_protection_from._header_protection
         else:
             self.hp_key = hkdf_expand_label(hash, secret, hp_label, b"", key_length)
-            if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
-                hp = _ChaChaHeaderProtection(self.hp_key)
-            else:
-                hp = _AesHeaderProtection(self.hp_key)
+            hp = _ChaChaHeaderProtection(self.hp_key) if is_chacha else _AesHeaderProtection(self.hp_key)
         self._header_protection = hp
-        # Bound once: the per-packet call goes straight to the header protection object.
-        self.header_mask = hp.mask
+        self._raw_mask = hp.raw_mask
 
     def __repr__(self) -> str:
         return f"PacketKeys({self.suite.name}, version={self.version:#x})"
@@ -285,16 +283,20 @@ class PacketKeys:
         """The AEAD nonce: the IV XOR the packet number left-padded to 12 bytes (RFC 9001 §5.3)."""
         return (self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big")
 
+    def header_mask(self, sample: Buffer) -> bytes:
+        """The 5-byte header protection mask for a 16-byte ``sample`` (RFC 9001 §5.4.1)."""
+        return self._raw_mask(sample)[:5]
+
     def seal(self, pn: int, header: Buffer, payload: Buffer) -> bytes:
         """AEAD-encrypt ``payload`` with ``header`` as associated data; returns ciphertext + tag."""
-        return self._aead.encrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), payload, header)
+        return self._encrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), payload, header)
 
     def open(self, pn: int, header: Buffer, ciphertext: Buffer) -> bytes:
         """AEAD-decrypt ``ciphertext`` (with tag); raises DecryptionError if it does not authenticate."""
         if len(ciphertext) < TAG_LENGTH:
             raise DecryptionError("packet payload shorter than the AEAD tag")
         try:
-            return self._aead.decrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), ciphertext, header)
+            return self._decrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), ciphertext, header)
         except InvalidTag:
             raise DecryptionError("packet failed authentication") from None
 
@@ -335,24 +337,26 @@ def protect_packet(
     Raises ValueError when ``buf`` does not end at the packet number, or when the packet is too
     short to sample: RFC 9001 §5.4.2 requires pn_len + len(payload) >= 4 (pad with PADDING).
     """
-    header_end = pn_offset + pn_len
-    if len(buf) != header_end or not 1 <= pn_len <= 4 or header_offset > pn_offset:
+    if len(buf) != pn_offset + pn_len or not 1 <= pn_len <= 4 or header_offset > pn_offset:
         raise ValueError("buf must end with the packet number field of the header being protected")
     if pn_len + len(payload) < _SAMPLE_SKIP:
         raise ValueError("payload too short for the header protection sample (RFC 9001 §5.4.2)")
-    with memoryview(buf) as view:
-        ciphertext = keys.seal(pn, view[header_offset:], payload)
-    buf += ciphertext
-    # RFC 9001 §5.4.2: the sample is taken 4 bytes after the start of the packet number field,
-    # as if the packet number were 4 bytes long.
-    sample_offset = pn_offset + _SAMPLE_SKIP
-    with memoryview(buf) as view:
-        mask = keys.header_mask(view[sample_offset : sample_offset + SAMPLE_LENGTH])
+    nonce = (keys._iv_int ^ pn).to_bytes(_IV_LENGTH, "big")
+    if header_offset:
+        with memoryview(buf) as view:
+            ciphertext = keys._encrypt(nonce, payload, view[header_offset:])
+    else:
+        ciphertext = keys._encrypt(nonce, payload, buf)
+    # RFC 9001 §5.4.2: the sample starts 4 bytes after the start of the packet number field, as
+    # if the packet number were 4 bytes long; the ciphertext starts pn_len bytes after it.
+    skip = _SAMPLE_SKIP - pn_len
+    mask = keys._raw_mask(ciphertext[skip : skip + SAMPLE_LENGTH])
     first = buf[header_offset]
     # RFC 9001 §5.4.1: long headers protect the low 4 bits of the first byte, short headers 5.
     buf[header_offset] = first ^ (mask[0] & (0x0F if first & 0x80 else 0x1F))
     for i in range(pn_len):
         buf[pn_offset + i] ^= mask[1 + i]
+    buf += ciphertext
     if header_offset:
         with memoryview(buf) as view:
             return bytes(view[header_offset:])
@@ -370,15 +374,17 @@ def unprotect_header(keys: PacketKeys, data: bytearray | memoryview, pn_offset: 
     sample_offset = pn_offset + _SAMPLE_SKIP
     if pn_offset < 1 or len(data) < sample_offset + SAMPLE_LENGTH:
         raise DecryptionError("packet too short for a header protection sample")
-    mask = keys.header_mask(data[sample_offset : sample_offset + SAMPLE_LENGTH])
+    mask = keys._raw_mask(data[sample_offset : sample_offset + SAMPLE_LENGTH])
     first = data[0]
     # RFC 9001 §5.4.1: 4 protected bits in a long header, 5 in a short header.
     first ^= mask[0] & (0x0F if first & 0x80 else 0x1F)
-    pn_len = (first & 0x03) + 1
-    end = pn_offset + pn_len
-    truncated = int.from_bytes(data[pn_offset:end], "big") ^ int.from_bytes(mask[1 : 1 + pn_len], "big")
     data[0] = first
-    data[pn_offset:end] = truncated.to_bytes(pn_len, "big")
+    pn_len = (first & 0x03) + 1
+    truncated = 0
+    for i in range(pn_offset, pn_offset + pn_len):
+        byte = data[i] ^ mask[i - pn_offset + 1]
+        data[i] = byte
+        truncated = (truncated << 8) | byte
     return first, truncated, pn_len
 
 
@@ -390,8 +396,15 @@ def unprotect_payload(
     ``pn`` is the full, decoded packet number. Raises DecryptionError if it does not authenticate.
     """
     header_end = pn_offset + pn_len
-    with memoryview(data) as view:
-        return keys.open(pn, view[:header_end], view[header_end:])
+    if len(data) < header_end + TAG_LENGTH:
+        raise DecryptionError("packet payload shorter than the AEAD tag")
+    try:
+        # Slicing a bytearray copies ~1 KB (cheaper than creating a memoryview); a memoryview slices free.
+        return keys._decrypt(
+            (keys._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), data[header_end:], data[:header_end]
+        )
+    except InvalidTag:
+        raise DecryptionError("packet failed authentication") from None
 
 
 def retry_integrity_tag(version: int, pseudo_packet: Buffer) -> bytes:
