@@ -17,6 +17,7 @@ from quicsilver.handshake.protection import (
     initial_keys,
     next_generation_secret,
     protect_packet,
+    protect_packet_into,
     retry_integrity_tag,
     suite_hash,
     unprotect_header,
@@ -119,6 +120,23 @@ def test_coalesced_packet_header_offset() -> None:
     first, pn, pn_len = unprotect_header(keys, data, len(header) - 1)
     assert (first, pn, pn_len) == (header[0], 7, 1)
     assert unprotect_payload(keys, data, len(header) - 1, 1, 7) == bytes(30)
+
+
+def test_protect_packet_into_builds_a_datagram_in_place() -> None:
+    keys = make_keys(CipherSuite.AES_128_GCM_SHA256)
+    buf = bytearray()
+    ends = []
+    for pn in range(3):
+        start = len(buf)
+        buf += long_header(DCID, b"", pn, 2, 20)
+        length = protect_packet_into(keys, buf, len(buf) - 2, 2, pn, bytes(20), header_offset=start)
+        assert length == len(buf) - start
+        ends.append((start, len(buf)))
+    for pn, (start, end) in enumerate(ends):
+        data = bytearray(buf[start:end])
+        pn_offset = len(long_header(DCID, b"", pn, 2, 20)) - 2
+        assert unprotect_header(keys, data, pn_offset)[1:] == (pn, 2)
+        assert unprotect_payload(keys, data, pn_offset, 2, pn) == bytes(20)
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=[s.name for s in SUITES])

@@ -38,6 +38,7 @@ __all__ = [
     "initial_secrets",
     "next_generation_secret",
     "protect_packet",
+    "protect_packet_into",
     "retry_integrity_tag",
     "retry_integrity_valid",
     "suite_hash",
@@ -328,16 +329,38 @@ def protect_packet(
     *,
     header_offset: int = 0,
 ) -> bytes:
-    """Encrypt ``payload`` and apply header protection; returns the protected packet.
+    """Encrypt ``payload`` and apply header protection; returns a copy of the protected packet.
 
     ``buf`` holds the unprotected header, from ``header_offset`` (non-zero when earlier packets of
     a coalesced datagram precede it) to its end, which must be ``pn_offset + pn_len``. On return
-    ``buf`` also holds the protected packet (header masked in place, ciphertext appended), so a
-    caller building a datagram in ``buf`` can ignore the returned copy.
-    Raises ValueError when ``buf`` does not end at the packet number, or when the packet is too
-    short to sample: RFC 9001 §5.4.2 requires pn_len + len(payload) >= 4 (pad with PADDING).
+    ``buf`` also holds the protected packet (see ``protect_packet_into``, which skips the copy).
+    Raises ValueError as ``protect_packet_into`` does.
     """
-    if len(buf) != pn_offset + pn_len or not 1 <= pn_len <= 4 or header_offset > pn_offset:
+    protect_packet_into(keys, buf, pn_offset, pn_len, pn, payload, header_offset=header_offset)
+    if header_offset:
+        with memoryview(buf) as view:
+            return bytes(view[header_offset:])
+    return bytes(buf)
+
+
+def protect_packet_into(
+    keys: PacketKeys,
+    buf: bytearray,
+    pn_offset: int,
+    pn_len: int,
+    pn: int,
+    payload: Buffer,
+    *,
+    header_offset: int = 0,
+) -> int:
+    """Protect the packet whose header ends ``buf`` in place; returns its protected length.
+
+    The ciphertext is appended to ``buf`` and the header (from ``header_offset``, where earlier
+    coalesced packets end) is masked in place. Raises ValueError when ``buf`` does not end at the
+    packet number field, or when the packet is too short to sample: RFC 9001 §5.4.2 needs
+    pn_len + len(payload) >= 4, so the packer pads with PADDING frames.
+    """
+    if len(buf) != pn_offset + pn_len or not 1 <= pn_len <= 4 or not 0 <= header_offset < pn_offset:
         raise ValueError("buf must end with the packet number field of the header being protected")
     if pn_len + len(payload) < _SAMPLE_SKIP:
         raise ValueError("payload too short for the header protection sample (RFC 9001 §5.4.2)")
@@ -357,10 +380,7 @@ def protect_packet(
     for i in range(pn_len):
         buf[pn_offset + i] ^= mask[1 + i]
     buf += ciphertext
-    if header_offset:
-        with memoryview(buf) as view:
-            return bytes(view[header_offset:])
-    return bytes(buf)
+    return len(buf) - header_offset
 
 
 def unprotect_header(keys: PacketKeys, data: bytearray | memoryview, pn_offset: int) -> tuple[int, int, int]:
