@@ -276,3 +276,29 @@ def test_initial_keys_depend_on_dcid_and_version() -> None:
     b, _ = initial_keys(VERSION_1, DCID[:-1], Perspective.CLIENT)
     c, _ = initial_keys(VERSION_2, DCID, Perspective.CLIENT)
     assert len({a.key, b.key, c.key}) == 3
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    suite=st.sampled_from(SUITES),
+    version=st.sampled_from([VERSION_1, VERSION_2]),
+    pn=st.integers(min_value=0, max_value=(1 << 62) - 1),
+    pn_len=st.integers(min_value=1, max_value=4),
+    dcid=st.binary(max_size=20),
+    payload=st.binary(min_size=3, max_size=1400),
+    key_phase=st.booleans(),
+)
+def test_round_trip_property(
+    suite: CipherSuite, version: int, pn: int, pn_len: int, dcid: bytes, payload: bytes, key_phase: bool
+) -> None:
+    keys = make_keys(suite, version)
+    header = short_header(dcid, pn, pn_len, key_phase)
+    pn_offset = 1 + len(dcid)
+    packet = protect_packet(keys, bytearray(header), pn_offset, pn_len, pn, payload)
+    assert len(packet) == len(header) + len(payload) + 16
+    data = bytearray(packet)
+    first, truncated, got_len = unprotect_header(keys, data, pn_offset)
+    assert (first, got_len) == (header[0], pn_len)
+    assert truncated == pn & ((1 << (8 * pn_len)) - 1)
+    assert data[: len(header)] == header
+    assert unprotect_payload(keys, data, pn_offset, pn_len, pn) == payload
