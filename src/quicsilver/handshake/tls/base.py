@@ -1,0 +1,85 @@
+"""What the client and server handshakes share: events out, keys out, key log, helpers.
+
+RFC 9001 §4.1.3 (the TLS stack gives QUIC handshake bytes per encryption level and secrets to
+install), §4.1.4 (the order of those), RFC 8446 §7.1 (the traffic secrets).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from cryptography import x509
+
+from ...protocol import EncryptionLevel
+from ..protection import CipherSuite
+from .alerts import AlertDescription, tls_error
+from .config import TLSConfig
+from .events import KeysReady, TLSEvent, WriteData
+from .key_schedule import KeySchedule, Transcript
+
+__all__ = ["HandshakeBase", "unexpected"]
+
+# Key log labels per (level, is_client_secret).
+_LABELS = {
+    (EncryptionLevel.ZERO_RTT, True): "CLIENT_EARLY_TRAFFIC_SECRET",
+    (EncryptionLevel.HANDSHAKE, True): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    (EncryptionLevel.HANDSHAKE, False): "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    (EncryptionLevel.ONE_RTT, True): "CLIENT_TRAFFIC_SECRET_0",
+    (EncryptionLevel.ONE_RTT, False): "SERVER_TRAFFIC_SECRET_0",
+}
+
+
+def unexpected(what: str) -> Exception:
+    return tls_error(AlertDescription.UNEXPECTED_MESSAGE, what)
+
+
+class HandshakeBase:
+    """State common to both sides. ``expected_level`` is where the next message must arrive."""
+
+    is_client: bool
+
+    def __init__(self, config: TLSConfig, events: deque[TLSEvent], *, quic: bool, now: float) -> None:
+        self.config = config
+        self.events = events
+        self.quic = quic
+        self.now = now
+        self.expected_level: EncryptionLevel | None = EncryptionLevel.INITIAL
+        self.client_random = b""
+        self.suite: CipherSuite | None = None
+        self.group: int | None = None
+        self.alpn: str | None = None
+        self.key_schedule: KeySchedule | None = None
+        self.transcript: Transcript | None = None
+        self.session_resumed = False
+        self.early_data_accepted = False
+        self.peer_certificates: tuple[x509.Certificate, ...] = ()
+        self.resumption_master_secret = b""
+        self.exporter_secret = b""
+        self.complete = False
+
+    def write(self, level: EncryptionLevel, data: bytes) -> None:
+        self.events.append(WriteData(level, data))
+
+    def install(self, level: EncryptionLevel, is_write: bool, suite: CipherSuite, secret: bytes) -> None:
+        """Emits KeysReady and the key log line for a traffic secret."""
+        self.events.append(KeysReady(level, is_write, suite, secret))
+        keylog = self.config.keylog
+        if keylog is not None:
+            is_client_secret = is_write == self.is_client
+            keylog.write(_LABELS[level, is_client_secret], self.client_random, secret)
+
+    def log_exporter(self) -> None:
+        if self.config.keylog is not None:
+            self.config.keylog.write("EXPORTER_SECRET", self.client_random, self.exporter_secret)
+
+    def derive_application_secrets(self) -> tuple[bytes, bytes]:
+        """Master Secret and (client, server) application traffic secrets, after server Finished."""
+        assert self.key_schedule is not None and self.transcript is not None
+        ks = self.key_schedule
+        ks.enter_master()
+        th = self.transcript.digest()
+        client_secret = ks.derive_secret(b"c ap traffic", th)
+        server_secret = ks.derive_secret(b"s ap traffic", th)
+        self.exporter_secret = ks.derive_secret(b"exp master", th)
+        self.log_exporter()
+        return client_secret, server_secret

@@ -1,0 +1,224 @@
+"""Certificates: loading, self-signed generation and peer chain verification (RFC 8446 §4.4.2.4).
+
+Chain building and the Web PKI checks (signatures, validity period, name or IP SAN, key usage) are
+``cryptography.x509.verification``'s. The trust store and the verifiers are built once and cached by
+the owning :class:`~quicsilver.handshake.tls.config.TLSConfig`; parsed peer certificates are cached
+by their DER bytes so a server seen again is not parsed again.
+
+Alerts (RFC 8446 §6.2): an expired or not yet valid certificate is certificate_expired, any other
+verification failure (unknown issuer, wrong host name, bad signature) bad_certificate, bytes that are
+not a certificate decode_error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.general_name import DNSName, IPAddress
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import (
+    ClientVerifier,
+    PolicyBuilder,
+    ServerVerifier,
+    Store,
+    VerificationError,
+)
+
+from ...errors import ConfigError
+from .alerts import AlertDescription, tls_error
+from .signatures import PrivateKey, PublicKey
+
+__all__ = [
+    "CertificateVerifier",
+    "generate_self_signed",
+    "load_pem_certificates",
+    "load_private_key",
+    "public_key_of",
+    "system_ca_file",
+]
+
+# Where distributions keep their CA bundle (the same places OpenSSL and Go look).
+_SYSTEM_CA_FILES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
+_PARSED_CACHE_SIZE = 128
+
+
+def system_ca_file() -> str | None:
+    """The system CA bundle: ``$SSL_CERT_FILE`` or the first distribution path that exists."""
+    env = os.environ.get("SSL_CERT_FILE")
+    if env and os.path.isfile(env):
+        return env
+    for path in _SYSTEM_CA_FILES:
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_pem_certificates(data: bytes, field: str) -> list[x509.Certificate]:
+    """Every certificate in PEM ``data``; ConfigError(field) if there is none."""
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ConfigError(field, f"no PEM certificate could be read ({exc})")
+    if not certs:
+        raise ConfigError(field, "contains no PEM certificate")
+    return certs
+
+
+def load_private_key(data: bytes, password: bytes | None, field: str) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(data, password)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(field, f"no usable PEM private key ({exc})")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise ConfigError(
+            field, f"unsupported private key type {type(key).__name__} (use EC, RSA or Ed25519)"
+        )
+    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1):
+        raise ConfigError(field, f"unsupported curve {key.curve.name} (use P-256 or P-384)")
+    return key
+
+
+def public_key_of(cert: x509.Certificate) -> PublicKey:
+    """The certificate's key; unsupported_certificate for key types TLS 1.3 cannot use here."""
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        return key
+    raise tls_error(AlertDescription.UNSUPPORTED_CERTIFICATE, f"unsupported key type {type(key).__name__}")
+
+
+def _raw_public(key: PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
+    return _raw_public(key.public_key()) == _raw_public(public_key_of(cert))
+
+
+def _subject_for(host: str) -> DNSName | IPAddress:
+    try:
+        return IPAddress(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return DNSName(host)
+
+
+class CertificateVerifier:
+    """Verifies peer chains against one trust store; verifiers are cached per server name."""
+
+    __slots__ = ("_client_verifier", "_parsed", "_server_verifiers", "_store")
+
+    def __init__(self, anchors: Sequence[x509.Certificate]) -> None:
+        self._store = Store(list(anchors))
+        self._server_verifiers: dict[str, ServerVerifier] = {}
+        self._client_verifier: ClientVerifier | None = None
+        self._parsed: OrderedDict[bytes, x509.Certificate] = OrderedDict()
+
+    def parse_chain(self, ders: Iterable[bytes]) -> list[x509.Certificate]:
+        """Parses DER certificates, reusing earlier parses; decode_error for bytes that do not parse."""
+        out: list[x509.Certificate] = []
+        for der in ders:
+            cert = self._parsed.get(der)
+            if cert is None:
+                cert = parse_der_certificate(der)
+                self._parsed[der] = cert
+                if len(self._parsed) > _PARSED_CACHE_SIZE:
+                    self._parsed.popitem(last=False)
+            out.append(cert)
+        return out
+
+    def verify_server(self, chain: Sequence[x509.Certificate], server_name: str) -> None:
+        verifier = self._server_verifiers.get(server_name)
+        if verifier is None:
+            verifier = PolicyBuilder().store(self._store).build_server_verifier(_subject_for(server_name))
+            if len(self._server_verifiers) < _PARSED_CACHE_SIZE:
+                self._server_verifiers[server_name] = verifier
+        _check_validity(chain[0])
+        try:
+            verifier.verify(chain[0], list(chain[1:]))
+        except VerificationError as exc:
+            raise tls_error(AlertDescription.BAD_CERTIFICATE, f"certificate verification failed: {exc}")
+
+    def verify_client(self, chain: Sequence[x509.Certificate]) -> None:
+        if self._client_verifier is None:
+            self._client_verifier = PolicyBuilder().store(self._store).build_client_verifier()
+        _check_validity(chain[0])
+        try:
+            self._client_verifier.verify(chain[0], list(chain[1:]))
+        except VerificationError as exc:
+            raise tls_error(
+                AlertDescription.BAD_CERTIFICATE, f"client certificate verification failed: {exc}"
+            )
+
+
+def parse_der_certificate(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise tls_error(AlertDescription.DECODE_ERROR, "certificate is not valid DER")
+
+
+def _check_validity(cert: x509.Certificate) -> None:
+    """certificate_expired for a leaf outside its validity period (RFC 8446 §6.2)."""
+    now = datetime.datetime.now(datetime.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise tls_error(AlertDescription.CERTIFICATE_EXPIRED, "certificate is expired or not yet valid")
+
+
+def generate_self_signed(
+    hosts: Sequence[str], key_type: str = "ec", days: int = 365
+) -> tuple[x509.Certificate, PrivateKey]:
+    """A fresh key and a self-signed certificate naming ``hosts`` (DNS names or IP addresses).
+
+    The certificate is its own trust anchor: a client that trusts it (``cadata=``) verifies the
+    server. key_type: "ec" (P-256, default), "rsa" (2048 bits) or "ed25519".
+    """
+    key: PrivateKey
+    if key_type == "ec":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif key_type == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ConfigError("key_type", f"{key_type!r} is not one of 'ec', 'rsa', 'ed25519'")
+    if not hosts:
+        raise ConfigError("hosts", "needs at least one host name or IP address")
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+    )
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm), key

@@ -1,0 +1,158 @@
+"""Key exchange groups: X25519, secp256r1, secp384r1 and the hybrid X25519MLKEM768.
+
+RFC 8446 §4.2.7 (supported_groups), §4.2.8 (key_share), §4.2.8.2 (ECDHE parameters), §7.4 ((EC)DHE
+shared secret); draft-ietf-tls-ecdhe-mlkem (X25519MLKEM768, code point 0x11EC): the client share is
+the ML-KEM-768 encapsulation key (1184 bytes) followed by the X25519 public key (32 bytes), the server
+share the ML-KEM ciphertext (1088 bytes) followed by the X25519 public key, and the shared secret the
+ML-KEM shared secret followed by the X25519 shared secret (ML-KEM first, unlike the P-256 hybrid).
+
+A malformed or invalid peer share is illegal_parameter (RFC 8446 §4.2.8.2: "Peers MUST validate
+each other's public key").
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .alerts import AlertDescription, tls_error
+
+__all__ = ["SUPPORTED_GROUPS", "ClientKeyShare", "NamedGroup", "server_key_exchange"]
+
+
+class NamedGroup(IntEnum):
+    """Named groups (RFC 8446 §4.2.7, draft-ietf-tls-ecdhe-mlkem)."""
+
+    SECP256R1 = 0x0017
+    SECP384R1 = 0x0018
+    X25519 = 0x001D
+    X25519MLKEM768 = 0x11EC
+
+
+SUPPORTED_GROUPS = frozenset(NamedGroup)
+
+_MLKEM_PK = 1184
+_MLKEM_CT = 1088
+_X25519_LEN = 32
+_EC_CURVES: dict[int, tuple[ec.EllipticCurve, int]] = {
+    NamedGroup.SECP256R1: (ec.SECP256R1(), 65),
+    NamedGroup.SECP384R1: (ec.SECP384R1(), 97),
+}
+
+
+def _bad_share(reason: str) -> Exception:
+    return tls_error(AlertDescription.ILLEGAL_PARAMETER, reason)
+
+
+def _x25519_public(data: bytes) -> x25519.X25519PublicKey:
+    if len(data) != _X25519_LEN:
+        raise _bad_share("X25519 share of the wrong length")
+    return x25519.X25519PublicKey.from_public_bytes(data)
+
+
+def _x25519_exchange(private: x25519.X25519PrivateKey, peer: bytes) -> bytes:
+    try:
+        # RFC 8446 §7.4.2: the all-zero shared secret (a low-order peer point) MUST be refused;
+        # OpenSSL reports it as an error.
+        return private.exchange(_x25519_public(peer))
+    except ValueError:
+        raise _bad_share("X25519 share yields no shared secret")
+
+
+def _ec_public(group: int, data: bytes) -> ec.EllipticCurvePublicKey:
+    curve, length = _EC_CURVES[group]
+    # RFC 8446 §4.2.8.2: only the uncompressed point format (0x04 || X || Y) is allowed.
+    if len(data) != length or data[0] != 4:
+        raise _bad_share("ECDHE share is not an uncompressed point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, data)
+    except ValueError:
+        raise _bad_share("ECDHE share is not on the curve")
+
+
+def _ec_public_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
+class ClientKeyShare:
+    """A client's ephemeral key for one group: ``public`` goes into the ClientHello."""
+
+    __slots__ = ("_ec", "_mlkem", "_x25519", "group", "public")
+
+    def __init__(self, group: int) -> None:
+        self.group = NamedGroup(group)
+        self._x25519: x25519.X25519PrivateKey | None = None
+        self._ec: ec.EllipticCurvePrivateKey | None = None
+        self._mlkem: mlkem.MLKEM768PrivateKey | None = None
+        if group == NamedGroup.X25519:
+            self._x25519 = x25519.X25519PrivateKey.generate()
+            self.public = self._x25519.public_key().public_bytes_raw()
+        elif group == NamedGroup.X25519MLKEM768:
+            self._mlkem = mlkem.MLKEM768PrivateKey.generate()
+            self._x25519 = x25519.X25519PrivateKey.generate()
+            self.public = (
+                self._mlkem.public_key().public_bytes_raw() + self._x25519.public_key().public_bytes_raw()
+            )
+        else:
+            self._ec = ec.generate_private_key(_EC_CURVES[group][0])
+            self.public = _ec_public_bytes(self._ec)
+
+    @classmethod
+    def from_private_bytes(cls, group: int, private: bytes) -> ClientKeyShare:
+        """A share from a known X25519 private key (test vectors such as RFC 8448)."""
+        if group != NamedGroup.X25519:
+            raise ValueError("only X25519 shares can be loaded from private bytes")
+        share = cls.__new__(cls)
+        share.group = NamedGroup.X25519
+        share._ec = None
+        share._mlkem = None
+        share._x25519 = x25519.X25519PrivateKey.from_private_bytes(private)
+        share.public = share._x25519.public_key().public_bytes_raw()
+        return share
+
+    def exchange(self, server_share: bytes) -> bytes:
+        """The shared secret from the server's share; illegal_parameter if the share is invalid."""
+        if self._mlkem is not None and self._x25519 is not None:
+            if len(server_share) != _MLKEM_CT + _X25519_LEN:
+                raise _bad_share("X25519MLKEM768 share of the wrong length")
+            try:
+                kem_secret = self._mlkem.decapsulate(server_share[:_MLKEM_CT])
+            except ValueError:
+                raise _bad_share("ML-KEM ciphertext rejected")
+            return kem_secret + _x25519_exchange(self._x25519, server_share[_MLKEM_CT:])
+        if self._x25519 is not None:
+            return _x25519_exchange(self._x25519, server_share)
+        assert self._ec is not None
+        try:
+            return self._ec.exchange(ec.ECDH(), _ec_public(self.group, server_share))
+        except ValueError:
+            raise _bad_share("ECDHE failed")
+
+
+def server_key_exchange(group: int, client_share: bytes) -> tuple[bytes, bytes]:
+    """The server's (share, shared secret) answering ``client_share`` in ``group``."""
+    if group == NamedGroup.X25519:
+        private = x25519.X25519PrivateKey.generate()
+        return private.public_key().public_bytes_raw(), _x25519_exchange(private, client_share)
+    if group == NamedGroup.X25519MLKEM768:
+        if len(client_share) != _MLKEM_PK + _X25519_LEN:
+            raise _bad_share("X25519MLKEM768 share of the wrong length")
+        try:
+            kem_public = mlkem.MLKEM768PublicKey.from_public_bytes(client_share[:_MLKEM_PK])
+            kem_secret, ciphertext = kem_public.encapsulate()
+        except ValueError:
+            raise _bad_share("ML-KEM encapsulation key rejected")
+        private = x25519.X25519PrivateKey.generate()
+        secret = kem_secret + _x25519_exchange(private, client_share[_MLKEM_PK:])
+        return ciphertext + private.public_key().public_bytes_raw(), secret
+    if group in _EC_CURVES:
+        peer = _ec_public(group, client_share)
+        ec_private = ec.generate_private_key(_EC_CURVES[group][0])
+        try:
+            secret = ec_private.exchange(ec.ECDH(), peer)
+        except ValueError:
+            raise _bad_share("ECDHE failed")
+        return _ec_public_bytes(ec_private), secret
+    raise tls_error(AlertDescription.INTERNAL_ERROR, f"unsupported group {group}")

@@ -1,0 +1,115 @@
+"""The TLS 1.3 key schedule and transcript hash (RFC 8446 §7.1, §4.4.1, §4.4.4, §4.6.1).
+
+::
+
+             0 -> HKDF-Extract(salt=0, IKM=PSK or 0) = Early Secret
+                  -> binder_key, client_early_traffic_secret, early_exporter_master_secret
+        Derive-Secret(., "derived", "") -> HKDF-Extract(IKM=(EC)DHE) = Handshake Secret
+                  -> client/server_handshake_traffic_secret
+        Derive-Secret(., "derived", "") -> HKDF-Extract(IKM=0) = Master Secret
+                  -> client/server_application_traffic_secret_0, exporter, resumption master
+
+HKDF comes from :mod:`quicsilver.handshake.hkdf`; the transcript uses ``hashlib`` objects, whose
+``copy()`` gives the running hash at any point without re-hashing the messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from cryptography.hazmat.primitives import hashes
+
+from ..hkdf import hkdf_expand_label, hkdf_extract
+from ..protection import CipherSuite
+from .messages import encode_message_hash
+
+__all__ = ["KeySchedule", "Transcript", "hash_for_suite"]
+
+_HASHES: dict[int, tuple[hashes.HashAlgorithm, str]] = {
+    CipherSuite.AES_128_GCM_SHA256: (hashes.SHA256(), "sha256"),
+    CipherSuite.AES_256_GCM_SHA384: (hashes.SHA384(), "sha384"),
+    CipherSuite.CHACHA20_POLY1305_SHA256: (hashes.SHA256(), "sha256"),
+}
+_EMPTY_HASH = {name: hashlib.new(name).digest() for _, name in _HASHES.values()}
+
+
+def hash_for_suite(suite: int) -> tuple[hashes.HashAlgorithm, str]:
+    """The (cryptography, hashlib) hash of a TLS 1.3 cipher suite (RFC 8446 §B.4)."""
+    return _HASHES[suite]
+
+
+class Transcript:
+    """The running transcript hash of the handshake messages (RFC 8446 §4.4.1)."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, hash_name: str) -> None:
+        self._hash = hashlib.new(hash_name)
+
+    @property
+    def hash_name(self) -> str:
+        return self._hash.name
+
+    def update(self, message: bytes | memoryview) -> None:
+        self._hash.update(message)
+
+    def digest(self) -> bytes:
+        return self._hash.copy().digest()
+
+    def restart_for_retry(self) -> None:
+        """Replace ClientHello1 by ``message_hash`` after a HelloRetryRequest (RFC 8446 §4.4.1)."""
+        ch1_hash = self._hash.digest()
+        self._hash = hashlib.new(self._hash.name)
+        self._hash.update(encode_message_hash(ch1_hash))
+
+    def copy(self) -> Transcript:
+        clone = Transcript.__new__(Transcript)
+        clone._hash = self._hash.copy()
+        return clone
+
+
+class KeySchedule:
+    """One connection's key schedule; ``secret`` walks Early -> Handshake -> Master (RFC 8446 §7.1)."""
+
+    __slots__ = ("_empty", "hash", "hash_length", "hash_name", "secret", "suite")
+
+    def __init__(self, suite: int, psk: bytes | None = None) -> None:
+        self.suite = CipherSuite(suite)
+        self.hash, self.hash_name = _HASHES[suite]
+        self.hash_length = self.hash.digest_size
+        self._empty = _EMPTY_HASH[self.hash_name]
+        zeros = bytes(self.hash_length)
+        # RFC 8446 §7.1: "If a given secret is not available, then the 0-value consisting of a string
+        # of Hash.length bytes set to zeros is used."
+        self.secret = hkdf_extract(self.hash, zeros, psk if psk is not None else zeros)
+
+    def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret(current secret, label, Messages) with Hash(Messages) given."""
+        return hkdf_expand_label(self.hash, self.secret, label, transcript_hash, self.hash_length)
+
+    def binder_key(self, external: bool = False) -> bytes:
+        return self.derive_secret(b"ext binder" if external else b"res binder", self._empty)
+
+    def enter_handshake(self, shared_secret: bytes) -> None:
+        """Early Secret -> Handshake Secret with the (EC)DHE shared secret."""
+        self.secret = hkdf_extract(self.hash, self.derive_secret(b"derived", self._empty), shared_secret)
+
+    def enter_master(self) -> None:
+        """Handshake Secret -> Master Secret."""
+        derived = self.derive_secret(b"derived", self._empty)
+        self.secret = hkdf_extract(self.hash, derived, bytes(self.hash_length))
+
+    def finished_key(self, base_key: bytes) -> bytes:
+        return hkdf_expand_label(self.hash, base_key, b"finished", b"", self.hash_length)
+
+    def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        """Finished.verify_data = HMAC(finished_key, Transcript-Hash) (RFC 8446 §4.4.4)."""
+        return hmac.digest(self.finished_key(base_key), transcript_hash, self.hash_name)
+
+    def check_verify_data(self, base_key: bytes, transcript_hash: bytes, received: bytes) -> bool:
+        return hmac.compare_digest(self.verify_data(base_key, transcript_hash), received)
+
+    def resumption_psk(self, resumption_master_secret: bytes, nonce: bytes) -> bytes:
+        """The PSK of a ticket (RFC 8446 §4.6.1)."""
+        return hkdf_expand_label(self.hash, resumption_master_secret, b"resumption", nonce, self.hash_length)
