@@ -1,0 +1,297 @@
+"""HelloRetryRequest, session tickets, PSK resumption and 0-RTT (RFC 8446 §4.1.4, §4.2.10, §4.2.11,
+§4.6.1; RFC 9001 §4.6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.tls import (
+    EarlyDataRejected,
+    HandshakeComplete,
+    KeysReady,
+    MemorySessionTicketStore,
+    NamedGroup,
+    SessionTicket,
+    SessionTicketReceived,
+    TLSConfig,
+    TLSEngine,
+    WriteData,
+)
+from quicsilver.handshake.tls.messages import HRR_RANDOM, NewSessionTicket
+from quicsilver.protocol import EncryptionLevel as L
+
+from .helpers import CA, drive, of_type
+
+ALPN = ["hq-interop"]
+
+
+@pytest.fixture(scope="module")
+def ca() -> CA:
+    return CA.create()
+
+
+@pytest.fixture(scope="module")
+def server_config(ca: CA) -> TLSConfig:
+    return ca.server_config(ALPN, ["localhost"])
+
+
+def client(config: TLSConfig, now: float = 0.0, early_data: bool = False, **kw: object) -> TLSEngine:
+    return TLSEngine(
+        config,
+        is_client=True,
+        transport_parameters=b"client-tp",
+        server_name="localhost",
+        now=now,
+        early_data=early_data,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def server(config: TLSConfig, now: float = 0.0, early_data: bool = True, **kw: object) -> TLSEngine:
+    return TLSEngine(
+        config,
+        is_client=False,
+        transport_parameters=b"server-tp",
+        now=now,
+        early_data=early_data,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def deliver_ticket(c: TLSEngine, s: TLSEngine, now: float, app_data: bytes = b"remembered") -> SessionTicket:
+    assert s.send_session_ticket(now, app_data)
+    event = s.next_event()
+    assert isinstance(event, WriteData) and event.level == L.ONE_RTT
+    c.handle_message(event.data, L.ONE_RTT, now)
+    received = c.next_event()
+    assert isinstance(received, SessionTicketReceived)
+    return received.ticket
+
+
+def first_connection(ca: CA, server_config: TLSConfig, store: MemorySessionTicketStore) -> SessionTicket:
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store)
+    c, s = client(client_config), server(server_config)
+    drive(c, s)
+    return deliver_ticket(c, s, now=1.0)
+
+
+# ---- HelloRetryRequest ---------------------------------------------------------------------------------
+
+
+def test_hello_retry_request_when_the_server_wants_another_group(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"], groups=[NamedGroup.SECP256R1])
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem)  # shares for X25519MLKEM768 and X25519 only
+    c_events, s_events = drive(client(client_config), server(server_config))
+    hellos = [e.data for e in of_type(c_events, WriteData) if e.level == L.INITIAL]  # type: ignore[attr-defined]
+    server_initial = [e.data for e in of_type(s_events, WriteData) if e.level == L.INITIAL]  # type: ignore[attr-defined]
+    assert len(hellos) == 2 and len(server_initial) == 2
+    assert server_initial[0][6:38] == HRR_RANDOM  # RFC 8446 §4.1.3: HRR is a ServerHello with this random
+    (done,) = of_type(c_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.group == NamedGroup.SECP256R1
+
+
+def test_second_hello_retry_request_is_unexpected_message(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"], groups=[NamedGroup.SECP256R1])
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem))
+    s = server(server_config)
+    c.start()
+    hello = c.next_event()
+    assert isinstance(hello, WriteData)
+    s.handle_message(hello.data, L.INITIAL)
+    hrr = s.next_event()
+    assert isinstance(hrr, WriteData)
+    c.handle_message(hrr.data, L.INITIAL)
+    with pytest.raises(TransportError) as info:
+        c.handle_message(hrr.data, L.INITIAL)
+    assert info.value.code == 0x10A
+
+
+def test_client_hello_after_retry_without_the_requested_share_is_illegal_parameter(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"], groups=[NamedGroup.SECP256R1])
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem))
+    s = server(server_config)
+    c.start()
+    hello = c.next_event()
+    assert isinstance(hello, WriteData)
+    s.handle_message(hello.data, L.INITIAL)
+    s.next_event()  # the HelloRetryRequest, ignored: the client repeats its first ClientHello
+    with pytest.raises(TransportError) as info:
+        s.handle_message(hello.data, L.INITIAL)
+    assert info.value.code == 0x12F
+
+
+# ---- tickets and resumption -------------------------------------------------------------------------------
+
+
+def test_ticket_carries_what_the_client_must_remember(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    ticket = first_connection(ca, server_config, store)
+    assert ticket.transport_parameters == b"server-tp"  # RFC 9000 §7.4.1
+    assert ticket.alpn == "hq-interop" and ticket.server_name == "localhost"
+    assert ticket.max_early_data == 0xFFFFFFFF  # RFC 9001 §4.6.1
+    assert ticket.lifetime == 604800 and ticket.received_at == 1.0
+    assert len(store) == 1
+
+
+def test_resumption_skips_certificates_and_uses_the_ticket(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store)
+    c, s = client(client_config, now=5.0), server(server_config, now=5.0)
+    c_events, s_events = drive(c, s, now=5.0)
+    (c_done,) = of_type(c_events, HandshakeComplete)
+    (s_done,) = of_type(s_events, HandshakeComplete)
+    assert isinstance(c_done, HandshakeComplete) and isinstance(s_done, HandshakeComplete)
+    assert c_done.session_resumed and s_done.session_resumed
+    assert c_done.peer_certificates == ()
+    assert not c_done.early_data_accepted  # 0-RTT was not asked for
+    assert len(store) == 0  # tickets are single-use (RFC 8446 §C.4)
+
+
+def test_resumption_after_hello_retry_request(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"], groups=[NamedGroup.SECP256R1])
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=2.0, early_data=True)
+    c_events, s_events = drive(c, server(server_config, now=2.0), now=2.0)
+    (done,) = of_type(s_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.session_resumed and not done.early_data_accepted
+    # RFC 8446 §4.2.10: no early data after HelloRetryRequest; the client learns its 0-RTT was lost.
+    assert of_type(c_events, EarlyDataRejected)
+
+
+def test_ticket_of_another_server_key_gives_a_full_handshake(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    other_server = ca.server_config(ALPN, ["localhost"])  # another random ticket key
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=2.0)
+    c_events, _ = drive(c, server(other_server, now=2.0), now=2.0)
+    (done,) = of_type(c_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and not done.session_resumed and done.peer_certificates
+
+
+def test_expired_ticket_is_not_offered(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    ticket = first_connection(ca, server_config, store)
+    late = ticket.received_at + ticket.lifetime + 1
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem), now=late, session_ticket=ticket)
+    c_events, _ = drive(c, server(server_config, now=late), now=late)
+    (done,) = of_type(c_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and not done.session_resumed
+
+
+def test_tampered_binder_is_decrypt_error(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    ticket = first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem), now=2.0, session_ticket=ticket)
+    s = server(server_config, now=2.0)
+    c.start()
+    hello = c.next_event()
+    assert isinstance(hello, WriteData)
+    tampered = hello.data[:-1] + bytes([hello.data[-1] ^ 1])  # the binder is the last field
+    with pytest.raises(TransportError) as info:
+        s.handle_message(tampered, L.INITIAL)
+    assert info.value.code == 0x133  # decrypt_error
+
+
+# ---- 0-RTT ---------------------------------------------------------------------------------------------
+
+
+def test_zero_rtt_accepted(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    seen: list[bytes] = []
+
+    def check(app_data: bytes) -> bool:
+        seen.append(app_data)
+        return True
+
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=3.0, early_data=True)
+    s = server(server_config, now=3.0, early_data_check=check)
+    c_events, s_events = drive(c, s, now=3.0)
+    assert seen == [b"remembered"]
+    # RFC 9001 §4.1.4: the client installs the 0-RTT write key right after its ClientHello.
+    assert isinstance(c_events[0], WriteData) and c_events[0].level == L.INITIAL
+    c_early = c_events[1]
+    assert isinstance(c_early, KeysReady) and (c_early.level, c_early.is_write) == (L.ZERO_RTT, True)
+    s_early = [e for e in of_type(s_events, KeysReady) if e.level == L.ZERO_RTT]  # type: ignore[attr-defined]
+    assert len(s_early) == 1 and s_early[0].secret == c_early.secret and not s_early[0].is_write  # type: ignore[attr-defined]
+    (c_done,) = of_type(c_events, HandshakeComplete)
+    (s_done,) = of_type(s_events, HandshakeComplete)
+    assert c_done.early_data_accepted and s_done.early_data_accepted  # type: ignore[attr-defined]
+    assert not of_type(c_events, EarlyDataRejected)
+    assert c.early_data_offered and c.early_data_accepted and s.early_data_accepted
+
+
+def test_zero_rtt_rejected_by_server_setting(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=3.0, early_data=True)
+    c_events, s_events = drive(c, server(server_config, now=3.0, early_data=False), now=3.0)
+    assert of_type(c_events, EarlyDataRejected)
+    assert not [e for e in of_type(s_events, KeysReady) if e.level == L.ZERO_RTT]  # type: ignore[attr-defined]
+    (done,) = of_type(c_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.session_resumed and not done.early_data_accepted
+
+
+def test_zero_rtt_rejected_when_remembered_parameters_do_not_fit(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=3.0, early_data=True)
+    s = server(server_config, now=3.0, early_data_check=lambda remembered: remembered == b"other")
+    c_events, _ = drive(c, s, now=3.0)
+    assert of_type(c_events, EarlyDataRejected)
+
+
+def test_zero_rtt_rejected_for_an_implausible_ticket_age(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    ticket = first_connection(ca, server_config, store)
+    # The client claims the ticket is 100 s younger than the server knows it is (a replay sign).
+    young = SessionTicket(**{**_fields(ticket), "received_at": ticket.received_at + 100})
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem), now=200.0, early_data=True, session_ticket=young)
+    c_events, _ = drive(c, server(server_config, now=200.0), now=200.0)
+    assert of_type(c_events, EarlyDataRejected)
+
+
+def _fields(ticket: SessionTicket) -> dict[str, object]:
+    return {name: getattr(ticket, name) for name in SessionTicket.__dataclass_fields__}
+
+
+def test_zero_rtt_not_offered_for_another_alpn(ca: CA) -> None:
+    server_config = ca.server_config(["h3", "hq-interop"], ["localhost"])
+    store = MemorySessionTicketStore()
+    first = client(TLSConfig(alpn=["h3"], cadata=ca.pem, session_ticket_store=store))
+    s = server(server_config)
+    drive(first, s)
+    deliver_ticket(first, s, 1.0)
+    c = client(
+        TLSConfig(alpn=["hq-interop"], cadata=ca.pem, session_ticket_store=store), now=2.0, early_data=True
+    )
+    c_events, _ = drive(c, server(server_config, now=2.0), now=2.0)
+    assert not c.early_data_offered
+    assert not [e for e in of_type(c_events, KeysReady) if e.level == L.ZERO_RTT]  # type: ignore[attr-defined]
+
+
+def test_ticket_with_other_max_early_data_is_protocol_violation(ca: CA, server_config: TLSConfig) -> None:
+    c, s = client(TLSConfig(alpn=ALPN, cadata=ca.pem)), server(server_config)
+    drive(c, s)
+    bad = NewSessionTicket(lifetime=60, age_add=0, nonce=b"\x00", ticket=b"t", max_early_data=1000).encode()
+    with pytest.raises(TransportError) as info:
+        c.handle_message(bad, L.ONE_RTT)
+    assert info.value.code == TransportErrorCode.PROTOCOL_VIOLATION  # RFC 9001 §4.6.1
+
+
+def test_ticket_lifetime_above_seven_days_is_illegal_parameter(ca: CA, server_config: TLSConfig) -> None:
+    c, s = client(TLSConfig(alpn=ALPN, cadata=ca.pem)), server(server_config)
+    drive(c, s)
+    bad = NewSessionTicket(lifetime=604801, age_add=0, nonce=b"", ticket=b"t").encode()
+    with pytest.raises(TransportError) as info:
+        c.handle_message(bad, L.ONE_RTT)
+    assert info.value.code == 0x12F
+
+
+def test_server_sends_no_ticket_before_completion(ca: CA, server_config: TLSConfig) -> None:
+    s = server(server_config)
+    assert not s.send_session_ticket(0.0)
+    assert not client(TLSConfig(alpn=ALPN, cadata=ca.pem)).send_session_ticket(0.0)
