@@ -14,7 +14,11 @@ __all__ = ["KeyLog"]
 
 
 class KeyLog:
-    """Appends key log lines to a path (opened once, lazily) or to a text stream; flushed per line."""
+    """Appends key log lines to a path or to a text stream (flushed per line).
+
+    A path is opened in append mode for each line and closed again: key logging is a debugging aid,
+    and this way no file handle outlives the config and concurrent writers interleave whole lines.
+    """
 
     __slots__ = ("_path", "_stream")
 
@@ -27,8 +31,11 @@ class KeyLog:
             self._stream = target
 
     def write(self, label: str, client_random: bytes, secret: bytes) -> None:
-        if self._stream is None:
+        line = f"{label} {client_random.hex()} {secret.hex()}\n"
+        if self._stream is not None:
+            self._stream.write(line)
+            self._stream.flush()
+        else:
             assert self._path is not None
-            self._stream = open(self._path, "a", encoding="ascii")  # noqa: SIM115 - kept open
-        self._stream.write(f"{label} {client_random.hex()} {secret.hex()}\n")
-        self._stream.flush()
+            with open(self._path, "a", encoding="ascii") as f:
+                f.write(line)
