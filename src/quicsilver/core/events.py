@@ -23,6 +23,7 @@ __all__ = [
     "StreamReadable",
     "StreamReset",
     "StreamWritable",
+    "StreamsAvailable",
 ]
 
 
@@ -81,6 +82,14 @@ class StopSendingReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamsAvailable:
+    """The peer raised its stream limit (MAX_STREAMS, or its transport parameters): more streams of
+    this direction can be opened (RFC 9000 §4.6)."""
+
+    bidi: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DatagramReceived:
     """An unreliable DATAGRAM frame arrived (RFC 9221)."""
 
@@ -123,6 +132,7 @@ Event = (
     | StreamWritable
     | StreamReset
     | StopSendingReceived
+    | StreamsAvailable
     | DatagramReceived
     | ConnectionIdIssued
     | ConnectionIdRetired

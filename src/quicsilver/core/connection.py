@@ -1,0 +1,529 @@
+"""The sans-IO QUIC connection: datagrams and time in, datagrams, a timer and events out.
+
+It orchestrates the owners of each concern and dispatches frames to them: the TLS engine
+(RFC 9001 §4), packet spaces and key discard (RFC 9001 §4.9), the packer and unpacker (RFC 9000
+§12.2, §17), the sent-packet handler for loss detection, PTO and congestion control (RFC 9002), our
+and the peer's connection IDs (RFC 9000 §5.1), the streams map (RFC 9000 §2-4) and the closing and
+draining states (RFC 9000 §10). Handshake-level logic (keys, transport parameters, Retry, Version
+Negotiation) lives in :mod:`quicsilver.core.handshake_driver`, timers and closing in
+:mod:`quicsilver.core.lifecycle`.
+
+Rule: every inbound error is raised as a TransportError inside and caught at ``receive_datagram``
+(the single inbound entry point), which closes the connection with its code (RFC 9000 §11).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from quicsilver.ackhandler.send_mode import SendMode
+from quicsilver.config import Config
+from quicsilver.core.conn_base import ConnState
+from quicsilver.core.events import (
+    DatagramReceived,
+    Event,
+    NewTokenReceived,
+    StopSendingReceived,
+    StreamOpened,
+    StreamReadable,
+    StreamReset,
+    StreamsAvailable,
+    StreamWritable,
+)
+from quicsilver.core.handshake_driver import HandshakeDriver
+from quicsilver.core.streams_map import StreamsMap
+from quicsilver.core.unpacker import Dropped, UnpackedPacket, parse_payload
+from quicsilver.errors import (
+    DatagramTooLargeError,
+    TransportError,
+    TransportErrorCode,
+)
+from quicsilver.protocol import ECN, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.qlog.tracer import DropReason
+from quicsilver.wire.frames import (
+    AckFrame,
+    ConnectionCloseFrame,
+    CryptoFrame,
+    DataBlockedFrame,
+    DatagramFrame,
+    Frame,
+    HandshakeDoneFrame,
+    MaxDataFrame,
+    MaxStreamDataFrame,
+    MaxStreamsFrame,
+    NewConnectionIdFrame,
+    NewTokenFrame,
+    PaddingFrame,
+    PathChallengeFrame,
+    PathResponseFrame,
+    PingFrame,
+    ResetStreamFrame,
+    RetireConnectionIdFrame,
+    StopSendingFrame,
+    StreamDataBlockedFrame,
+    StreamFrame,
+    StreamsBlockedFrame,
+    datagram_frame_length,
+    is_ack_eliciting,
+)
+
+__all__ = ["QuicConnection"]
+
+_PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
+_MAX_DATAGRAMS_PER_CALL = 256
+
+
+class QuicConnection(HandshakeDriver):
+    """One QUIC connection, client or server, driven aioquic-style by the I/O layer.
+
+    Client: ``QuicConnection(config, tls_config, is_client=True, server_name=...)`` then
+    ``connect(addr, now)``. Server (created by the I/O layer for a new client Initial):
+    ``QuicConnection(config, tls_config, is_client=False, original_destination_connection_id=...,
+    retry_source_connection_id=..., client_initial_dcid=...)``. Then, repeatedly:
+    ``receive_datagram(data, addr, now)``, ``datagrams_to_send(now)``, ``get_timer()`` /
+    ``handle_timer(now)``, ``next_event()``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        tls_config: Any,
+        *,
+        is_client: bool,
+        server_name: str | None = None,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
+        client_initial_dcid: bytes | None = None,
+        connection_id_generator: Any = None,
+        stateless_reset_key: bytes | None = None,
+        session_ticket: Any = None,
+        token: bytes = b"",
+        version: int | None = None,
+        new_token_provider: Callable[[Any], bytes | None] | None = None,
+    ) -> None:
+        self._config = config.populated()
+        self._perspective = Perspective.CLIENT if is_client else Perspective.SERVER
+        self._is_client = is_client
+        self._events: deque[Event] = deque()
+        self._peer_addr: Any = None
+        self._new_token_provider = new_token_provider
+        self._setup_handshake(
+            tls_config,
+            server_name=server_name,
+            original_dcid=original_destination_connection_id,
+            retry_scid=retry_source_connection_id,
+            client_initial_dcid=client_initial_dcid,
+            generator=connection_id_generator,
+            reset_key=stateless_reset_key,
+            session_ticket=session_ticket,
+            token=token,
+            version=version,
+        )
+        self._setup_lifecycle()
+        self._streams = StreamsMap.from_config(
+            self._config, self._perspective, self._rtt, _StreamEvents(self._events)
+        )
+        self._packer.app_source = self._streams
+        self._frame_handlers: dict[type, Callable[..., None]] = {
+            PaddingFrame: _ignore,
+            PingFrame: _ignore,
+            AckFrame: QuicConnection._on_ack,
+            CryptoFrame: QuicConnection._on_crypto,
+            StreamFrame: QuicConnection._on_stream_frame,
+            ResetStreamFrame: QuicConnection._on_stream_frame,
+            StopSendingFrame: QuicConnection._on_stream_frame,
+            MaxDataFrame: QuicConnection._on_stream_frame,
+            MaxStreamDataFrame: QuicConnection._on_stream_frame,
+            MaxStreamsFrame: QuicConnection._on_stream_frame,
+            DataBlockedFrame: QuicConnection._on_stream_frame,
+            StreamDataBlockedFrame: QuicConnection._on_stream_frame,
+            StreamsBlockedFrame: QuicConnection._on_stream_frame,
+            NewTokenFrame: QuicConnection._on_new_token,
+            NewConnectionIdFrame: QuicConnection._on_new_connection_id,
+            RetireConnectionIdFrame: QuicConnection._on_retire_connection_id,
+            PathChallengeFrame: QuicConnection._on_path_challenge,
+            PathResponseFrame: _ignore,
+            ConnectionCloseFrame: QuicConnection._on_connection_close,
+            HandshakeDoneFrame: QuicConnection._on_handshake_done,
+            DatagramFrame: QuicConnection._on_datagram,
+        }
+
+    # -- the driver API --------------------------------------------------------------------------
+
+    def connect(self, addr: Any, now: float) -> None:
+        """Client: start the handshake towards ``addr`` (queues the first Initial flight)."""
+        if not self._is_client:
+            raise RuntimeError("connect() is for client connections")
+        self._peer_addr = addr
+        self._start(now)
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
+        """Process one UDP datagram from ``addr`` arriving at ``now`` with IP ECN bits ``ecn``."""
+        state = self._state
+        if state is ConnState.CLOSED or state is ConnState.DRAINING:
+            return
+        if state is ConnState.CLOSING:
+            self._on_datagram_while_closing()
+            return
+        self._last_now = now
+        if self._peer_addr is None:
+            self._peer_addr = addr
+            self._start(now, data)
+        try:
+            self._receive(data, now, ecn)
+        except TransportError as exc:
+            self._close_with_error(exc, now)
+        except Exception as exc:  # a bug must not leave the peer hanging: close with INTERNAL_ERROR
+            self._close_with_error(
+                TransportError(TransportErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), now
+            )
+
+    def next_event(self) -> Event | None:
+        """The oldest pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- receive ---------------------------------------------------------------------------------
+
+    def _receive(self, data: bytes, now: float, ecn: int) -> None:
+        size = len(data)
+        if size == 0:
+            return
+        if data[0] & 0x80 and self._handle_special_long_header(data, now):
+            return
+        self._sph.received_bytes(size)  # RFC 9000 §8.1: counts towards the 3x amplification budget
+        buf = bytearray(data)
+        pos = 0
+        first_dcid: bytes | None = None
+        processed = False
+        while pos < size:
+            if buf[pos] & 0x80 and not self._long_header_version_ok(buf, pos):
+                self._trace_drop(None, size - pos, DropReason.UNEXPECTED_VERSION)
+                break
+            result, pos = self._unpacker.unpack(buf, pos, now, self._rtt.pto(True))
+            if isinstance(result, Dropped):
+                self._trace_drop(result.packet_type, result.size, result.reason)
+                continue
+            # RFC 9000 §12.2: coalesced packets with a different DCID are dropped.
+            if first_dcid is None:
+                first_dcid = result.dcid
+            elif result.dcid != first_dcid:
+                self._trace_drop(result.packet_type, result.size, DropReason.UNKNOWN_CONNECTION_ID)
+                continue
+            if self._process_packet(result, now, ECN(ecn & 0x03)):
+                processed = True
+            if self._state is not ConnState.ACTIVE:
+                return
+        if not processed and self._conn_ids_peer.is_stateless_reset(bytes(data[-16:])) and size >= 21:
+            self._enter_stateless_reset(now)
+
+    def _process_packet(self, pkt: UnpackedPacket, now: float, ecn: ECN) -> bool:
+        space = self._spaces[_SPACE_OF_LEVEL[pkt.level]]
+        tracker = space.ack_tracker
+        if tracker.is_potentially_duplicate(pkt.pn):
+            self._trace_drop(pkt.packet_type, pkt.size, DropReason.DUPLICATE)
+            return False
+        self._on_first_packet_of_level(pkt, now)
+        frames = parse_payload(pkt.payload, pkt.packet_type)
+        if self._tracer is not None:
+            self._tracer.received_packet(pkt.packet_type.name, pkt.pn, pkt.size, frames)
+        ack_eliciting = False
+        handlers = self._frame_handlers
+        for frame in frames:
+            handlers[type(frame)](self, frame, pkt, now)
+            if not ack_eliciting and is_ack_eliciting(frame):
+                ack_eliciting = True
+            if self._state is not ConnState.ACTIVE:
+                return True
+        tracker.received_packet(pkt.pn, ecn, now, ack_eliciting)
+        self._on_packet_processed(pkt, now)
+        return True
+
+    # -- frame handlers (dispatch to owners) -----------------------------------------------------
+
+    def _on_ack(self, frame: AckFrame, pkt: UnpackedPacket, now: float) -> None:
+        space = _SPACE_OF_LEVEL[pkt.level]
+        result = self._sph.received_ack(frame, space, now)
+        if result.ignore_below is not None:
+            # RFC 9000 §13.2.4: our ACK was acknowledged, stop repeating what it covered.
+            self._spaces[space].ack_tracker.ignore_below(result.ignore_below)
+        one_rtt = self._packer.one_rtt
+        crypto = self._spaces[space].crypto
+        streams = self._streams
+        for sent in result.acked:
+            if space == PacketNumberSpace.APPLICATION and not sent.is_0rtt:
+                if one_rtt is not None:
+                    one_rtt.on_packet_acked(sent.pn)
+                if self._is_client and not self._handshake_confirmed and self._handshake_complete:
+                    # RFC 9001 §4.1.2: an acknowledged 1-RTT packet confirms the handshake.
+                    self._confirm_handshake(now)
+            for f in sent.frames:
+                kind = type(f)
+                if kind is CryptoFrame:
+                    crypto.on_frame_acked(f)
+                elif kind is StreamFrame or kind is ResetStreamFrame:
+                    streams.on_frame_acked(f)
+        if result.lost:
+            self._on_sent_packets_lost(result.lost, now)
+        if result.rtt_updated and self._tracer is not None:
+            self._trace_metrics()
+
+    def _requeue_frame(self, frame: Any) -> None:
+        """RFC 9000 §13.3: each lost frame goes back to its owner, which decides what to resend."""
+        kind = type(frame)
+        if kind in _NOT_RETRANSMITTED:
+            return
+        if kind is NewConnectionIdFrame:
+            self._conn_ids_ours.on_frame_lost(frame)
+            self._flush_cid_frames()
+        elif kind is RetireConnectionIdFrame:
+            self._conn_ids_peer.on_frame_lost(frame)
+            self._flush_cid_frames()
+        elif kind in _CONTROL_FRAMES:
+            self._packer.control_frames.append(frame)
+        elif self._streams is not None:
+            self._streams.on_frame_lost(frame)
+
+    def _on_crypto(self, frame: CryptoFrame, pkt: UnpackedPacket, now: float) -> None:
+        level = pkt.level
+        crypto = self._spaces[_SPACE_OF_LEVEL[level]].crypto
+        crypto.handle_crypto_frame(frame)
+        data = crypto.read()
+        if data:
+            self._tls_message(data, level, now)
+
+    def _on_stream_frame(self, frame: Frame, pkt: UnpackedPacket, now: float) -> None:
+        # STREAM, RESET_STREAM, STOP_SENDING, MAX_*, *_BLOCKED: all owned by the streams map.
+        self._streams.handle_frame(frame)
+
+    def _on_new_token(self, frame: NewTokenFrame, pkt: UnpackedPacket, now: float) -> None:
+        # RFC 9000 §19.7: a server receiving NEW_TOKEN MUST close with PROTOCOL_VIOLATION.
+        if not self._is_client:
+            raise TransportError(_PROTOCOL_VIOLATION, "client sent NEW_TOKEN", frame_type=0x07)
+        self._events.append(NewTokenReceived(frame.token))
+
+    def _on_new_connection_id(self, frame: NewConnectionIdFrame, pkt: UnpackedPacket, now: float) -> None:
+        self._conn_ids_peer.handle_new_connection_id(frame)
+        self._flush_cid_frames()
+
+    def _on_retire_connection_id(
+        self, frame: RetireConnectionIdFrame, pkt: UnpackedPacket, now: float
+    ) -> None:
+        self._conn_ids_ours.handle_retire_connection_id(frame, pkt.dcid)
+        self._flush_cid_frames()
+
+    def _on_path_challenge(self, frame: PathChallengeFrame, pkt: UnpackedPacket, now: float) -> None:
+        # RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE.
+        self._packer.control_frames.append(PathResponseFrame(frame.data))
+
+    def _on_connection_close(self, frame: ConnectionCloseFrame, pkt: UnpackedPacket, now: float) -> None:
+        self._enter_draining(frame, now)
+
+    def _on_handshake_done(self, frame: HandshakeDoneFrame, pkt: UnpackedPacket, now: float) -> None:
+        # RFC 9000 §19.20: a server receiving HANDSHAKE_DONE MUST close with PROTOCOL_VIOLATION.
+        if not self._is_client:
+            raise TransportError(_PROTOCOL_VIOLATION, "client sent HANDSHAKE_DONE", frame_type=0x1E)
+        self._confirm_handshake(now)
+
+    def _on_datagram(self, frame: DatagramFrame, pkt: UnpackedPacket, now: float) -> None:
+        # RFC 9221 §3: DATAGRAM frames without having advertised support are a PROTOCOL_VIOLATION.
+        if not self._config.enable_datagrams:
+            raise TransportError(_PROTOCOL_VIOLATION, "DATAGRAM frame not negotiated", frame_type=0x30)
+        queue = self._received_datagrams
+        if len(queue) >= self._config.max_datagram_queue:
+            queue.popleft()
+        queue.append(bytes(frame.data))
+        self._events.append(DatagramReceived(bytes(frame.data)))
+
+    # -- send ------------------------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Datagrams to send now, each with its destination; consecutive ones of equal size can be
+        batched with GSO."""
+        state = self._state
+        if state is ConnState.CLOSING:
+            return self._close_datagrams()
+        if state is not ConnState.ACTIVE or self._peer_addr is None:
+            return []
+        out: list[tuple[bytes, Any]] = []
+        addr = self._peer_addr
+        for _ in range(_MAX_DATAGRAMS_PER_CALL):
+            data = self._pack_one(now)
+            if data is None:
+                break
+            out.append((data, addr))
+        return out
+
+    def _pack_one(self, now: float) -> bytes | None:
+        max_size = self._max_datagram_size
+        budget = self._sph.amplification_budget()
+        if budget is not None:
+            # RFC 9000 §8.1: before address validation a server sends at most 3x what it received.
+            max_size = min(max_size, budget)
+            if max_size < _MIN_USEFUL_DATAGRAM:
+                return None
+        levels = self._send_levels()
+        probe_level = self._next_probe_level()
+        if probe_level is not None:
+            packed = self._packer.pack_datagram(
+                now, max_size, levels=levels, send_data=True, ping_levels=frozenset((probe_level,))
+            )
+            self._consume_probe(probe_level)
+        else:
+            mode = self._sph.send_mode(now)
+            if mode == SendMode.NONE:
+                return None
+            if mode in _PTO_MODES:
+                # The handler asks for probes the timer already queued; send them as data-carrying.
+                self._queue_probes(_PTO_MODES[mode], 1)
+                probe_level = self._next_probe_level()
+                if probe_level is None:
+                    return None
+                packed = self._packer.pack_datagram(
+                    now, max_size, levels=levels, send_data=True, ping_levels=frozenset((probe_level,))
+                )
+                self._consume_probe(probe_level)
+                return self._finish_datagram(packed, now)
+            send_data = mode == SendMode.ANY
+            ping_levels: frozenset[EncryptionLevel] = frozenset()
+            if self._ping_pending and send_data and self._packer.one_rtt is not None:
+                ping_levels = _ONE_RTT_ONLY
+                self._ping_pending = False
+            packed = self._packer.pack_datagram(
+                now, max_size, levels=levels, send_data=send_data, ping_levels=ping_levels
+            )
+        return self._finish_datagram(packed, now)
+
+    def _finish_datagram(self, packed: tuple[bytearray, list[Any]] | None, now: float) -> bytes | None:
+        if packed is None:
+            return None
+        buf, packets = packed
+        self._on_datagram_sent(buf, packets, now)
+        return bytes(buf)
+
+    # -- streams API (delegated to the streams map) --------------------------------------------
+
+    def open_stream(self, bidi: bool = True) -> int:
+        """Open a stream; raises StreamLimitReachedError beyond the peer's MAX_STREAMS."""
+        return int(self._streams.open_stream(bidi))
+
+    def can_open_stream(self, bidi: bool = True) -> bool:
+        return bool(self._streams.can_open_stream(bidi))
+
+    def _send_stream(self, stream_id: int) -> Any:
+        stream = self._streams.get_send_stream(stream_id)
+        if stream is None:
+            raise ValueError(f"stream {stream_id} has no open sending part")
+        return stream
+
+    def _receive_stream(self, stream_id: int) -> Any:
+        stream = self._streams.get_receive_stream(stream_id)
+        if stream is None:
+            raise ValueError(f"stream {stream_id} has no open receiving part")
+        return stream
+
+    def stream_write(self, stream_id: int, data: bytes | memoryview) -> int:
+        """Queue as many bytes of ``data`` as the send buffer accepts; returns the count."""
+        return int(self._send_stream(stream_id).write(data))
+
+    def stream_writable(self, stream_id: int) -> int:
+        """Bytes ``stream_write`` would accept now."""
+        return int(self._send_stream(stream_id).writable())
+
+    def stream_close(self, stream_id: int) -> None:
+        """Send a FIN after the queued data."""
+        self._send_stream(stream_id).close()
+
+    def stream_read(self, stream_id: int, n: int = -1) -> bytes:
+        """Up to ``n`` in-order bytes (-1: all available); b"" at the end of the stream."""
+        stream = self._receive_stream(stream_id)
+        return bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
+
+    def stream_readable(self, stream_id: int) -> int:
+        """Bytes ``stream_read`` would return now."""
+        return int(self._receive_stream(stream_id).readable())
+
+    def stream_at_eof(self, stream_id: int) -> bool:
+        return bool(self._receive_stream(stream_id).at_eof)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abort sending with RESET_STREAM (RFC 9000 §19.4)."""
+        self._send_stream(stream_id).reset(error_code)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending with STOP_SENDING (RFC 9000 §19.5)."""
+        self._receive_stream(stream_id).cancel_read(error_code)
+
+    def send_datagram(self, data: bytes) -> None:
+        """Queue an unreliable datagram (RFC 9221); DatagramTooLargeError if it can never fit."""
+        limit = self._peer_max_datagram_frame_size
+        if limit is None or not self._config.enable_datagrams:
+            raise DatagramTooLargeError(len(data), 0)
+        size = datagram_frame_length(len(data))
+        if size > limit or size > self._max_datagram_size - _SHORT_HEADER_OVERHEAD:
+            raise DatagramTooLargeError(
+                len(data), min(limit, self._max_datagram_size - _SHORT_HEADER_OVERHEAD)
+            )
+        self._packer.datagrams.append(bytes(data))
+
+    # -- close -----------------------------------------------------------------------------------
+
+    def close(self, error_code: int = 0, reason: str = "", is_application: bool = True) -> None:
+        """Close the connection immediately with CONNECTION_CLOSE (RFC 9000 §10.2)."""
+        if self._state is not ConnState.ACTIVE:
+            return
+        self._close_immediately(error_code, reason, is_application, frame_type=None, now=self._last_now)
+
+
+class _StreamEvents:
+    """The streams map's notifications, turned into connection events."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: deque[Event]) -> None:
+        self._events = events
+
+    def on_stream_opened(self, stream_id: int) -> None:
+        self._events.append(StreamOpened(stream_id))
+
+    def on_stream_readable(self, stream_id: int) -> None:
+        self._events.append(StreamReadable(stream_id))
+
+    def on_stream_writable(self, stream_id: int) -> None:
+        self._events.append(StreamWritable(stream_id))
+
+    def on_stream_reset(self, stream_id: int, error_code: int) -> None:
+        self._events.append(StreamReset(stream_id, error_code))
+
+    def on_stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._events.append(StopSendingReceived(stream_id, error_code))
+
+    def on_streams_available(self, bidi: bool) -> None:
+        self._events.append(StreamsAvailable(bidi))
+
+
+def _ignore(conn: QuicConnection, frame: Frame, pkt: UnpackedPacket, now: float) -> None:
+    return None
+
+
+_MIN_USEFUL_DATAGRAM = 64
+_SHORT_HEADER_OVERHEAD = 1 + 20 + 4 + 16  # first byte, longest CID, packet number, AEAD tag
+_ONE_RTT_ONLY = frozenset((EncryptionLevel.ONE_RTT,))
+_SPACE_OF_LEVEL = {
+    EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
+    EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
+    EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
+    EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
+}
+_CONTROL_FRAMES = frozenset(
+    (HandshakeDoneFrame, NewTokenFrame, NewConnectionIdFrame, RetireConnectionIdFrame, PathResponseFrame)
+)
+_PTO_MODES = {
+    SendMode.PTO_INITIAL: PacketNumberSpace.INITIAL,
+    SendMode.PTO_HANDSHAKE: PacketNumberSpace.HANDSHAKE,
+    SendMode.PTO_APPLICATION: PacketNumberSpace.APPLICATION,
+}
+_NOT_RETRANSMITTED = frozenset(
+    (AckFrame, PaddingFrame, PingFrame, ConnectionCloseFrame, DatagramFrame, PathChallengeFrame)
+)

@@ -1,0 +1,480 @@
+"""The handshake side of a connection: TLS, keys per level, transport parameters, Retry and Version
+Negotiation (RFC 9000 §5.2, §6, §7, §8.1, §17.2.5; RFC 9001 §4, §5.2, §4.9; RFC 9368; RFC 9369).
+
+- Keys: Initial keys from the client's first DCID (RFC 9001 §5.2); Handshake, 0-RTT and 1-RTT keys
+  from the TLS engine's KeysReady events; Initial keys are discarded when the client first sends,
+  and the server first receives, a Handshake packet; Handshake keys at confirmation (RFC 9001 §4.9).
+- Handshake confirmation (RFC 9001 §4.1.2): the server at completion (it then sends HANDSHAKE_DONE);
+  the client on HANDSHAKE_DONE or an acknowledged 1-RTT packet.
+- Connection IDs: the client switches to the server's SCID from its first packet (RFC 9000 §7.2);
+  the peer's transport parameters authenticate the CIDs (RFC 9000 §7.3).
+- Client Retry (RFC 9000 §17.2.5.2; RFC 9001 §5.8) and Version Negotiation (RFC 9000 §6.2); compatible
+  version negotiation (RFC 9368 §2.3): the client follows the server's Initial into another version it
+  offered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+from quicsilver.ackhandler.received import ReceivedPacketTracker
+from quicsilver.ackhandler.sent import SentPacketHandler
+from quicsilver.congestion import new_send_algorithm
+from quicsilver.congestion.rtt import RTTStats
+from quicsilver.core.conn_id_generator import ConnIDGenerator, RandomConnectionIDGenerator
+from quicsilver.core.conn_id_manager import ConnIDManager
+from quicsilver.core.crypto_stream import CryptoStream
+from quicsilver.core.events import HandshakeCompleted, SessionTicketReceived
+from quicsilver.core.key_phase import OneRTTKeys
+from quicsilver.core.lifecycle import Lifecycle
+from quicsilver.core.packer import PacketPacker
+from quicsilver.core.peer_params import local_transport_parameters, validate_peer_parameters
+from quicsilver.core.spaces import PacketSpace
+from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
+from quicsilver.errors import TransportError, VersionNegotiationError
+from quicsilver.handshake.protection import PacketKeys, initial_keys, retry_integrity_valid
+from quicsilver.handshake.tls import (
+    EarlyDataRejected,
+    HandshakeComplete,
+    KeysReady,
+    PeerTransportParameters,
+    TLSEngine,
+    WriteData,
+)
+from quicsilver.handshake.tls import SessionTicketReceived as TLSSessionTicketReceived
+from quicsilver.protocol import (
+    ACTIVE_CONNECTION_ID_LIMIT,
+    EncryptionLevel,
+    PacketNumberSpace,
+    Perspective,
+    space_of,
+)
+from quicsilver.qlog.tracer import DropReason
+from quicsilver.wire.frames import HandshakeDoneFrame, NewTokenFrame
+from quicsilver.wire.header import (
+    PacketType,
+    packet_type_from_bits,
+    parse_retry,
+    parse_version_negotiation,
+    retry_pseudo_packet,
+)
+from quicsilver.wire.transport_parameters import (
+    TransportParameters,
+    encode_transport_parameters,
+    parse_transport_parameters,
+)
+
+__all__ = ["HandshakeDriver"]
+
+_CLIENT_DCID_LEN = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
+
+
+class HandshakeDriver(Lifecycle):
+    """Mixin of QuicConnection: keys, TLS and the handshake-time packet rules."""
+
+    def _setup_handshake(
+        self,
+        tls_config: Any,
+        *,
+        server_name: str | None,
+        original_dcid: bytes | None,
+        retry_scid: bytes | None,
+        client_initial_dcid: bytes | None,
+        generator: Any,
+        reset_key: bytes | None,
+        session_ticket: Any,
+        token: bytes,
+        version: int | None,
+    ) -> None:
+        cfg = self._config
+        self._tls_config = tls_config
+        self._server_name = server_name
+        self._session_ticket = session_ticket
+        self._version = version if version is not None else cfg.versions[0]
+        self._generator = generator if generator is not None else RandomConnectionIDGenerator()
+        self._host_cid = self._generator.generate_connection_id()
+        if self._is_client:
+            self._original_dcid = os.urandom(_CLIENT_DCID_LEN)
+            self._initial_dcid = self._original_dcid
+        else:
+            self._initial_dcid = client_initial_dcid or original_dcid or b""
+            self._original_dcid = original_dcid or self._initial_dcid
+        self._retry_scid = retry_scid
+        self._peer_initial_scid: bytes | None = None
+        self._peer_cid_known = False
+        self._received_any = False
+        self._vn_done = False
+        self._handshake_complete = False
+        self._handshake_confirmed = False
+        self._peer_params: TransportParameters | None = None
+        self._peer_idle_timeout: float | None = None
+        self._peer_max_datagram_frame_size = None
+        self._peer_ack_delay_exponent = 3
+        self._max_datagram_size = cfg.initial_packet_size
+        self._received_datagrams = deque()
+        self._one_rtt_secrets: dict[bool, tuple[Any, bytes]] = {}
+        self._tls = None
+        self._spaces = {
+            space: PacketSpace(space, ReceivedPacketTracker(space)) for space in PacketNumberSpace
+        }
+        self._rtt = RTTStats()
+        tracer_factory = cfg.tracer
+        self._tracer = tracer_factory(self._perspective, self._original_dcid) if tracer_factory else None
+        congestion = new_send_algorithm(
+            cfg.congestion_control, self._rtt, cfg.initial_packet_size, self._tracer
+        )
+        self._sph = SentPacketHandler(
+            self._rtt, congestion, self._perspective, tracer=self._tracer, enable_ecn=False
+        )
+        self._packer = PacketPacker(self._perspective, self._spaces, self._sph)
+        self._packer.version = self._version
+        self._packer.scid = self._host_cid
+        self._packer.token = token if self._is_client else b""
+        self._unpacker = PacketUnpacker(self._spaces, len(self._host_cid))
+        self._conn_ids_ours = ConnIDGenerator(self._generator, self._host_cid, reset_key)
+        self._conn_ids_peer = ConnIDManager(self._initial_dcid, ACTIVE_CONNECTION_ID_LIMIT)
+        if not self._is_client and self._initial_dcid:
+            self._conn_ids_ours.set_initial_client_dcid(self._initial_dcid)
+
+    # -- start -----------------------------------------------------------------------------------
+
+    @property
+    def host_cid(self) -> bytes:
+        """Our first connection ID (the SCID of our long-header packets)."""
+        return self._host_cid
+
+    @property
+    def original_destination_connection_id(self) -> bytes:
+        return self._original_dcid
+
+    def _start(self, now: float, first_datagram: bytes | None = None) -> None:
+        if self._created_at is not None:
+            return
+        self._created_at = now
+        self._last_now = now
+        if not self._is_client and not self._initial_dcid and first_datagram is not None:
+            # Server created without the client's DCID: take it from the first Initial.
+            dcid_len = first_datagram[5] if len(first_datagram) > 6 else 0
+            self._initial_dcid = bytes(first_datagram[6 : 6 + dcid_len])
+            if not self._original_dcid:
+                self._original_dcid = self._initial_dcid
+            self._conn_ids_ours.set_initial_client_dcid(self._initial_dcid)
+        self._install_initial_keys(self._initial_dcid)
+        self._packer.dcid = self._conn_ids_peer.active
+        self._create_tls(now)
+        if self._is_client:
+            self._tls.start()
+            self._drain_tls(now)
+        self._flush_cid_frames()
+
+    def _local_params(self) -> TransportParameters:
+        server = not self._is_client
+        return local_transport_parameters(
+            self._config,
+            self._perspective,
+            self._version,
+            self._host_cid,
+            original_dcid=self._original_dcid if server else None,
+            retry_scid=self._retry_scid if server else None,
+            stateless_reset_token=self._conn_ids_ours.reset_token(self._host_cid) if server else None,
+        )
+
+    def _create_tls(self, now: float) -> None:
+        params = self._local_params()
+        if self._tracer is not None:
+            self._tracer.sent_transport_parameters(params)
+        ticket = self._session_ticket
+        self._tls = TLSEngine(
+            self._tls_config,
+            is_client=self._is_client,
+            transport_parameters=encode_transport_parameters(params),
+            server_name=self._server_name,
+            session_ticket=ticket,
+            early_data=(ticket is not None) if self._is_client else self._config.allow_0rtt,
+            now=now,
+        )
+
+    def _install_initial_keys(self, dcid: bytes) -> None:
+        seal, open_ = initial_keys(self._version, dcid, self._perspective)
+        self._packer.keys[EncryptionLevel.INITIAL] = seal
+        self._unpacker.keys[EncryptionLevel.INITIAL] = open_
+
+    # -- TLS -------------------------------------------------------------------------------------
+
+    def _tls_message(self, data: bytes, level: EncryptionLevel, now: float) -> None:
+        self._tls.handle_message(data, level, now)
+        self._drain_tls(now)
+
+    def _drain_tls(self, now: float) -> None:
+        tls = self._tls
+        while (ev := tls.next_event()) is not None:
+            if isinstance(ev, WriteData):
+                self._spaces[space_of(ev.level)].crypto.write(ev.data)
+            elif isinstance(ev, KeysReady):
+                self._install_keys(ev, now)
+            elif isinstance(ev, PeerTransportParameters):
+                self._apply_peer_params(ev.data)
+            elif isinstance(ev, HandshakeComplete):
+                self._on_handshake_complete(ev, now)
+            elif isinstance(ev, EarlyDataRejected):
+                self._on_early_data_rejected(now)
+            elif isinstance(ev, TLSSessionTicketReceived):
+                self._events.append(SessionTicketReceived(ev.ticket))
+
+    def _install_keys(self, ev: KeysReady, now: float) -> None:
+        level = ev.level
+        if self._tracer is not None:
+            self._tracer.updated_key_from_tls(level, ev.is_write == self._is_client)
+        if level == EncryptionLevel.ONE_RTT:
+            self._one_rtt_secrets[ev.is_write] = (ev.suite, ev.secret)
+            if len(self._one_rtt_secrets) == 2:
+                suite, send_secret = self._one_rtt_secrets[True]
+                _, recv_secret = self._one_rtt_secrets[False]
+                keys = OneRTTKeys(
+                    suite,
+                    self._version,
+                    send_secret,
+                    recv_secret,
+                    first_update_interval=self._config.first_key_update_interval,
+                    update_interval=self._config.key_update_interval,
+                )
+                self._packer.one_rtt = keys
+                self._unpacker.one_rtt = keys
+                self._one_rtt_secrets.clear()
+                if self._is_client:
+                    # 1-RTT replaces 0-RTT for sending (RFC 9001 §4.9.3).
+                    self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+            return
+        keys_ = PacketKeys(ev.suite, ev.secret, self._version)
+        if ev.is_write:
+            self._packer.keys[level] = keys_
+        else:
+            self._unpacker.keys[level] = keys_
+
+    def _apply_peer_params(self, data: bytes) -> None:
+        peer = Perspective.SERVER if self._is_client else Perspective.CLIENT
+        params = parse_transport_parameters(data, peer)
+        validate_peer_parameters(
+            params,
+            self._perspective,
+            peer_initial_scid=self._peer_initial_scid,
+            original_dcid=self._original_dcid,
+            retry_scid=self._retry_scid,
+            version=self._version,
+        )
+        if self._tracer is not None:
+            self._tracer.received_transport_parameters(params)
+        self._peer_params = params
+        self._apply_params_limits(params)
+        if params.stateless_reset_token is not None:
+            self._conn_ids_peer.set_stateless_reset_token(params.stateless_reset_token)
+
+    def _apply_params_limits(self, params: TransportParameters) -> None:
+        """Flow-control, datagram and size limits (also used with remembered 0-RTT parameters)."""
+        if params.max_idle_timeout:
+            self._peer_idle_timeout = params.max_idle_timeout / 1000
+        self._rtt.max_ack_delay = params.max_ack_delay / 1000
+        self._sph.peer_ack_delay_exponent = params.ack_delay_exponent
+        self._peer_ack_delay_exponent = params.ack_delay_exponent
+        self._peer_max_datagram_frame_size = params.max_datagram_frame_size
+        self._max_datagram_size = min(self._config.initial_packet_size, params.max_udp_payload_size)
+        self._streams.apply_peer_transport_parameters(
+            initial_max_data=params.initial_max_data,
+            initial_max_stream_data_bidi_local=params.initial_max_stream_data_bidi_local,
+            initial_max_stream_data_bidi_remote=params.initial_max_stream_data_bidi_remote,
+            initial_max_stream_data_uni=params.initial_max_stream_data_uni,
+            initial_max_streams_bidi=params.initial_max_streams_bidi,
+            initial_max_streams_uni=params.initial_max_streams_uni,
+        )
+
+    def _on_handshake_complete(self, ev: HandshakeComplete, now: float) -> None:
+        self._handshake_complete = True
+        # RFC 9000 §10.1: after the handshake the idle timeout is the minimum of both endpoints'.
+        idle = self._config.max_idle_timeout
+        peer_idle = self._peer_idle_timeout
+        self._idle_timeout = min(idle, peer_idle) if peer_idle else idle
+        self._events.append(
+            HandshakeCompleted(
+                alpn=ev.alpn,
+                session_resumed=ev.session_resumed,
+                early_data_accepted=ev.early_data_accepted,
+                version=self._version,
+            )
+        )
+        if self._peer_params is not None:
+            self._conn_ids_ours.set_peer_limit(self._peer_params.active_connection_id_limit)
+        if not self._is_client:
+            # RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it sends
+            # HANDSHAKE_DONE (RFC 9000 §19.20), and may send NEW_TOKEN and a session ticket.
+            self._packer.control_frames.append(HandshakeDoneFrame())
+            provider = self._new_token_provider
+            if provider is not None:
+                token = provider(self._peer_addr)
+                if token:
+                    self._packer.control_frames.append(NewTokenFrame(token))
+            self._confirm_handshake(now)
+            self._tls.send_session_ticket(now, self._ticket_app_data())
+            self._drain_tls(now)
+        self._flush_cid_frames()
+
+    def _ticket_app_data(self) -> bytes:
+        """What a session ticket remembers for 0-RTT: our transport parameters (RFC 9000 §7.4.1)."""
+        return encode_transport_parameters(self._local_params())
+
+    def _on_early_data_rejected(self, now: float) -> None:
+        """RFC 9001 §4.6.2: rejected 0-RTT data is resent in 1-RTT packets."""
+        self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        for packet in self._sph.drop_0rtt_packets(now):
+            self._requeue_frames(packet, crypto_too=False)
+
+    def _confirm_handshake(self, now: float) -> None:
+        if self._handshake_confirmed:
+            return
+        self._handshake_confirmed = True
+        self._sph.set_handshake_confirmed(now)
+        # RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
+        self._discard_space(PacketNumberSpace.INITIAL)
+        self._discard_space(PacketNumberSpace.HANDSHAKE)
+        self._unpacker.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        if not self._is_client:
+            self._conn_ids_ours.drop_initial_client_dcid()
+        self._flush_cid_frames()
+
+    # -- packet-level handshake rules ------------------------------------------------------------
+
+    def _on_first_packet_of_level(self, pkt: UnpackedPacket, now: float) -> None:
+        self._received_any = True
+        if not self._peer_cid_known and pkt.packet_type in (PacketType.INITIAL, PacketType.HANDSHAKE):
+            # RFC 9000 §7.2: use the peer's chosen SCID as DCID from now on.
+            self._peer_cid_known = True
+            self._peer_initial_scid = pkt.scid
+            self._conn_ids_peer.change_initial_dcid(pkt.scid)
+            self._packer.dcid = pkt.scid
+        if pkt.level == EncryptionLevel.HANDSHAKE and not self._is_client:
+            # RFC 9000 §8.1: a Handshake packet from the client validates its address; RFC 9001
+            # §4.9.1: the server discards Initial keys when it first processes one.
+            self._sph.set_peer_validated_address(now)
+            self._discard_space(PacketNumberSpace.INITIAL)
+
+    def _on_packet_processed(self, pkt: UnpackedPacket, now: float) -> None:
+        self._last_received = now
+        self._first_eliciting_after_receive = None
+
+    def _send_levels(self) -> tuple[EncryptionLevel, ...]:
+        packer = self._packer
+        levels: list[EncryptionLevel] = []
+        if EncryptionLevel.INITIAL in packer.keys:
+            levels.append(EncryptionLevel.INITIAL)
+        if EncryptionLevel.HANDSHAKE in packer.keys:
+            levels.append(EncryptionLevel.HANDSHAKE)
+        if packer.one_rtt is not None:
+            levels.append(EncryptionLevel.ONE_RTT)
+        elif EncryptionLevel.ZERO_RTT in packer.keys:
+            levels.append(EncryptionLevel.ZERO_RTT)
+        return tuple(levels)
+
+    def _long_header_version_ok(self, buf: bytearray, pos: int) -> bool:
+        version = int.from_bytes(buf[pos + 1 : pos + 5], "big") if len(buf) >= pos + 5 else -1
+        if version == self._version:
+            return True
+        if self._is_client and not self._received_any and version in self._config.versions:
+            # RFC 9368 §2.3: compatible version negotiation, the server answered in another version
+            # we offered; follow it (the Initial keys are re-derived from the original DCID).
+            self._version = version
+            self._packer.version = version
+            self._install_initial_keys(self._retry_dcid_or_original())
+            return True
+        return False
+
+    def _retry_dcid_or_original(self) -> bytes:
+        return self._retry_scid if self._retry_scid is not None else self._original_dcid
+
+    def _handle_special_long_header(self, data: bytes, now: float) -> bool:
+        """Version Negotiation and Retry packets (never coalesced). True if ``data`` was one of them."""
+        if len(data) < 7:
+            return False
+        version = int.from_bytes(data[1:5], "big")
+        if version == 0:
+            if self._is_client:
+                self._on_version_negotiation(data, now)
+            else:
+                self._trace_drop(None, len(data), DropReason.UNEXPECTED_PACKET)
+            return True
+        if version not in (self._version, *self._config.versions):
+            return False
+        try:
+            ptype = packet_type_from_bits(version, (data[0] >> 4) & 0x03)
+        except (TransportError, ValueError):
+            return False
+        if ptype != PacketType.RETRY:
+            return False
+        if self._is_client:
+            self._on_retry(data, now)
+        else:
+            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+        return True
+
+    def _on_version_negotiation(self, data: bytes, now: float) -> None:
+        # RFC 9000 §6.2: a client that has processed any packet from the server, or already reacted
+        # to a Version Negotiation packet, MUST discard one.
+        if self._received_any or self._vn_done:
+            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
+            return
+        try:
+            dcid, scid, versions = parse_version_negotiation(data)
+        except TransportError:
+            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.HEADER_PARSE_ERROR)
+            return
+        # RFC 9000 §6.2: a VN packet listing the version we chose is discarded (and the CIDs must echo ours).
+        if self._version in versions or dcid != self._host_cid or scid != self._original_dcid:
+            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
+            return
+        common = [v for v in self._config.versions if v in versions]
+        if not common:
+            # RFC 9368 §4: no common version, the attempt fails with both version lists.
+            self._terminate(VersionNegotiationError(list(self._config.versions), list(versions)))
+            return
+        # RFC 9368 §4: incompatible version negotiation, start over in the version both support.
+        self._version = common[0]
+        self._packer.version = common[0]
+        self._install_initial_keys(self._original_dcid)
+        self._sph.reset_for_retry(now)
+        self._spaces[PacketNumberSpace.INITIAL].crypto = CryptoStream()
+        self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        self._vn_done = True
+        self._create_tls(now)
+        self._tls.start()
+        self._drain_tls(now)
+
+    def _on_retry(self, data: bytes, now: float) -> None:
+        # RFC 9000 §17.2.5.2: only one Retry, and only before any other packet from the server.
+        if self._received_any or self._retry_scid is not None:
+            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+            return
+        try:
+            version, _dcid, scid, token, tag = parse_retry(data)
+        except TransportError:
+            self._trace_drop(PacketType.RETRY, len(data), DropReason.HEADER_PARSE_ERROR)
+            return
+        pseudo = retry_pseudo_packet(self._original_dcid, data[:-16])
+        # RFC 9001 §5.8: a Retry whose integrity tag does not verify MUST be discarded; RFC 9000
+        # §17.2.5.2: so must one with an empty token or an SCID equal to our DCID.
+        if (
+            version != self._version
+            or not token
+            or scid == self._original_dcid
+            or not retry_integrity_valid(version, pseudo, tag)
+        ):
+            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+            return
+        self._retry_scid = scid
+        self._conn_ids_peer.change_initial_dcid(scid)
+        self._packer.dcid = scid
+        self._packer.token = token
+        self._install_initial_keys(scid)
+        # Everything sent so far is void; the ClientHello goes again in the new Initial.
+        for packet in self._sph.reset_for_retry(now):
+            self._requeue_frames(packet, crypto_too=True)
+        self._spaces[PacketNumberSpace.INITIAL].crypto.queue_probe()

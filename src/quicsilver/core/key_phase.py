@@ -1,0 +1,156 @@
+"""1-RTT packet protection keys and key update (RFC 9001 §5.4, §6, §6.6).
+
+One key-phase counter covers both directions, as in quic-go: initiating or responding to an update
+rolls the send and receive keys together. The header-protection keys never change (RFC 9001 §6:
+"The header protection key is not updated"), so they stay those of generation 0.
+"""
+
+from __future__ import annotations
+
+from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.protection import (
+    CONFIDENTIALITY_LIMIT,
+    INTEGRITY_LIMIT,
+    CipherSuite,
+    DecryptionError,
+    PacketKeys,
+)
+
+__all__ = ["KeysDroppedError", "OneRTTKeys"]
+
+
+class KeysDroppedError(DecryptionError):
+    """A packet of the previous key phase arrived after those keys were discarded."""
+
+
+class OneRTTKeys:
+    """The 1-RTT AEAD of one connection: current, next and previous generations."""
+
+    def __init__(
+        self,
+        suite: CipherSuite,
+        version: int,
+        send_secret: bytes,
+        recv_secret: bytes,
+        *,
+        first_update_interval: int,
+        update_interval: int,
+    ) -> None:
+        self.send_keys = PacketKeys(suite, send_secret, version)
+        self.recv_keys = PacketKeys(suite, recv_secret, version)
+        # Header protection stays with the first generation (RFC 9001 §6).
+        self.send_header_keys = self.send_keys
+        self.recv_header_keys = self.recv_keys
+        self._next_recv_keys = self.recv_keys.next_generation()
+        self._prev_recv_keys: PacketKeys | None = None
+        self._prev_expiry: float | None = None
+        self.key_phase = 0
+        self._first_sent: int | None = None
+        self._first_received: int | None = None
+        self._sent_in_phase = 0
+        self._largest_acked: int | None = None
+        self._first_update_interval = first_update_interval
+        self._update_interval = update_interval
+        self._invalid_packets = 0
+        self._integrity_limit = INTEGRITY_LIMIT[suite]
+        self._confidentiality_limit = CONFIDENTIALITY_LIMIT[suite]
+        self._total_sent = 0
+
+    @property
+    def phase_bit(self) -> bool:
+        return bool(self.key_phase & 1)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def on_packet_sent(self, pn: int) -> None:
+        if self._first_sent is None:
+            self._first_sent = pn
+        self._sent_in_phase += 1
+        self._total_sent += 1
+
+    def on_packet_acked(self, pn: int) -> None:
+        if self._largest_acked is None or pn > self._largest_acked:
+            self._largest_acked = pn
+
+    def should_initiate_update(self) -> bool:
+        """Whether to roll keys before the next packet (call only once the handshake is confirmed).
+
+        RFC 9001 §6.5: not before a packet sent with the current keys was acknowledged (and, as
+        quic-go, one was received); RFC 9001 §6.6: always before the confidentiality limit.
+        """
+        interval = self._first_update_interval if self.key_phase == 0 else self._update_interval
+        interval = min(interval, self._confidentiality_limit)
+        if self._sent_in_phase < interval:
+            return False
+        if self._first_received is None or self._first_sent is None:
+            return False
+        return self._largest_acked is not None and self._largest_acked >= self._first_sent
+
+    def initiate_update(self, now: float, pto: float) -> None:
+        """Start a key update (RFC 9001 §6.1)."""
+        self._roll(now, pto)
+
+    def _roll(self, now: float, pto: float) -> None:
+        self._prev_recv_keys = self.recv_keys
+        # RFC 9001 §6.5: keep the old keys around for about three PTOs for reordered packets.
+        self._prev_expiry = now + 3 * pto
+        self.recv_keys = self._next_recv_keys
+        self._next_recv_keys = self.recv_keys.next_generation()
+        self.send_keys = self.send_keys.next_generation()
+        self.key_phase += 1
+        self._first_sent = None
+        self._first_received = None
+        self._sent_in_phase = 0
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def open(
+        self,
+        pn: int,
+        header: bytes | bytearray | memoryview,
+        payload: bytes | memoryview,
+        phase_bit: bool,
+        now: float,
+        pto: float,
+    ) -> bytes:
+        """Decrypt a 1-RTT payload; raises DecryptionError (drop) or TransportError (close)."""
+        if self._prev_expiry is not None and now >= self._prev_expiry:
+            self._prev_recv_keys = None
+            self._prev_expiry = None
+        try:
+            if phase_bit == self.phase_bit:
+                plain = self.recv_keys.open(pn, header, payload)
+                if self._first_received is None or pn < self._first_received:
+                    self._first_received = pn
+                return plain
+            if self.key_phase > 0 and (self._first_received is None or pn < self._first_received):
+                # A reordered packet of the previous phase.
+                if self._prev_recv_keys is None:
+                    raise KeysDroppedError("previous 1-RTT keys already discarded")
+                return self._prev_recv_keys.open(pn, header, payload)
+            plain = self._next_recv_keys.open(pn, header, payload)
+        except DecryptionError:
+            # RFC 9001 §6.6: count failed decryptions against the integrity limit.
+            self._invalid_packets += 1
+            if self._invalid_packets >= self._integrity_limit:
+                raise TransportError(
+                    TransportErrorCode.AEAD_LIMIT_REACHED, "too many packets failed authentication"
+                ) from None
+            raise
+        # The peer started a key update (RFC 9001 §6.2).
+        if self.key_phase > 0 and self._first_sent is None:
+            # RFC 9001 §6.2: a second update before we sent with the current keys is an error.
+            raise TransportError(TransportErrorCode.KEY_UPDATE_ERROR, "peer updated keys twice too quickly")
+        self._roll(now, pto)
+        self._first_received = pn
+        return plain
+
+    def drop_previous_keys(self, now: float) -> None:
+        """Discard the previous generation once its three PTOs have passed."""
+        if self._prev_expiry is not None and now >= self._prev_expiry:
+            self._prev_recv_keys = None
+            self._prev_expiry = None
+
+    @property
+    def previous_keys_expiry(self) -> float | None:
+        return self._prev_expiry

@@ -1,0 +1,374 @@
+"""The packet packer: frames into packets, packets into one datagram (RFC 9000 §12.2, §14.1, §17;
+RFC 9001 §5.4; RFC 9002 §2).
+
+A datagram is built in one bytearray. Levels are coalesced in order Initial, Handshake, then 0-RTT or
+1-RTT (a short-header packet must come last: it has no Length field, RFC 9000 §12.2). Inside a
+packet frames go in priority order: ACK, CRYPTO, connection control frames, stream control frames,
+STREAM data (round robin, owned by the streams map), DATAGRAM frames, then PING if a probe needs an
+ack-eliciting packet. RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to at
+least 1200 bytes, a server every datagram carrying an ack-eliciting Initial packet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from quicsilver.ackhandler.packet import SentPacket
+from quicsilver.ackhandler.sent import SentPacketHandler
+from quicsilver.core.key_phase import OneRTTKeys
+from quicsilver.core.spaces import PacketSpace
+from quicsilver.handshake.protection import PacketKeys, protect_packet
+from quicsilver.protocol import MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.wire.frames import (
+    AckFrame,
+    ConnectionCloseFrame,
+    DatagramFrame,
+    Frame,
+    PaddingFrame,
+    PingFrame,
+    StreamFrame,
+)
+from quicsilver.wire.header import PacketType, build_long_header, build_short_header
+from quicsilver.wire.packet_number import encode_packet_number
+from quicsilver.wire.varint import varint_len
+
+__all__ = ["AppFrameSource", "PacketPacker"]
+
+TAG_LEN = 16
+_MIN_PAYLOAD_FOR_SAMPLE = 4  # RFC 9001 §5.4.2: pn_len + payload >= 4 bytes
+
+_LONG_TYPE = {
+    EncryptionLevel.INITIAL: PacketType.INITIAL,
+    EncryptionLevel.HANDSHAKE: PacketType.HANDSHAKE,
+    EncryptionLevel.ZERO_RTT: PacketType.ZERO_RTT,
+}
+_SPACE = {
+    EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
+    EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
+    EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
+    EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
+}
+
+
+class AppFrameSource(Protocol):
+    """Where application-level frames come from (the streams map and the datagram queue)."""
+
+    def has_data(self) -> bool: ...
+
+    def pop_control_frame(self, max_size: int) -> Frame | None: ...
+
+    def pop_stream_frame(self, max_size: int) -> StreamFrame | None: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    level: EncryptionLevel
+    pn: int
+    pn_len: int
+    header_len: int
+    payload: bytearray
+    frames: list[Frame]
+    ack_eliciting: bool
+    has_padding: bool
+    largest_acked: int | None
+
+
+class PacketPacker:
+    """Builds datagrams for one connection; the connection owns every source it reads from."""
+
+    def __init__(
+        self,
+        perspective: Perspective,
+        spaces: dict[PacketNumberSpace, PacketSpace],
+        sph: SentPacketHandler,
+    ) -> None:
+        self.perspective = perspective
+        self.spaces = spaces
+        self.sph = sph
+        self.version = 0
+        self.dcid = b""
+        self.scid = b""
+        self.token = b""
+        self.keys: dict[EncryptionLevel, PacketKeys] = {}
+        self.one_rtt: OneRTTKeys | None = None
+        self.control_frames: deque[Frame] = deque()
+        self.app_source: AppFrameSource | None = None
+        self.datagrams: deque[bytes] = deque()
+        self.max_datagram_frame_size = 0
+        # Called once per 1-RTT packet before it is sealed (the connection may roll keys here).
+        self.before_one_rtt_packet: Callable[[], None] | None = None
+
+    # -- sizes --------------------------------------------------------------------------------------
+
+    def _header_len(self, level: EncryptionLevel, pn_len: int) -> int:
+        if level == EncryptionLevel.ONE_RTT:
+            return 1 + len(self.dcid) + pn_len
+        n = 1 + 4 + 1 + len(self.dcid) + 1 + len(self.scid) + 2 + pn_len
+        if level == EncryptionLevel.INITIAL:
+            n += varint_len(len(self.token)) + len(self.token)
+        return n
+
+    def can_send(self, level: EncryptionLevel) -> bool:
+        if level == EncryptionLevel.ONE_RTT:
+            return self.one_rtt is not None
+        return level in self.keys
+
+    # -- datagrams ----------------------------------------------------------------------------------
+
+    def pack_datagram(
+        self,
+        now: float,
+        max_size: int,
+        *,
+        levels: tuple[EncryptionLevel, ...],
+        send_data: bool,
+        ping_levels: frozenset[EncryptionLevel] = frozenset(),
+        pad_to: int = 0,
+    ) -> tuple[bytearray, list[SentPacket]] | None:
+        """Coalesce one packet per level in ``levels`` (those with something to send) into a datagram.
+
+        ``send_data`` False restricts packets to ACK frames (congestion-limited, RFC 9002 §7);
+        ``ping_levels`` must each carry an ack-eliciting packet (PTO probes, keep-alives);
+        ``pad_to`` forces the datagram to at least that many bytes (PATH/MTU probes).
+        """
+        pending: list[_Pending] = []
+        remaining = max_size
+        for level in levels:
+            if not self.can_send(level):
+                continue
+            pkt = self._fill_packet(now, level, remaining, send_data, level in ping_levels)
+            if pkt is None:
+                continue
+            pending.append(pkt)
+            remaining -= pkt.header_len + len(pkt.payload) + TAG_LEN
+            if level == EncryptionLevel.ONE_RTT:
+                break
+        if not pending:
+            return None
+        # RFC 9000 §14.1: Initial-carrying datagrams from a client (or ack-eliciting ones from a server)
+        # are expanded to at least 1200 bytes.
+        target = pad_to
+        for p in pending:
+            if p.level == EncryptionLevel.INITIAL and (
+                self.perspective == Perspective.CLIENT or p.ack_eliciting
+            ):
+                target = max(target, max_size)
+        total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
+        if total < target:
+            last = pending[-1]
+            pad = target - total
+            last.payload += bytes(pad)
+            last.has_padding = True
+        return self._seal(pending, now)
+
+    def _fill_packet(
+        self, now: float, level: EncryptionLevel, room: int, send_data: bool, need_ping: bool
+    ) -> _Pending | None:
+        space_id = _SPACE[level]
+        space = self.spaces[space_id]
+        sph = self.sph
+        pn = sph.peek_packet_number(space_id)
+        _, pn_len = encode_packet_number(pn, sph.largest_acked(space_id))
+        header_len = self._header_len(level, pn_len)
+        avail = room - header_len - TAG_LEN
+        if avail < 1:
+            return None
+        payload = bytearray()
+        frames: list[Frame] = []
+        ack_eliciting = False
+        largest_acked: int | None = None
+        # ACK first (not in 0-RTT packets, RFC 9000 §12.4 Table 3).
+        if level != EncryptionLevel.ZERO_RTT:
+            has_other = need_ping or (send_data and self._has_data(level))
+            ack = space.ack_tracker.get_ack_frame(now, only_if_queued=not has_other)
+            if ack is not None:
+                ack = _fit_ack(ack, avail)
+                if ack is not None:
+                    ack.append(payload)
+                    frames.append(ack)
+                    largest_acked = ack.largest_acked
+        if send_data:
+            ack_eliciting = self._fill_data(level, space, payload, frames, avail)
+        if need_ping and not ack_eliciting and avail - len(payload) >= 1:
+            ping = PingFrame()
+            ping.append(payload)
+            frames.append(ping)
+            ack_eliciting = True
+        if not frames:
+            return None
+        padding = False
+        if pn_len + len(payload) < _MIN_PAYLOAD_FOR_SAMPLE:
+            payload += bytes(_MIN_PAYLOAD_FOR_SAMPLE - pn_len - len(payload))
+            padding = True
+        sph.pop_packet_number(space_id)
+        return _Pending(level, pn, pn_len, header_len, payload, frames, ack_eliciting, padding, largest_acked)
+
+    def _has_data(self, level: EncryptionLevel) -> bool:
+        if level == EncryptionLevel.ZERO_RTT:
+            return self.app_source is not None and self.app_source.has_data()
+        space = self.spaces[_SPACE[level]]
+        if space.crypto.has_data():
+            return True
+        if level != EncryptionLevel.ONE_RTT:
+            return False
+        return (
+            bool(self.control_frames)
+            or bool(self.datagrams)
+            or (self.app_source is not None and self.app_source.has_data())
+        )
+
+    def _fill_data(
+        self, level: EncryptionLevel, space: PacketSpace, payload: bytearray, frames: list[Frame], avail: int
+    ) -> bool:
+        eliciting = False
+        if level != EncryptionLevel.ZERO_RTT:
+            crypto = space.crypto
+            while crypto.has_data():
+                frame = crypto.pop_crypto_frame(avail - len(payload))
+                if frame is None:
+                    break
+                frame.append(payload)
+                frames.append(frame)
+                eliciting = True
+            if level != EncryptionLevel.ONE_RTT:
+                return eliciting
+            control = self.control_frames
+            while control:
+                cf = control[0]
+                if cf.length() > avail - len(payload):
+                    break
+                control.popleft()
+                cf.append(payload)
+                frames.append(cf)
+                eliciting = True
+        source = self.app_source
+        if source is not None:
+            while True:
+                room = avail - len(payload)
+                if room < 2:
+                    break
+                cframe = source.pop_control_frame(room)
+                if cframe is None:
+                    break
+                cframe.append(payload)
+                frames.append(cframe)
+                eliciting = True
+            while True:
+                room = avail - len(payload)
+                if room < 3:
+                    break
+                sframe = source.pop_stream_frame(room)
+                if sframe is None:
+                    break
+                sframe.append(payload)
+                frames.append(sframe)
+                eliciting = True
+        datagrams = self.datagrams
+        while datagrams:
+            data = datagrams[0]
+            dframe = DatagramFrame(data)
+            if dframe.length() > avail - len(payload):
+                if not frames:
+                    # It can never fit this path: RFC 9221 §5 lets us drop it.
+                    datagrams.popleft()
+                    continue
+                break
+            datagrams.popleft()
+            dframe.append(payload)
+            frames.append(dframe)
+            eliciting = True
+        return eliciting
+
+    def _seal(self, pending: list[_Pending], now: float) -> tuple[bytearray, list[SentPacket]]:
+        buf = bytearray()
+        packed: list[SentPacket] = []
+        for p in pending:
+            start = len(buf)
+            if p.level == EncryptionLevel.ONE_RTT:
+                one_rtt = self.one_rtt
+                assert one_rtt is not None
+                if self.before_one_rtt_packet is not None:
+                    self.before_one_rtt_packet()
+                pn_offset = build_short_header(buf, self.dcid, p.pn, p.pn_len, one_rtt.phase_bit)
+                keys = one_rtt.send_keys
+                one_rtt.on_packet_sent(p.pn)
+            else:
+                length = p.pn_len + len(p.payload) + TAG_LEN
+                token = self.token if p.level == EncryptionLevel.INITIAL else b""
+                pn_offset = build_long_header(
+                    buf,
+                    self.version,
+                    _LONG_TYPE[p.level],
+                    self.dcid,
+                    self.scid,
+                    token,
+                    length,
+                    p.pn,
+                    p.pn_len,
+                )
+                keys = self.keys[p.level]
+            protect_packet(keys, buf, pn_offset, p.pn_len, p.pn, p.payload, header_offset=start)
+            size = len(buf) - start
+            if p.has_padding:
+                p.frames.append(PaddingFrame(1))
+            packed.append(
+                SentPacket(
+                    pn=p.pn,
+                    space=_SPACE[p.level],
+                    time_sent=now,
+                    size=size,
+                    ack_eliciting=p.ack_eliciting,
+                    in_flight=p.ack_eliciting or p.has_padding,
+                    frames=p.frames,
+                    largest_acked=p.largest_acked,
+                    is_0rtt=p.level == EncryptionLevel.ZERO_RTT,
+                )
+            )
+        return buf, packed
+
+    # -- CONNECTION_CLOSE ---------------------------------------------------------------------------
+
+    def pack_close(
+        self, frames: dict[EncryptionLevel, ConnectionCloseFrame], max_size: int, now: float
+    ) -> bytearray:
+        """A datagram with a CONNECTION_CLOSE in each level we have keys for (RFC 9000 §10.2.3)."""
+        pending: list[_Pending] = []
+        for level, frame in frames.items():
+            if not self.can_send(level):
+                continue
+            space_id = _SPACE[level]
+            pn = self.sph.pop_packet_number(space_id)
+            _, pn_len = encode_packet_number(pn, self.sph.largest_acked(space_id))
+            payload = bytearray()
+            frame.append(payload)
+            if pn_len + len(payload) < _MIN_PAYLOAD_FOR_SAMPLE:
+                payload += bytes(_MIN_PAYLOAD_FOR_SAMPLE - pn_len - len(payload))
+            pending.append(
+                _Pending(
+                    level, pn, pn_len, self._header_len(level, pn_len), payload, [frame], False, False, None
+                )
+            )
+        if not pending:
+            return bytearray()
+        if self.perspective == Perspective.CLIENT and pending[0].level == EncryptionLevel.INITIAL:
+            total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
+            if total < MIN_INITIAL_PACKET_SIZE:
+                pending[-1].payload += bytes(MIN_INITIAL_PACKET_SIZE - total)
+        buf, _ = self._seal(pending, now)
+        return buf
+
+
+def _fit_ack(ack: AckFrame, avail: int) -> AckFrame | None:
+    """Drop the oldest ACK ranges until the frame fits ``avail`` bytes (RFC 9000 §13.2.4)."""
+    if ack.length() <= avail:
+        return ack
+    ranges = ack.ranges
+    while len(ranges) > 1:
+        ranges = ranges[:-1]
+        candidate = AckFrame(ranges, ack.delay, ack.ecn)
+        if candidate.length() <= avail:
+            return candidate
+    return None

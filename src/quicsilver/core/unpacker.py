@@ -1,0 +1,161 @@
+"""The packet unpacker: one protected packet of a datagram in, its level, packet number and frames out
+(RFC 9000 §12.2, §17.2, §17.3; RFC 9001 §5.4, §5.5).
+
+Header protection is removed in a writable copy of the datagram (one copy per datagram). Packets that
+fail to decrypt, or whose keys we lack or have dropped, are reported as drops with a reason: RFC 9001
+§5.5, such packets are discarded, they never close the connection. Frames are parsed from a memoryview
+of the plaintext so STREAM data is not copied again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quicsilver.core.key_phase import OneRTTKeys
+from quicsilver.core.spaces import PacketSpace
+from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.protection import DecryptionError, PacketKeys, unprotect_header
+from quicsilver.protocol import EncryptionLevel, PacketNumberSpace
+from quicsilver.qlog.tracer import DropReason
+from quicsilver.wire.frames import Frame, check_frame_allowed, parse_frame
+from quicsilver.wire.header import PacketType, parse_long_header, parse_short_header
+from quicsilver.wire.packet_number import decode_packet_number
+
+__all__ = ["Dropped", "PacketUnpacker", "UnpackedPacket", "parse_payload"]
+
+_LEVEL_OF = {
+    PacketType.INITIAL: EncryptionLevel.INITIAL,
+    PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
+    PacketType.ZERO_RTT: EncryptionLevel.ZERO_RTT,
+    PacketType.ONE_RTT: EncryptionLevel.ONE_RTT,
+}
+_SPACE_OF = {
+    EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
+    EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
+    EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
+    EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
+}
+_LONG_RESERVED_BITS = 0x0C
+_SHORT_RESERVED_BITS = 0x18
+_KEY_PHASE_BIT = 0x04
+
+
+@dataclass(slots=True)
+class UnpackedPacket:
+    """A decrypted packet: where it came from and its plaintext payload."""
+
+    level: EncryptionLevel
+    packet_type: PacketType
+    pn: int
+    version: int
+    dcid: bytes
+    scid: bytes
+    token: bytes
+    size: int
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Dropped:
+    """A packet we discarded without closing the connection, and why (a qlog DropReason)."""
+
+    packet_type: PacketType | None
+    size: int
+    reason: str
+
+
+class PacketUnpacker:
+    """Removes packet protection with the connection's current receive keys."""
+
+    def __init__(self, spaces: dict[PacketNumberSpace, PacketSpace], short_dcid_len: int) -> None:
+        self.spaces = spaces
+        self.short_dcid_len = short_dcid_len
+        self.keys: dict[EncryptionLevel, PacketKeys] = {}
+        self.one_rtt: OneRTTKeys | None = None
+
+    def unpack(
+        self, buf: bytearray, pos: int, now: float, pto: float
+    ) -> tuple[UnpackedPacket | Dropped, int]:
+        """Unprotect the packet at ``buf[pos]``; returns it (or a drop) and where the next one starts.
+
+        Raises TransportError only for a packet that authenticated but breaks the rules (reserved
+        bits, RFC 9000 §17.2) or a key update error (RFC 9001 §6).
+        """
+        first = buf[pos]
+        if first & 0x80:
+            try:
+                hdr = parse_long_header(buf, pos)
+            except TransportError:
+                # An unparsable header: the rest of the datagram cannot be delimited either.
+                return Dropped(None, len(buf) - pos, DropReason.HEADER_PARSE_ERROR), len(buf)
+            ptype = hdr.packet_type
+            end = hdr.packet_end
+            if ptype not in _LEVEL_OF:
+                return Dropped(ptype, end - pos, DropReason.UNEXPECTED_PACKET), end
+            level = _LEVEL_OF[ptype]
+            keys = self.keys.get(level)
+            if keys is None:
+                return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
+            pn_offset = hdr.pn_offset - pos
+            version, dcid, scid, token = hdr.version, hdr.dcid, hdr.scid, hdr.token
+        else:
+            ptype = PacketType.ONE_RTT
+            level = EncryptionLevel.ONE_RTT
+            end = len(buf)
+            one_rtt = self.one_rtt
+            if one_rtt is None:
+                return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
+            try:
+                dcid, abs_pn_offset = parse_short_header(buf, pos, self.short_dcid_len)
+            except TransportError:
+                return Dropped(ptype, end - pos, DropReason.HEADER_PARSE_ERROR), end
+            pn_offset = abs_pn_offset - pos
+            keys = one_rtt.recv_keys
+            version, scid, token = 0, b"", b""
+        space = self.spaces[_SPACE_OF[level]]
+        if space.discarded:
+            return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
+        view = memoryview(buf)[pos:end]
+        try:
+            first, truncated, pn_len = unprotect_header(keys, view, pn_offset)
+            pn = decode_packet_number(space.largest_received, truncated, pn_len * 8)
+            header_end = pn_offset + pn_len
+            if level == EncryptionLevel.ONE_RTT:
+                assert self.one_rtt is not None
+                payload = self.one_rtt.open(
+                    pn, view[:header_end], view[header_end:], bool(first & _KEY_PHASE_BIT), now, pto
+                )
+            else:
+                payload = keys.open(pn, view[:header_end], view[header_end:])
+        except DecryptionError:
+            return Dropped(ptype, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
+        finally:
+            view.release()
+        # RFC 9000 §17.2 / §17.3.1: non-zero reserved bits after removing header protection MUST be
+        # treated as a connection error of type PROTOCOL_VIOLATION.
+        if first & (_LONG_RESERVED_BITS if first & 0x80 else _SHORT_RESERVED_BITS):
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits are set")
+        return (
+            UnpackedPacket(level, ptype, pn, version, dcid, scid, token, end - pos, payload),
+            end,
+        )
+
+
+def parse_payload(payload: bytes, packet_type: PacketType) -> list[Frame]:
+    """All frames of a decrypted payload, each checked against its packet type (RFC 9000 §12.4).
+
+    RFC 9000 §12.4: a packet containing no frames is a PROTOCOL_VIOLATION.
+    """
+    if not payload:
+        raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
+    view = memoryview(payload)
+    frames: list[Frame] = []
+    pos = 0
+    end = len(payload)
+    check = packet_type != PacketType.ONE_RTT
+    while pos < end:
+        if check:
+            check_frame_allowed(payload[pos], packet_type)
+        frame, pos = parse_frame(view, pos)
+        frames.append(frame)
+    return frames

@@ -1,0 +1,63 @@
+"""Handshakes in the simulated network (RFC 9000 §7, §8.1, §14.1; RFC 9001 §4; RFC 9002 §6.2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
+from quicsilver.protocol import VERSION_1
+
+from .sim import Link, Sim
+
+
+def test_handshake_no_loss_takes_about_one_rtt() -> None:
+    sim = Sim()
+    assert sim.run_until(sim.handshake_confirmed, max_time=5)
+    # One RTT (20 ms) for the client to complete, the server completes on the client Finished.
+    done = [e for e in sim.client_events if isinstance(e, HandshakeCompleted)]
+    assert done and done[0].alpn == "sim" and done[0].version == VERSION_1
+    assert sim.now < 0.1
+    # RFC 9000 §5.1.1: both sides issued extra connection IDs up to the peer's limit (4).
+    assert sum(isinstance(e, ConnectionIdIssued) for e in sim.client_events) == 3
+    assert sim.client._state is sim.server._state
+
+
+@pytest.mark.parametrize("loss", [0.10, 0.30])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_handshake_completes_under_loss(loss: float, seed: int) -> None:
+    sim = Sim(seed=seed, to_server=Link(loss=loss), to_client=Link(loss=loss))
+    assert sim.run_until(sim.handshake_confirmed, max_time=30)
+    assert sim.terminated("client") is None and sim.terminated("server") is None
+
+
+def test_handshake_with_whole_first_flight_lost() -> None:
+    # Everything the client sends at t=0 (its ClientHello spans two datagrams with ML-KEM) is lost.
+    sim = Sim(to_server=Link(black_holes=[(0.0, 0.001)]))
+    assert sim.run_until(sim.handshake_confirmed, max_time=10)
+    # RFC 9002 §6.2.1: resent when the PTO fires: 333 ms + 4 * 166.5 ms = 999 ms with the initial RTT.
+    assert 0.999 <= sim.now < 1.2
+
+
+def test_handshake_with_server_first_flight_lost() -> None:
+    sim = Sim(to_client=Link(black_holes=[(0.0, 0.015)]))
+    assert sim.run_until(sim.handshake_confirmed, max_time=10)
+
+
+def test_client_initial_datagrams_are_padded() -> None:
+    sizes: list[int] = []
+
+    def record(data: bytes) -> bool:
+        if data[0] & 0x80 and (data[0] & 0x30) == 0:  # v1 Initial
+            sizes.append(len(data))
+        return False
+
+    sim = Sim(to_server=Link(drop_if=record))
+    assert sim.run_until(sim.handshake_confirmed, max_time=5)
+    # RFC 9000 §14.1: every datagram carrying an Initial packet is at least 1200 bytes.
+    assert sizes and min(sizes) >= 1200
+
+
+def test_corrupted_packets_are_dropped_silently() -> None:
+    sim = Sim(seed=7, to_server=Link(corrupt=0.3), to_client=Link(corrupt=0.3))
+    assert sim.run_until(sim.handshake_confirmed, max_time=30)
+    assert sim.terminated("client") is None and sim.terminated("server") is None
