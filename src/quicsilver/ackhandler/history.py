@@ -1,0 +1,81 @@
+"""Per packet-number-space state of loss recovery (RFC 9002 §A.2, §A.3).
+
+The packets neither acknowledged nor lost live in a dict keyed by packet number; a lowest-outstanding
+pointer advances lazily over numbers that left the dict, so nothing is ever removed from the front of
+a list and ACK processing only touches the numbers it acknowledges.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from quicsilver.ackhandler.packet import SentPacket
+from quicsilver.ackhandler.packet_number_generator import (
+    SequentialPacketNumberGenerator,
+    SkippingPacketNumberGenerator,
+)
+
+__all__ = ["MAX_SKIPPED_PACKETS", "SpaceHistory"]
+
+MAX_SKIPPED_PACKETS = 4  # skipped packet numbers remembered per space
+NEVER = float("inf")
+
+
+class SpaceHistory:
+    """Per packet-number-space recovery state."""
+
+    __slots__ = (
+        "dropped",
+        "eliciting_outstanding",
+        "largest_acked",
+        "largest_sent",
+        "last_ack_eliciting_time",
+        "loss_time",
+        "lowest",
+        "packets",
+        "pc_broken_above",
+        "pc_first_time",
+        "pc_last_pn",
+        "pc_last_time",
+        "pn_generator",
+        "skipped",
+    )
+
+    def __init__(self, pn_generator: SequentialPacketNumberGenerator | SkippingPacketNumberGenerator) -> None:
+        self.packets: dict[int, SentPacket] = {}
+        # Every packet number below ``lowest`` is acknowledged, lost or skipped; above it, entries may be
+        # missing (acknowledged out of order). Advanced lazily: amortised O(1) per packet number.
+        self.lowest = 0
+        self.largest_sent = -1
+        self.largest_acked = -1
+        self.eliciting_outstanding = 0
+        self.loss_time: float | None = None
+        self.last_ack_eliciting_time: float | None = None
+        self.pn_generator = pn_generator
+        self.skipped: deque[int] = deque(maxlen=MAX_SKIPPED_PACKETS)
+        self.dropped = False
+        # The current run of lost packets for persistent congestion (RFC 9002 §7.6.2): the send times of
+        # its first and last ack-eliciting packets, and the smallest acknowledged pn above the last one.
+        self.pc_first_time: float | None = None
+        self.pc_last_time = 0.0
+        self.pc_last_pn = -1
+        self.pc_broken_above = NEVER
+
+    def first_outstanding(self) -> int:
+        packets = self.packets
+        if not packets:
+            self.lowest = self.largest_sent + 1
+            return self.lowest
+        pn = self.lowest
+        while pn not in packets:
+            pn += 1
+        self.lowest = pn
+        return pn
+
+    def clear(self) -> None:
+        self.packets.clear()
+        self.lowest = self.largest_sent + 1
+        self.eliciting_outstanding = 0
+        self.loss_time = None
+        self.last_ack_eliciting_time = None
+        self.pc_first_time = None

@@ -1,0 +1,72 @@
+"""Token-bucket pacer (RFC 9002 §7.7, after quic-go's pacer).
+
+The bucket holds bytes. It refills at ``1.25 * cwnd / smoothed_rtt`` (RFC 9002 §7.7's N = 1.25, so
+pacing does not keep the window from being used up within one RTT) and holds at most one burst:
+the larger of ten full-sized packets and what the rate yields in ``MIN_PACING_DELAY +
+TIMER_GRANULARITY``. A sender that ran the bucket dry is told when the next packet may leave —
+never sooner than ``MIN_PACING_DELAY`` after the last one — so the I/O layer arms one timer per
+burst rather than per packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from quicsilver.protocol import TIMER_GRANULARITY
+
+__all__ = ["MAX_BURST_SIZE_PACKETS", "MIN_PACING_DELAY", "PACING_GAIN", "Pacer"]
+
+MIN_PACING_DELAY = 0.001  # seconds; quic-go's MinPacingDelay
+MAX_BURST_SIZE_PACKETS = 10
+PACING_GAIN = 1.25  # RFC 9002 §7.7: N = 1.25
+
+
+class Pacer:
+    """Token bucket in bytes. ``bandwidth()`` returns the congestion controller's estimate in bytes/s
+    (``cwnd / srtt``); the pacer applies the 1.25 gain itself."""
+
+    __slots__ = ("_bandwidth", "_budget_at_last_sent", "_last_sent_time", "max_datagram_size")
+
+    def __init__(self, bandwidth: Callable[[], float], max_datagram_size: int) -> None:
+        self._bandwidth = bandwidth
+        self.max_datagram_size = max_datagram_size
+        self._last_sent_time: float | None = None
+        self._budget_at_last_sent = self._max_burst_size(self._rate())
+
+    def _rate(self) -> float:
+        return PACING_GAIN * self._bandwidth()
+
+    def _max_burst_size(self, rate: float) -> int:
+        return max(
+            int(rate * (MIN_PACING_DELAY + TIMER_GRANULARITY)),
+            MAX_BURST_SIZE_PACKETS * self.max_datagram_size,
+        )
+
+    def budget(self, now: float) -> int:
+        """Bytes that may be sent at ``now`` without waiting."""
+        rate = self._rate()
+        max_burst = self._max_burst_size(rate)
+        if self._last_sent_time is None:
+            return max_burst
+        elapsed = now - self._last_sent_time
+        budget = self._budget_at_last_sent
+        if elapsed > 0:
+            budget += int(rate * elapsed)
+        return min(max_burst, budget)
+
+    def sent_packet(self, now: float, size: int) -> None:
+        """Take ``size`` bytes out of the bucket."""
+        budget = self.budget(now)
+        self._budget_at_last_sent = budget - size if size < budget else 0
+        self._last_sent_time = now
+
+    def time_until_send(self, now: float) -> float:
+        """When a full-sized packet may leave: ``now`` if the bucket holds one, else the refill instant
+        (at least MIN_PACING_DELAY after the last packet)."""
+        if self._last_sent_time is None or self._budget_at_last_sent >= self.max_datagram_size:
+            return now
+        rate = self._rate()
+        if rate <= 0:
+            return self._last_sent_time + MIN_PACING_DELAY
+        wait = (self.max_datagram_size - self._budget_at_last_sent) / rate
+        return max(now, self._last_sent_time + max(MIN_PACING_DELAY, wait))
