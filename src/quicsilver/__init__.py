@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .api_connection import Connection, ConnectionState
+from .client import LRUTokenStore, TokenStore, dial_addr, dial_addr_early
 from .config import Config
 from .errors import (
     AddressInUseError,
@@ -14,11 +16,17 @@ from .errors import (
     StatelessResetError,
     StreamError,
     StreamLimitReachedError,
+    TransportClosedError,
     TransportError,
     TransportErrorCode,
     VersionNegotiationError,
 )
+from .handshake.tls import TLSConfig
+from .listener import EarlyListener, Listener, listen_addr, listen_addr_early
 from .protocol import VERSION_1, VERSION_2
+from .server import ServerClosedError
+from .stream import ReceiveStream, SendStream, Stream, open_asyncio_streams
+from .transport import Transport, TransportStats
 
 __version__ = "0.1.0"
 
@@ -29,15 +37,34 @@ __all__ = [
     "ApplicationError",
     "Config",
     "ConfigError",
+    "Connection",
+    "ConnectionState",
     "DatagramTooLargeError",
+    "EarlyListener",
     "HandshakeTimeoutError",
     "IdleTimeoutError",
+    "LRUTokenStore",
+    "Listener",
     "QuicError",
+    "ReceiveStream",
+    "SendStream",
+    "ServerClosedError",
     "StatelessResetError",
+    "Stream",
     "StreamError",
     "StreamLimitReachedError",
+    "TLSConfig",
+    "TokenStore",
+    "Transport",
+    "TransportClosedError",
     "TransportError",
     "TransportErrorCode",
+    "TransportStats",
     "VersionNegotiationError",
     "__version__",
+    "dial_addr",
+    "dial_addr_early",
+    "listen_addr",
+    "listen_addr_early",
+    "open_asyncio_streams",
 ]

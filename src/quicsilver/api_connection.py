@@ -1,0 +1,523 @@
+"""The asyncio Connection: drives one sans-IO core on the event loop (quic-go ``Connection``).
+
+The Transport feeds received datagrams in (``handle_datagram``) and calls ``flush`` once per receive
+batch; application calls (stream writes, reads that free flow-control credit, opening streams,
+datagrams, close) schedule one flush per loop iteration with ``call_soon``. A flush turns the
+core's events into wake-ups of waiting coroutines, pulls the datagrams due now into the Transport's
+send queue, and re-arms the connection's single timer (``loop.call_at`` at ``core.get_timer()``,
+only when the deadline changed).
+
+Waiting is done with futures that carry no data: a woken coroutine takes its data from the core
+(or the accept queues) itself, so cancelling a pending ``read`` / ``accept_stream`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .core import events as ev
+from .errors import (
+    ApplicationError,
+    StatelessResetError,
+    StreamLimitReachedError,
+    TransportClosedError,
+    TransportErrorCode,
+)
+from .stream import ReceiveStream, SendStream, Stream
+from .sys import Address, OutgoingDatagram, PacketInfo
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = ["Connection", "ConnectionState"]
+
+_ECT0 = 0b10
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """What the handshake negotiated, and the path's current figures (quic-go ``ConnectionState``)."""
+
+    handshake_complete: bool
+    version: int | None
+    alpn: str | None
+    session_resumed: bool
+    used_0rtt: bool
+    supports_datagrams: bool
+    smoothed_rtt: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for fut in waiters:
+        if not fut.done():
+            fut.set_result(None)
+    waiters.clear()
+
+
+class Connection:
+    """A QUIC connection (client or server side). Made by ``dial*`` and ``Listener.accept``.
+
+    Streams: ``open_stream`` / ``open_stream_sync`` / ``open_uni_stream`` / ``accept_stream`` /
+    ``accept_uni_stream``; datagrams (RFC 9221): ``send_datagram`` / ``receive_datagram``;
+    ``close(code, reason)`` sends an application CONNECTION_CLOSE; ``wait_closed`` returns once the
+    connection is gone. After the connection ends, every pending and later call raises the error
+    that ended it (``ApplicationError``, ``TransportError``, ``IdleTimeoutError``, ...), which says
+    whether the peer sent it (``remote``).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        core: Any,
+        *,
+        is_client: bool,
+        remote_addr: Address,
+        initial_cids: list[bytes],
+        server_name: str | None = None,
+        token_store: Any = None,
+        token_key: str | None = None,
+        session_store: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._loop = transport.loop
+        self._core = core
+        self.is_client = is_client
+        self._remote_addr = remote_addr
+        self._pktinfo: PacketInfo | None = None
+        self._server_name = server_name
+        self._token_store = token_store
+        self._token_key = token_key
+        self._session_store = session_store
+        self._cids: set[bytes] = set()
+        self._streams: dict[int, SendStream | ReceiveStream] = {}
+        self._accept_bidi: deque[Stream] = deque()
+        self._accept_uni: deque[ReceiveStream] = deque()
+        self._accept_waiters: list[asyncio.Future[None]] = []
+        self._open_waiters: list[asyncio.Future[None]] = []
+        self._datagrams: deque[bytes] = deque()
+        self._datagram_waiters: list[asyncio.Future[None]] = []
+        self._handshake: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._handshake_info: ev.HandshakeCompleted | None = None
+        self._error: Exception | None = None
+        self._closing_locally = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._waiting_for_room = False
+        self.datagrams_sent = 0
+        """Datagrams this connection handed to the Transport."""
+        self.on_handshake_completed: Callable[[Connection], None] | None = None
+        """Set by the server: called once when the handshake completes (the accept queue)."""
+        self.on_closed: Callable[[Connection], None] | None = None
+        """Set by the server: called once when the connection ends (handshake slot accounting)."""
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            ev.StreamReadable: self._on_stream_readable,
+            ev.StreamWritable: self._on_stream_writable,
+            ev.StreamOpened: self._on_stream_opened,
+            ev.StreamReset: self._on_stream_readable_event,
+            ev.StopSendingReceived: self._on_stream_writable_event,
+            ev.DatagramReceived: self._on_datagram,
+            ev.HandshakeCompleted: self._on_handshake_completed,
+            ev.ConnectionTerminated: self._on_terminated,
+            ev.ConnectionIdIssued: self._on_cid_issued,
+            ev.ConnectionIdRetired: self._on_cid_retired,
+            ev.NewTokenReceived: self._on_new_token,
+            ev.SessionTicketReceived: self._on_session_ticket,
+        }
+        for cid in initial_cids:
+            self._cids.add(cid)
+            transport.add_handler(cid, self)
+        transport.add_connection(self)
+
+    def __repr__(self) -> str:
+        role = "client" if self.is_client else "server"
+        return f"<Connection {role} remote={self._remote_addr} closed={self._error is not None}>"
+
+    # --- the packet handler interface (called by the Transport) ------------------------------------
+
+    def handle_datagram(
+        self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
+    ) -> None:
+        if self._error is not None:
+            return
+        self._pktinfo = pktinfo
+        self._core.receive_datagram(data, addr, now, ecn)
+
+    def flush(self, now: float) -> None:
+        """Deliver events, queue the datagrams due now, re-arm the timer. No socket call."""
+        self._process_events()
+        if self._error is None:
+            if self._transport.send_queue_full:
+                if not self._waiting_for_room:
+                    self._waiting_for_room = True
+                    self._transport.wait_for_room(self)
+            else:
+                datagrams = self._core.datagrams_to_send(now)
+                if datagrams:
+                    self.datagrams_sent += len(datagrams)
+                    pktinfo = self._pktinfo
+                    self._transport.enqueue([(data, addr, _ECT0, pktinfo) for data, addr in datagrams])
+                self._process_events()
+        if self._open_waiters:
+            _wake(self._open_waiters)  # a MAX_STREAMS may have arrived: open_stream_sync retries
+        if self._error is None:
+            self._arm_timer()
+
+    def on_send_room(self) -> None:
+        """The Transport's send queue drained: produce again."""
+        self._waiting_for_room = False
+        self._schedule_flush()
+
+    def matches_stateless_reset(self, token: bytes, addr: Address) -> bool:
+        """Whether ``token`` (the last 16 bytes of an unroutable packet) is our peer's reset token."""
+        if self._error is not None:
+            return False
+        return bool(self._core.is_stateless_reset(token))
+
+    def received_stateless_reset(self, now: float) -> None:
+        """RFC 9000 §10.3.1: the peer lost our state; enter draining and fail everything."""
+        self._terminate(StatelessResetError("the peer sent a stateless reset"), [])
+
+    def discard(self, error: Exception) -> None:
+        """End without a word and stop routing at once (a server connection whose first datagram
+        carried no valid Initial: no state worth keeping, nothing to answer)."""
+        if self._error is not None:
+            return
+        cids, self._cids = list(self._cids), set()
+        self._terminate(error, [])
+        for cid in cids:
+            self._transport.remove_handler(cid, self)
+
+    def abort_on_transport_close(self) -> None:
+        """The Transport is closing: send CONNECTION_CLOSE (NO_ERROR) and end now."""
+        if self._error is not None:
+            return
+        self._closing_locally = True
+        self._core.close(TransportErrorCode.NO_ERROR, "transport closed", is_application=False)
+        self._terminate(TransportClosedError(), self._pull_close_datagrams())
+
+    def _pull_close_datagrams(self) -> list[OutgoingDatagram]:
+        """The CONNECTION_CLOSE the core queued when it entered the closing state (none when draining)."""
+        datagrams = self._core.datagrams_to_send(self._loop.time())
+        out = [(data, addr, _ECT0, self._pktinfo) for data, addr in datagrams]
+        if out:
+            self._transport.enqueue(out)
+        return out
+
+    # --- scheduling --------------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._error is not None:
+            return
+        self.flush(self._loop.time())
+        self._transport.flush_sends()
+
+    def _arm_timer(self) -> None:
+        at = self._core.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._error is not None:
+            return
+        now = self._loop.time()
+        self._core.handle_timer(now)
+        self.flush(now)
+        self._transport.flush_sends()
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def _process_events(self) -> None:
+        next_event = self._core.next_event
+        dispatch = self._dispatch
+        while (event := next_event()) is not None:
+            handler = dispatch.get(type(event))
+            if handler is not None:
+                handler(event)
+
+    def _stream_for(self, stream_id: int) -> SendStream | ReceiveStream | None:
+        return self._streams.get(stream_id)
+
+    def _on_stream_readable(self, event: ev.StreamReadable) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, ReceiveStream):
+            stream._wake_reader()
+
+    def _on_stream_readable_event(self, event: ev.StreamReset) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, ReceiveStream):
+            stream._wake_reader()
+
+    def _on_stream_writable(self, event: ev.StreamWritable) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, SendStream):
+            stream._wake_writer()
+
+    def _on_stream_writable_event(self, event: ev.StopSendingReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, SendStream):
+            stream._wake_writer()
+
+    def _on_stream_opened(self, event: ev.StreamOpened) -> None:
+        sid = event.stream_id
+        if sid in self._streams:
+            return
+        if sid & 0x2:
+            uni = ReceiveStream(self, sid)
+            self._streams[sid] = uni
+            self._accept_uni.append(uni)
+        else:
+            bidi = Stream(self, sid)
+            self._streams[sid] = bidi
+            self._accept_bidi.append(bidi)
+        _wake(self._accept_waiters)
+
+    def _on_datagram(self, event: ev.DatagramReceived) -> None:
+        self._datagrams.append(event.data)
+        _wake(self._datagram_waiters)
+
+    def _on_handshake_completed(self, event: ev.HandshakeCompleted) -> None:
+        self._handshake_info = event
+        if not self._handshake.done():
+            self._handshake.set_result(None)
+        if self.on_handshake_completed is not None:
+            callback, self.on_handshake_completed = self.on_handshake_completed, None
+            callback(self)
+
+    def _on_terminated(self, event: ev.ConnectionTerminated) -> None:
+        if self._error is None:
+            self._terminate(event.error, self._pull_close_datagrams())
+
+    def _on_cid_issued(self, event: ev.ConnectionIdIssued) -> None:
+        self._cids.add(event.cid)
+        self._transport.add_handler(event.cid, self)
+
+    def _on_cid_retired(self, event: ev.ConnectionIdRetired) -> None:
+        if event.cid in self._cids:
+            self._cids.discard(event.cid)
+            self._transport.retire_cid(event.cid, self)
+
+    def _on_new_token(self, event: ev.NewTokenReceived) -> None:
+        if self._token_store is not None and self._token_key is not None:
+            self._token_store.put(self._token_key, event.token)
+
+    def _on_session_ticket(self, event: ev.SessionTicketReceived) -> None:
+        if self._session_store is not None:
+            self._session_store(event.ticket)
+
+    def _terminate(self, error: Exception, close_datagrams: list[OutgoingDatagram]) -> None:
+        if self._error is not None:
+            return
+        self._error = error
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._handshake.done():
+            self._handshake.set_exception(error)
+            self._handshake.exception()  # retrieved: a failed dial that nobody awaits must not warn
+        _wake(self._accept_waiters)
+        _wake(self._open_waiters)
+        _wake(self._datagram_waiters)
+        for stream in self._streams.values():
+            stream._wake_all()
+        self._transport.connection_closed(self, list(self._cids), close_datagrams)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if self.on_closed is not None:
+            callback, self.on_closed = self.on_closed, None
+            callback(self)
+
+    def _raise_if_closed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # --- stream plumbing used by stream.py ---------------------------------------------------------
+
+    def _stream_read(self, stream_id: int, n: int) -> bytes:
+        data: bytes = self._core.stream_read(stream_id, n)
+        if data:
+            self._schedule_flush()  # reading frees flow-control credit: MAX_STREAM_DATA may be due
+        return data
+
+    def _stream_at_eof(self, stream_id: int) -> bool:
+        return bool(self._core.stream_at_eof(stream_id))
+
+    def _stream_write(self, stream_id: int, data: memoryview) -> int:
+        n: int = self._core.stream_write(stream_id, data)
+        if n:
+            self._schedule_flush()
+        return n
+
+    def _stream_close(self, stream_id: int) -> None:
+        self._core.stream_close(stream_id)
+        self._schedule_flush()
+
+    def _stream_reset(self, stream_id: int, code: int) -> None:
+        self._core.reset_stream(stream_id, code)
+        self._schedule_flush()
+
+    def _stream_stop_sending(self, stream_id: int, code: int) -> None:
+        self._core.stop_sending(stream_id, code)
+        self._schedule_flush()
+
+    @property
+    def error(self) -> Exception | None:
+        """The error that ended the connection, None while it is alive."""
+        return self._error
+
+    # --- public API --------------------------------------------------------------------------------
+
+    @property
+    def local_addr(self) -> Address:
+        return self._transport.local_addr
+
+    @property
+    def remote_addr(self) -> Address:
+        return self._remote_addr
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._handshake_info is not None
+
+    async def wait_handshake(self) -> None:
+        """Return once the handshake completed; raise the connection's error if it failed."""
+        await asyncio.shield(self._handshake)
+
+    def _open(self, bidi: bool) -> int:
+        self._raise_if_closed()
+        stream_id: int = self._core.open_stream(bidi)
+        return stream_id
+
+    def open_stream(self) -> Stream:
+        """A new bidirectional stream; StreamLimitReachedError if the peer's MAX_STREAMS forbids it."""
+        sid = self._open(True)
+        stream = Stream(self, sid)
+        self._streams[sid] = stream
+        return stream
+
+    def open_uni_stream(self) -> SendStream:
+        """A new unidirectional (send-only) stream; StreamLimitReachedError at the peer's limit."""
+        sid = self._open(False)
+        stream = SendStream(self, sid)
+        self._streams[sid] = stream
+        return stream
+
+    async def open_stream_sync(self) -> Stream:
+        """A new bidirectional stream, waiting for the peer to raise MAX_STREAMS if needed."""
+        while True:
+            try:
+                return self.open_stream()
+            except StreamLimitReachedError:
+                await self._wait(self._open_waiters)
+
+    async def open_uni_stream_sync(self) -> SendStream:
+        """A new unidirectional stream, waiting for MAX_STREAMS if needed."""
+        while True:
+            try:
+                return self.open_uni_stream()
+            except StreamLimitReachedError:
+                await self._wait(self._open_waiters)
+
+    async def _wait(self, waiters: list[asyncio.Future[None]]) -> None:
+        self._raise_if_closed()
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in waiters:
+                waiters.remove(fut)
+
+    async def accept_stream(self) -> Stream:
+        """The next bidirectional stream the peer opened (waits for one)."""
+        while not self._accept_bidi:
+            await self._wait(self._accept_waiters)
+        return self._accept_bidi.popleft()
+
+    async def accept_uni_stream(self) -> ReceiveStream:
+        """The next unidirectional stream the peer opened (waits for one)."""
+        while not self._accept_uni:
+            await self._wait(self._accept_waiters)
+        return self._accept_uni.popleft()
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send an unreliable DATAGRAM frame (RFC 9221). DatagramTooLargeError if it cannot fit."""
+        self._raise_if_closed()
+        self._core.send_datagram(bytes(data))
+        self._schedule_flush()
+
+    async def receive_datagram(self) -> bytes:
+        """The next received DATAGRAM payload (waits for one)."""
+        while not self._datagrams:
+            await self._wait(self._datagram_waiters)
+        return self._datagrams.popleft()
+
+    def close(self, code: int = 0, reason: str = "") -> None:
+        """Close with an application error code (CONNECTION_CLOSE type 0x1d); no-op if already closed."""
+        if self._error is not None or self._closing_locally:
+            return
+        self._closing_locally = True
+        self._core.close(code, reason, is_application=True)
+        now = self._loop.time()
+        self.flush(now)
+        self._transport.flush_sends()
+        if self._error is None:
+            self._terminate(ApplicationError(code, reason, remote=False), self._pull_close_datagrams())
+
+    def close_with_transport_error(self, code: int, reason: str) -> None:
+        """Close with a transport error code (CONNECTION_CLOSE type 0x1c), e.g. CONNECTION_REFUSED."""
+        if self._error is not None or self._closing_locally:
+            return
+        self._closing_locally = True
+        self._core.close(code, reason, is_application=False)
+        self._scheduled_flush()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection has ended (for any reason)."""
+        await asyncio.shield(self._closed)
+
+    def connection_state(self) -> ConnectionState:
+        info = self._handshake_info
+        stats = self.stats()
+        return ConnectionState(
+            handshake_complete=info is not None,
+            version=info.version if info is not None else None,
+            alpn=info.alpn if info is not None else None,
+            session_resumed=info.session_resumed if info is not None else False,
+            used_0rtt=info.early_data_accepted if info is not None else False,
+            supports_datagrams=bool(getattr(self._core, "datagrams_supported", False)),
+            smoothed_rtt=getattr(stats, "smoothed_rtt", None),
+        )
+
+    def stats(self) -> Any:
+        """The core's counters: RTT, cwnd, bytes and packets sent / received / lost."""
+        return self._core.stats()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close(0, "" if exc is None else type(exc).__name__)
+        await self.wait_closed()

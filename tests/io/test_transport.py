@@ -1,0 +1,342 @@
+"""Transport and server edge paths on real loopback sockets, with a raw UDP socket as the peer:
+multiplexer, address parsing, stateless reset (RFC 9000 §10.3), Version Negotiation (§6), drop rules
+(§7.2, §14.1, DESIGN.md §6), Retry (§8.1.2, RFC 9001 §5.8) and INVALID_TOKEN."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import pytest
+
+import quicsilver as quic
+from quicsilver.core.conn_id_generator import stateless_reset_token
+from quicsilver.handshake.protection import initial_keys, retry_integrity_valid, unprotect_header
+from quicsilver.multiplexer import registered
+from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
+from quicsilver.qlog.tracer import DropReason, Tracer
+from quicsilver.transport import parse_address
+from quicsilver.wire.frames import ConnectionCloseFrame, parse_frame
+from quicsilver.wire.header import (
+    PacketType,
+    build_long_header,
+    long_header_length,
+    parse_long_header,
+    parse_retry,
+    parse_version_negotiation,
+    retry_pseudo_packet,
+)
+
+
+class RecordingTracer(Tracer):
+    def __init__(self) -> None:
+        self.dropped: list[tuple[str, int, str]] = []
+        self.sent: list[tuple[str, int]] = []
+
+    def dropped_packet(self, addr: Any, packet_type: str, size: int, reason: str) -> None:
+        self.dropped.append((packet_type, size, reason))
+
+    def sent_packet(self, addr: Any, header: Any, size: int, frames: Any) -> None:
+        self.sent.append((header, size))
+
+
+@pytest.fixture(scope="module")
+def server_tls() -> quic.TLSConfig:
+    return quic.TLSConfig.self_signed(alpn=["TEST"])
+
+
+class Peer:
+    """A raw UDP socket playing the client."""
+
+    def __init__(self, family: int = socket.AF_INET, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+
+    async def recv(self, timeout: float = 1.0) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.sock_recv(self.sock, 65535), timeout)
+        except TimeoutError:
+            return None
+
+    def send(self, data: bytes, addr: Any) -> None:
+        self.sock.sendto(data, addr)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def initial_packet(
+    dcid: bytes, scid: bytes, *, token: bytes = b"", size: int = 1200, version: int = VERSION_1
+) -> bytes:
+    """An unprotected-looking Initial of ``size`` bytes (header valid, payload random)."""
+    pn_len = 2
+    header_len = long_header_length(len(dcid), len(scid), len(token), pn_len)
+    buf = bytearray()
+    build_long_header(
+        buf, version, PacketType.INITIAL, dcid, scid, token, size - header_len + pn_len, 0, pn_len
+    )
+    buf += os.urandom(size - len(buf))
+    return bytes(buf)
+
+
+# --- address parsing and the multiplexer -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9000", ("127.0.0.1", 9000)),
+        ("[::1]:443", ("::1", 443)),
+        (":9000", ("", 9000)),
+        ("localhost:0", ("localhost", 0)),
+        (("10.0.0.1", 5), ("10.0.0.1", 5)),
+    ],
+)
+def test_parse_address(text: Any, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("127.0.0.1", "no port"),
+        ("127.0.0.1:http", "not a number"),
+        ("127.0.0.1:70000", "out of range"),
+        ("::1:443", "brackets"),
+        ("[::1]443", r"\[host\]:port"),
+        (("h",), r"\(host, port\)"),
+    ],
+)
+def test_parse_address_errors(text: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_address(text)
+
+
+def test_parse_address_for_dial() -> None:
+    with pytest.raises(ValueError, match=r"out of range 1\.\.65535"):
+        parse_address("127.0.0.1:0", for_dial=True)
+    with pytest.raises(ValueError, match="no host"):
+        parse_address(":443", for_dial=True)
+
+
+async def test_second_transport_on_same_socket_is_address_in_use() -> None:
+    before = registered()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        first = quic.Transport(sock)
+        with pytest.raises(quic.AddressInUseError, match=f"127.0.0.1:{port}") as info:
+            quic.Transport(sock)
+        assert isinstance(info.value, OSError)
+        first.close()
+        second = quic.Transport(sock)  # released by close()
+        second.close()
+        assert sock.fileno() >= 0  # a Transport never closes a socket it was given
+    assert registered() == before
+
+
+async def test_transport_owns_socket_it_bound() -> None:
+    transport = quic.Transport("127.0.0.1:0")
+    assert transport.local_addr[0] == "127.0.0.1"
+    transport.close()
+    assert transport.packet_conn.sock.fileno() == -1
+
+
+async def test_listen_addr_rejects_bad_input(server_tls: quic.TLSConfig) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        await quic.listen_addr("127.0.0.1:99999", server_tls)
+    with pytest.raises(ValueError, match="no port"):
+        await quic.listen_addr("127.0.0.1", server_tls)
+    with pytest.raises(quic.ConfigError, match="certificate"):
+        await quic.listen_addr("127.0.0.1:0", quic.TLSConfig(alpn=["TEST"]))
+    with pytest.raises(quic.ConfigError, match="tls_config"):
+        await quic.listen_addr("127.0.0.1:0", None)  # type: ignore[arg-type]
+    with pytest.raises(quic.ConfigError, match="max_incoming_streams"):
+        await quic.listen_addr("127.0.0.1:0", server_tls, quic.Config(max_incoming_streams=-1))
+    with pytest.raises(ValueError, match=r"out of range 1\.\.65535"):
+        await quic.dial_addr("127.0.0.1:0", quic.TLSConfig(alpn=["TEST"], verify=False))
+
+
+async def test_listen_twice_on_one_transport(server_tls: quic.TLSConfig) -> None:
+    async with quic.Transport("127.0.0.1:0") as transport:
+        transport.listen(server_tls)
+        with pytest.raises(RuntimeError, match="already running"):
+            transport.listen(server_tls)
+
+
+# --- stateless reset ---------------------------------------------------------------------------------
+
+
+async def test_stateless_reset_for_unknown_short_header() -> None:
+    key = os.urandom(32)
+    tracer = RecordingTracer()
+    async with quic.Transport("127.0.0.1:0", stateless_reset_key=key, tracer=tracer) as transport:
+        transport._start()  # a Transport starts receiving on its first listen / dial
+        peer = Peer()
+        try:
+            dcid = os.urandom(4)
+            packet = bytes([0x40 | 0x01]) + dcid + os.urandom(95)
+            peer.send(packet, transport.local_addr)
+            reset = await peer.recv()
+            assert reset is not None
+            # RFC 9000 §10.3: short-header form, fixed bit set, ends with the token for the CID.
+            assert reset[0] & 0xC0 == 0x40
+            assert reset[-16:] == stateless_reset_token(key, dcid)
+            # §10.3.3: smaller than the packet that triggered it; at least 21 bytes.
+            assert 21 <= len(reset) < len(packet)
+            assert transport.stats.stateless_resets_sent == 1
+            assert ("stateless_reset", len(reset)) in tracer.sent
+
+            # 42 bytes or less: no reset (a reset of a reset would have to be smaller still).
+            peer.send(bytes([0x41]) + dcid + os.urandom(37), transport.local_addr)
+            assert await peer.recv(0.2) is None
+            assert transport.stats.stateless_resets_sent == 1
+        finally:
+            peer.close()
+
+
+async def test_stateless_resets_are_rate_limited() -> None:
+    async with quic.Transport("127.0.0.1:0") as transport:
+        transport._start()
+        peer = Peer()
+        try:
+            for _ in range(300):
+                peer.send(bytes([0x41]) + os.urandom(99), transport.local_addr)
+            await asyncio.sleep(0.3)
+            assert 64 <= transport.stats.stateless_resets_sent <= 64 + 30  # bucket + 0.3 s of refill
+        finally:
+            peer.close()
+
+
+# --- server drop rules, VN, Retry --------------------------------------------------------------------
+
+
+@pytest.fixture
+async def listener(server_tls: quic.TLSConfig) -> Any:
+    tracer = RecordingTracer()
+    lst = await quic.listen_addr("127.0.0.1:0", server_tls, tracer=tracer)
+    lst.tracer = tracer  # type: ignore[attr-defined]
+    yield lst
+    lst.close()
+
+
+async def test_version_negotiation(listener: Any) -> None:
+    peer = Peer()
+    try:
+        dcid, scid = os.urandom(8), os.urandom(5)
+        peer.send(initial_packet(dcid, scid, version=0x1A2A3A4A), listener.local_addr)
+        vn = await peer.recv()
+        assert vn is not None
+        vn_dcid, vn_scid, versions = parse_version_negotiation(vn)
+        # RFC 9000 §17.2.1: the CIDs are echoed swapped; the list holds what the server supports.
+        assert (vn_dcid, vn_scid) == (scid, dcid)
+        assert VERSION_1 in versions and VERSION_2 in versions
+        assert 0x1A2A3A4A not in versions
+        assert listener.stats().version_negotiations_sent == 1
+
+        # §14.1: a datagram under 1200 bytes gets no VN packet.
+        peer.send(initial_packet(dcid, scid, version=0x1A2A3A4A, size=1100), listener.local_addr)
+        assert await peer.recv(0.2) is None
+        assert ("unknown", 1100, DropReason.UNSUPPORTED_VERSION) in listener.tracer.dropped
+    finally:
+        peer.close()
+
+
+async def test_version_negotiation_can_be_disabled(server_tls: quic.TLSConfig) -> None:
+    async with await quic.listen_addr(
+        "127.0.0.1:0", server_tls, disable_version_negotiation_packets=True
+    ) as lst:
+        peer = Peer()
+        try:
+            peer.send(initial_packet(os.urandom(8), b"", version=0x1A2A3A4A), lst.local_addr)
+            assert await peer.recv(0.2) is None
+        finally:
+            peer.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: initial_packet(os.urandom(8), b"", size=1199), DropReason.TOO_SMALL),  # §14.1
+        (lambda: initial_packet(os.urandom(7), b"", size=1200), DropReason.UNEXPECTED_PACKET),  # §7.2
+    ],
+    ids=["initial-under-1200", "dcid-under-8"],
+)
+async def test_initial_drop_rules(listener: Any, make: Any, reason: str) -> None:
+    peer = Peer()
+    try:
+        packet = make()
+        peer.send(packet, listener.local_addr)
+        assert await peer.recv(0.2) is None
+        assert ("initial", len(packet), reason) in listener.tracer.dropped
+    finally:
+        peer.close()
+
+
+async def test_handshake_and_0rtt_for_unknown_cid_dropped(listener: Any) -> None:
+    peer = Peer()
+    try:
+        for packet_type, name in ((PacketType.HANDSHAKE, "HANDSHAKE"), (PacketType.ZERO_RTT, "0RTT")):
+            buf = bytearray()
+            build_long_header(buf, VERSION_1, packet_type, os.urandom(8), os.urandom(4), b"", 1100, 0, 2)
+            buf += os.urandom(1100 - 2)
+            peer.send(bytes(buf), listener.local_addr)
+            assert await peer.recv(0.2) is None
+            assert (name, len(buf), DropReason.UNEXPECTED_PACKET) in listener.tracer.dropped
+    finally:
+        peer.close()
+
+
+async def test_retry_forced_and_invalid_token(server_tls: quic.TLSConfig) -> None:
+    async with await quic.listen_addr(
+        "127.0.0.1:0", server_tls, verify_source_address=lambda addr: True
+    ) as lst:
+        peer = Peer()
+        other = Peer()
+        try:
+            odcid, scid = os.urandom(8), os.urandom(4)
+            peer.send(initial_packet(odcid, scid), lst.local_addr)
+            retry = await peer.recv()
+            assert retry is not None
+            version, dcid, retry_scid, token, tag = parse_retry(retry)
+            assert version == VERSION_1 and dcid == scid and token
+            assert retry_scid != odcid
+            # RFC 9001 §5.8: the integrity tag covers the pseudo-packet with the original DCID.
+            assert retry_integrity_valid(VERSION_1, retry_pseudo_packet(odcid, retry[:-16]), tag)
+            assert lst.stats().retries_sent == 1
+
+            # The token is bound to the client's address (RFC 9000 §8.1.4): from another port it is
+            # invalid, and the server answers with CONNECTION_CLOSE(INVALID_TOKEN) in an Initial.
+            other.send(initial_packet(retry_scid, scid, token=token), lst.local_addr)
+            close = await other.recv()
+            assert close is not None
+            frame = _decrypt_server_initial(close, retry_scid)
+            assert isinstance(frame, ConnectionCloseFrame)
+            assert frame.error_code == quic.TransportErrorCode.INVALID_TOKEN
+            assert lst.stats().refused == 1
+
+            # A token that does not even decrypt is ignored like any unknown NEW_TOKEN token:
+            # the policy still demands a Retry.
+            peer.send(initial_packet(os.urandom(8), scid, token=os.urandom(60)), lst.local_addr)
+            again = await peer.recv()
+            assert again is not None and parse_retry(again)[3]
+        finally:
+            peer.close()
+            other.close()
+
+
+def _decrypt_server_initial(packet: bytes, client_dcid: bytes) -> Any:
+    header = parse_long_header(packet, 0)
+    assert header.packet_type == PacketType.INITIAL
+    _, open_keys = initial_keys(header.version, client_dcid, Perspective.CLIENT)
+    buf = bytearray(packet)
+    first, pn, pn_len = unprotect_header(open_keys, buf, header.pn_offset)
+    buf[0] = first
+    payload_start = header.pn_offset + pn_len
+    plaintext = open_keys.open(pn, bytes(buf[:payload_start]), bytes(buf[payload_start : header.packet_end]))
+    frame, _ = parse_frame(plaintext, 0)
+    return frame
