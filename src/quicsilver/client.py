@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .api_connection import Connection
 from .config import Config
-from .core.connection import QuicConnection
 from .errors import ConfigError
 from .multiplexer import format_address
 from .transport import Transport, parse_address
@@ -139,6 +138,8 @@ async def dial_on(
     ticket_store = tls_config.session_ticket_store
     if ticket_store is not None:
         ticket = ticket_store.pop(server_name, loop.time())
+    from .core.connection import QuicConnection  # the core loads with the first connection
+
     core = QuicConnection(
         config,
         tls_config,

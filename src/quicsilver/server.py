@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from .api_connection import Connection
 from .config import Config
-from .core.connection import QuicConnection
 from .errors import QuicError, TransportError, TransportErrorCode
 from .handshake.protection import initial_keys, protect_packet, retry_integrity_tag
 from .handshake.tokens import Token, TokenProtector
@@ -358,6 +357,8 @@ class Server:
         now: float,
     ) -> None:
         transport = self.transport
+        from .core.connection import QuicConnection  # the core loads with the first connection
+
         try:
             core = QuicConnection(
                 self.config,
