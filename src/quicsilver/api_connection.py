@@ -508,12 +508,14 @@ class Connection:
             session_resumed=info.session_resumed if info is not None else False,
             used_0rtt=info.early_data_accepted if info is not None else False,
             supports_datagrams=bool(getattr(self._core, "datagrams_supported", False)),
-            smoothed_rtt=getattr(stats, "smoothed_rtt", None),
+            smoothed_rtt=stats.get("smoothed_rtt"),
         )
 
-    def stats(self) -> Any:
-        """The core's counters: RTT, cwnd, bytes and packets sent / received / lost."""
-        return self._core.stats()
+    def stats(self) -> dict[str, Any]:
+        """The core's counters (RTT, cwnd, bytes and packets sent / received / lost), and ours."""
+        stats: dict[str, Any] = dict(self._core.stats())
+        stats["datagrams_queued"] = self.datagrams_sent
+        return stats
 
     async def __aenter__(self) -> Connection:
         return self

@@ -380,7 +380,7 @@ class Server:
             core,
             is_client=False,
             remote_addr=addr,
-            initial_cids=[header.dcid],
+            initial_cids=[header.dcid, core.host_cid],
         )
         self._handshaking.add(conn)
         conn.on_handshake_completed = self._on_handshake_completed
