@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from quicsilver.wire.frames import (
@@ -29,6 +30,15 @@ from quicsilver.wire.frames import (
     StreamsBlockedFrame,
 )
 from quicsilver.wire.varint import MAX_VARINT
+
+# Deterministic runs; no "explain" phase (it imports libcst, whose DeprecationWarning would turn a
+# readable failure into an INTERNALERROR under filterwarnings=error).
+WIRE_SETTINGS = settings(
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 varints = st.one_of(
     st.integers(min_value=0, max_value=63),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicsilver.errors import TransportError, TransportErrorCode
@@ -38,10 +38,10 @@ from quicsilver.wire.frames import (
     stream_frame_max_data_len,
 )
 from quicsilver.wire.varint import MAX_VARINT, encode_varint
-from tests.wire.strategies import all_frames, non_padding_frames
+from tests.wire.strategies import WIRE_SETTINGS, all_frames, non_padding_frames
 
 FEE = TransportErrorCode.FRAME_ENCODING_ERROR
-SETTINGS = settings(max_examples=400, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(WIRE_SETTINGS, max_examples=250)
 
 
 def encode(frame: Frame) -> bytes:
@@ -68,7 +68,7 @@ def test_round_trip(frame: Frame) -> None:
         assert parsed == frame
 
 
-@SETTINGS
+@settings(WIRE_SETTINGS, max_examples=100)
 @given(st.lists(all_frames, max_size=6), st.binary(max_size=4))
 def test_concatenated_frames_parse_in_order(frames: list[Frame], prefix: bytes) -> None:
     # Adjacent PADDING frames collapse into one: merge them in the expectation too.
@@ -100,7 +100,7 @@ def test_every_truncation_is_frame_encoding_error(frame: Frame) -> None:
             assert err.frame_type == data[0]
 
 
-@settings(max_examples=1000, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=600)
 @given(st.binary(max_size=64))
 def test_random_bytes_raise_only_transport_error(data: bytes) -> None:
     pos = 0
@@ -114,7 +114,7 @@ def test_random_bytes_raise_only_transport_error(data: bytes) -> None:
         assert e.code in (FEE, TransportErrorCode.PROTOCOL_VIOLATION)
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=300)
 @given(st.sampled_from(range(0x40)), st.binary(max_size=40))
 def test_random_bodies_after_each_type_raise_only_transport_error(ftype: int, body: bytes) -> None:
     try:
@@ -299,7 +299,7 @@ def test_probing_frames() -> None:
 # Size helpers for the packer
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=300)
 @given(
     st.integers(min_value=0, max_value=MAX_VARINT),
     st.integers(min_value=0, max_value=MAX_VARINT),
@@ -317,7 +317,7 @@ def test_stream_frame_max_data_len_is_tight(
         assert StreamFrame(stream_id, offset, bytes(n)).length(with_len) == size
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=300)
 @given(st.integers(min_value=0, max_value=MAX_VARINT), st.integers(min_value=0, max_value=20000))
 def test_crypto_and_datagram_max_data_len_are_tight(offset: int, max_size: int) -> None:
     n = crypto_frame_max_data_len(max_size, offset)

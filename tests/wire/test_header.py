@@ -29,6 +29,7 @@ from quicsilver.wire.header import (
     retry_pseudo_packet,
     short_header_length,
 )
+from tests.wire.strategies import WIRE_SETTINGS
 
 CLIENT_DCID = bytes.fromhex("8394c8f03e515708")
 SERVER_SCID = bytes.fromhex("f067a5502a4262b5")
@@ -167,7 +168,7 @@ def build_long_header_initial() -> bytearray:
     return buf
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=150)
 @given(
     st.sampled_from([VERSION_1, VERSION_2]),
     st.sampled_from([PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE]),
@@ -311,7 +312,7 @@ HEADER_PARSERS = [
 
 
 @pytest.mark.parametrize("parser", HEADER_PARSERS)
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=200)
 @given(
     prefix=st.sampled_from(
         [b"\xc0\x00\x00\x00\x01", b"\xd0\x6b\x33\x43\xcf", b"\xf0\x00\x00\x00\x01", b"\x80" + bytes(4), b""]

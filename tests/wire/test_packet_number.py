@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quicsilver.wire.packet_number import decode_packet_number, encode_packet_number, packet_number_length
+from tests.wire.strategies import WIRE_SETTINGS
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,7 @@ def test_decode_edges(largest: int | None, truncated: int, nbits: int, expected:
     assert decode_packet_number(largest, truncated, nbits) == expected
 
 
-@settings(max_examples=500, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=500)
 @given(
     st.integers(min_value=0, max_value=2**40),
     st.integers(min_value=0, max_value=2**30),

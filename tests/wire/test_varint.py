@@ -15,6 +15,7 @@ from quicsilver.wire.varint import (
     encode_varint,
     varint_len,
 )
+from tests.wire.strategies import WIRE_SETTINGS
 
 # RFC 9000 Appendix A.1 / §16 Table 5 examples.
 RFC_VECTORS = [
@@ -69,7 +70,7 @@ def test_two_byte_form_for_patching() -> None:
         append_varint_2(buf, 0x4000)
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=300)
 @given(st.integers(min_value=0, max_value=MAX_VARINT))
 def test_round_trip(value: int) -> None:
     data = encode_varint(value)
@@ -82,7 +83,7 @@ def test_round_trip(value: int) -> None:
         assert exc.value.code == TransportErrorCode.FRAME_ENCODING_ERROR
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(WIRE_SETTINGS, max_examples=300)
 @given(st.binary(max_size=10), st.integers(min_value=0, max_value=12))
 def test_random_bytes_only_transport_error(data: bytes, pos: int) -> None:
     try:
