@@ -16,8 +16,11 @@ the bytes stay in the core until the next ``read``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import TYPE_CHECKING, Any
+
+from .errors import StreamError
 
 if TYPE_CHECKING:
     from .api_connection import Connection
@@ -28,13 +31,17 @@ _DEFAULT_CHUNK = 65536
 
 
 class _StreamBase:
-    __slots__ = ("_conn", "_read_waiter", "_write_waiter", "stream_id")
+    __slots__ = ("_conn", "_eof", "_read_error", "_read_waiter", "_write_error", "_write_waiter", "stream_id")
 
     def __init__(self, conn: Connection, stream_id: int) -> None:
         self._conn = conn
         self.stream_id = stream_id
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
+        # Sticky outcomes: the core forgets a stream once both sides are complete (RFC 9000 §3.5).
+        self._eof = False
+        self._read_error: StreamError | None = None
+        self._write_error: StreamError | None = None
 
     @property
     def connection(self) -> Connection:
@@ -97,11 +104,24 @@ class ReceiveStream(_StreamBase):
         conn = self._conn
         sid = self.stream_id
         while True:
+            if self._read_error is not None:
+                raise self._read_error
+            if self._eof:
+                return b""
             if conn._error is None:
-                data = conn._stream_read(sid, n)
-                if data:
-                    return data
-                if conn._stream_at_eof(sid):
+                try:
+                    data = conn._stream_read(sid, n)
+                    if data:
+                        return data
+                    if conn._stream_at_eof(sid):
+                        self._eof = True
+                        return b""
+                except StreamError as exc:
+                    self._read_error = exc
+                    raise
+                except ValueError:
+                    # The core forgot the stream: everything up to the FIN was read.
+                    self._eof = True
                     return b""
             await self._wait_reader()
 
@@ -122,8 +142,11 @@ class ReceiveStream(_StreamBase):
 
     def cancel_read(self, code: int = 0) -> None:
         """Stop reading: discard buffered data and ask the peer to stop sending (STOP_SENDING)."""
-        if self._conn._error is None:
-            self._conn._stream_stop_sending(self.stream_id, code)
+        if self._read_error is None and not self._eof:
+            self._read_error = StreamError(self.stream_id, code, remote=False)
+            if self._conn._error is None:
+                with contextlib.suppress(ValueError):
+                    self._conn._stream_stop_sending(self.stream_id, code)
         self._wake_reader()
 
     def __aiter__(self) -> ReceiveStream:
@@ -154,9 +177,15 @@ class SendStream(_StreamBase):
             total = len(view)
             sent = 0
             while True:
+                if self._write_error is not None:
+                    raise self._write_error
                 conn._raise_if_closed()
                 if sent < total:
-                    sent += conn._stream_write(sid, view[sent:])
+                    try:
+                        sent += conn._stream_write(sid, view[sent:])
+                    except StreamError as exc:
+                        self._write_error = exc
+                        raise
                 if sent >= total:
                     return
                 await self._wait_writer()
@@ -167,13 +196,17 @@ class SendStream(_StreamBase):
 
     async def close(self) -> None:
         """Send the FIN after the buffered data (does not wait for it to be acknowledged)."""
-        if self._conn._error is None:
-            self._conn._stream_close(self.stream_id)
+        if self._conn._error is None and self._write_error is None:
+            with contextlib.suppress(ValueError):  # already complete and forgotten by the core
+                self._conn._stream_close(self.stream_id)
 
     def cancel_write(self, code: int = 0) -> None:
         """Abandon sending: RESET_STREAM with ``code``; buffered data is discarded."""
-        if self._conn._error is None:
-            self._conn._stream_reset(self.stream_id, code)
+        if self._write_error is None:
+            self._write_error = StreamError(self.stream_id, code, remote=False)
+            if self._conn._error is None:
+                with contextlib.suppress(ValueError):
+                    self._conn._stream_reset(self.stream_id, code)
         self._wake_writer()
 
 
