@@ -386,6 +386,9 @@ class QuicConnection(HandshakeDriver):
                 self._consume_probe(probe_level)
                 return self._finish_datagram(packed, now)
             send_data = mode == SendMode.ANY
+            if mode == SendMode.PACING_LIMITED and self._packer.has_pending_data():
+                # RFC 9002 §7.7: wait for the pacer; ACKs may still go now.
+                self._pacing_at = max(self._sph.time_until_send(now), now + 1e-6)
             ping_levels: frozenset[EncryptionLevel] = frozenset()
             if self._ping_pending and send_data and self._packer.one_rtt is not None:
                 ping_levels = _ONE_RTT_ONLY

@@ -62,6 +62,7 @@ class Lifecycle(ConnectionBase):
         self._first_eliciting_after_receive: float | None = None
         self._idle_timeout = self._config.handshake_idle_timeout
         self._ping_pending = False
+        self._pacing_at: float | None = None
         self._probes: dict[EncryptionLevel, int] = {}
         self._close_deadline: float | None = None
         self._close_datagram = b""
@@ -122,7 +123,8 @@ class Lifecycle(ConnectionBase):
         return min(candidates) if candidates else None
 
     def _pacing_deadline(self) -> float | None:
-        return None
+        """When the pacer lets the next packet go, if we are waiting on it with data to send."""
+        return self._pacing_at
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers expired at ``now``."""
@@ -155,6 +157,8 @@ class Lifecycle(ConnectionBase):
             self._on_sent_packets_lost(result.lost, now)
             if result.probe_space is not None:
                 self._queue_probes(result.probe_space, max(1, result.probe_count))
+        if self._pacing_at is not None and now >= self._pacing_at:
+            self._pacing_at = None
         keep_alive = self._keep_alive_deadline()
         if keep_alive is not None and now >= keep_alive:
             self._ping_pending = True

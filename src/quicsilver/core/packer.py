@@ -206,6 +206,12 @@ class PacketPacker:
         sph.pop_packet_number(space_id)
         return _Pending(level, pn, pn_len, header_len, payload, frames, ack_eliciting, padding, largest_acked)
 
+    def has_pending_data(self) -> bool:
+        """Whether any level has ack-eliciting data waiting (for pacing and congestion decisions)."""
+        return any(self._has_data(level) for level in self.keys) or (
+            self.one_rtt is not None and self._has_data(EncryptionLevel.ONE_RTT)
+        )
+
     def _has_data(self, level: EncryptionLevel) -> bool:
         if level == EncryptionLevel.ZERO_RTT:
             return self.app_source is not None and self.app_source.has_data()
