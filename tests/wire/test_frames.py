@@ -26,6 +26,7 @@ from quicsilver.wire.frames import (
     StreamFrame,
     StreamsBlockedFrame,
     ack_frame_length,
+    check_frame_allowed,
     crypto_frame_header_length,
     crypto_frame_max_data_len,
     datagram_frame_length,
@@ -37,6 +38,7 @@ from quicsilver.wire.frames import (
     stream_frame_header_length,
     stream_frame_max_data_len,
 )
+from quicsilver.wire.header import PacketType
 from quicsilver.wire.varint import MAX_VARINT, encode_varint
 from tests.wire.strategies import WIRE_SETTINGS, all_frames, non_padding_frames
 
@@ -327,3 +329,64 @@ def test_crypto_and_datagram_max_data_len_are_tight(offset: int, max_size: int) 
     assert d == 0 or datagram_frame_length(d) <= max_size
     assert datagram_frame_length(d + 1) > max_size
     assert DatagramFrame(bytes(d)).length() == datagram_frame_length(d)
+
+
+# RFC 9000 §12.4 Table 3 (and RFC 9221 §4 for DATAGRAM): which packet types may carry each frame
+# type. I = Initial, H = Handshake, 0 = 0-RTT, 1 = 1-RTT.
+TABLE_3 = {
+    0x00: "IH01",
+    0x01: "IH01",
+    0x02: "IH1",
+    0x03: "IH1",
+    0x04: "01",
+    0x05: "01",
+    0x06: "IH1",
+    0x07: "1",
+    **dict.fromkeys(range(0x08, 0x10), "01"),
+    0x10: "01",
+    0x11: "01",
+    0x12: "01",
+    0x13: "01",
+    0x14: "01",
+    0x15: "01",
+    0x16: "01",
+    0x17: "01",
+    0x18: "01",
+    0x19: "01",
+    0x1A: "01",
+    0x1B: "1",
+    0x1C: "IH01",
+    0x1D: "01",  # "ih01": the application variant only in 0-RTT and 1-RTT (§12.5)
+    0x1E: "1",
+    0x30: "01",
+    0x31: "01",
+}
+LETTERS = {
+    PacketType.INITIAL: "I",
+    PacketType.HANDSHAKE: "H",
+    PacketType.ZERO_RTT: "0",
+    PacketType.ONE_RTT: "1",
+}
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "allowed"), TABLE_3.items(), ids=lambda v: f"{v:#04x}" if isinstance(v, int) else v
+)
+def test_check_frame_allowed_table_3(frame_type: int, allowed: str) -> None:
+    for packet_type, letter in LETTERS.items():
+        if letter in allowed:
+            check_frame_allowed(frame_type, packet_type)
+        else:
+            with pytest.raises(TransportError) as exc:
+                check_frame_allowed(frame_type, packet_type)
+            assert exc.value.code == TransportErrorCode.PROTOCOL_VIOLATION
+            assert exc.value.frame_type == frame_type
+    for packet_type in (PacketType.RETRY, PacketType.VERSION_NEGOTIATION):
+        with pytest.raises(TransportError):
+            check_frame_allowed(frame_type, packet_type)
+
+
+@pytest.mark.parametrize("frame_type", [0x1F, 0x20, 0x40, 0xC0, 0x4000])
+def test_unknown_frame_types_are_left_to_the_parser(frame_type: int) -> None:
+    # Unknown types are FRAME_ENCODING_ERROR (from parse_frame), not PROTOCOL_VIOLATION.
+    check_frame_allowed(frame_type, PacketType.INITIAL)

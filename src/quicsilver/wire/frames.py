@@ -212,6 +212,7 @@ _ONE_RTT = _ZERO_RTT | _mask(
     FrameType.PATH_RESPONSE,
     FrameType.HANDSHAKE_DONE,
 )
+_KNOWN = _ONE_RTT  # 1-RTT packets may carry every frame type
 _ALLOWED: dict[PacketType, int] = {
     PacketType.INITIAL: _IH,
     PacketType.HANDSHAKE: _IH,
@@ -224,9 +225,11 @@ def check_frame_allowed(frame_type: int, packet_type: PacketType) -> None:
     """Raise PROTOCOL_VIOLATION if ``frame_type`` may not appear in ``packet_type`` packets.
 
     RFC 9000 §12.4: "An endpoint MUST treat receipt of a frame in a packet type that is not
-    permitted as a connection error of type PROTOCOL_VIOLATION."
+    permitted as a connection error of type PROTOCOL_VIOLATION." A frame type this implementation
+    does not know (or the first byte of a multi-byte type) passes: ``parse_frame`` rejects it with
+    FRAME_ENCODING_ERROR, the code RFC 9000 §12.4 names for unknown frame types.
     """
-    if not (_ALLOWED.get(packet_type, 0) >> frame_type) & 1 or frame_type >= 0x40:
+    if (_KNOWN >> frame_type) & 1 and not (_ALLOWED.get(packet_type, 0) >> frame_type) & 1:
         raise TransportError(
             TransportErrorCode.PROTOCOL_VIOLATION,
             f"frame type {frame_type:#x} not allowed in {packet_type.name} packets",
