@@ -4,12 +4,14 @@ persistent congestion (§7.6), anti-amplification (RFC 9000 §8.1), hostile ACKs
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
 from quicsilver.ackhandler import SendMode
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import Perspective
+from quicsilver.qlog.tracer import ConnectionTracer
 from tests.recovery.helpers import APP, HANDSHAKE, INITIAL, MDS, ack, make_handler, send
 
 
@@ -340,3 +342,37 @@ def test_reused_packet_number_rejected() -> None:
 
     with pytest.raises(ValueError):
         h.sent_packet(SentPacket(p.pn, APP, 0.1, 100, True, True, []))
+
+
+class Recorder(ConnectionTracer):
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def updated_metrics(self, rtt: Any, cwnd: int, bytes_in_flight: int, packets_in_flight: int) -> None:
+        self.events.append(("metrics", cwnd, bytes_in_flight, packets_in_flight))
+
+    def lost_packet(self, packet_type: str, pn: int, trigger: str) -> None:
+        self.events.append(("lost", packet_type, pn, trigger))
+
+    def set_loss_timer(self, timer_type: str, level: Any, time: float) -> None:
+        self.events.append(("set_timer", timer_type, level, round(time, 6)))
+
+    def loss_timer_expired(self, timer_type: str, level: Any) -> None:
+        self.events.append(("expired", timer_type, level))
+
+
+def test_tracer_hooks() -> None:
+    tracer = Recorder()
+    h = make_handler(tracer=tracer)
+    p = send(h, 0.0)
+    assert ("metrics", 32 * MDS, MDS, 1) in tracer.events
+    assert ("set_timer", "pto", "1RTT", round(0.999 + 0.025, 6)) in tracer.events
+    h.received_ack(ack((p.pn, p.pn)), APP, 0.1)
+    assert tracer.events[-1] == ("metrics", 32 * MDS, 0, 0)
+    pkts = [send(h, 1.0 + i * 0.01) for i in range(5)]
+    h.received_ack(ack((pkts[3].pn, pkts[3].pn)), APP, 1.1)
+    assert ("lost", "1RTT", pkts[0].pn, "reordering_threshold") in tracer.events
+    assert any(e[:3] == ("set_timer", "ack", "1RTT") for e in tracer.events)
+    h.on_loss_detection_timeout(h.loss_detection_timeout())  # type: ignore[arg-type]
+    assert ("expired", "ack", "1RTT") in tracer.events
+    assert ("lost", "1RTT", pkts[1].pn, "time_threshold") in tracer.events
