@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quicsilver.core.streams_map import stream_id_for
-from quicsilver.errors import StreamLimitReachedError, TransportError, TransportErrorCode
+from quicsilver.errors import StreamError, StreamLimitReachedError, TransportError, TransportErrorCode
 from quicsilver.protocol import Perspective
 from quicsilver.wire.frames import (
     DataBlockedFrame,
@@ -431,3 +433,90 @@ def test_1000_concurrent_streams_arrive_intact_at_5_percent_loss() -> None:
     assert received.keys() == payloads.keys()
     for sid, data in payloads.items():
         assert bytes(received[sid]) == data, sid
+
+
+def test_blocked_reported_when_new_data_meets_an_exhausted_window() -> None:
+    params = dict(PEER_PARAMS, initial_max_stream_data_bidi_remote=10)
+    smap, _ = make_map(CLIENT, params=params)
+    sid = smap.open_stream()
+    send = smap.get_send_stream(sid)
+    assert send is not None
+    send.write(b"z" * 10)
+    assert smap.pop_stream_frame(1000) is not None  # exactly the window: nothing held back yet
+    assert smap.pop_control_frame(100) is None
+    send.write(b"more")
+    assert smap.pop_control_frame(100) == StreamDataBlockedFrame(sid, 10)
+
+
+def test_stale_streams_blocked_is_not_sent() -> None:
+    params = dict(PEER_PARAMS, initial_max_streams_uni=0)
+    smap, _ = make_map(CLIENT, params=params)
+    with pytest.raises(StreamLimitReachedError):
+        smap.open_stream(bidi=False)
+    smap.handle_frame(MaxStreamsFrame(False, 5))
+    assert smap.pop_control_frame(100) is None
+
+
+_stream_ids = st.integers(0, 40)
+_small = st.integers(0, 3000)
+random_frames = st.lists(
+    st.one_of(
+        st.builds(StreamFrame, _stream_ids, _small, st.binary(max_size=200).map(bytes), st.booleans()),
+        st.builds(ResetStreamFrame, _stream_ids, st.integers(0, 9), _small),
+        st.builds(StopSendingFrame, _stream_ids, st.integers(0, 9)),
+        st.builds(MaxStreamDataFrame, _stream_ids, _small),
+        st.builds(StreamDataBlockedFrame, _stream_ids, _small),
+        st.builds(MaxDataFrame, _small),
+        st.builds(DataBlockedFrame, _small),
+        st.builds(MaxStreamsFrame, st.booleans(), st.integers(0, 20)),
+        st.builds(StreamsBlockedFrame, st.booleans(), st.integers(0, 20)),
+        st.tuples(st.just("read"), _stream_ids),
+        st.tuples(st.just("open"), st.booleans()),
+        st.tuples(st.just("pack"), st.integers(3, 1500)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.sampled_from([CLIENT, SERVER]), random_frames)
+def test_random_frames_raise_only_transport_errors(perspective: Perspective, ops: list[object]) -> None:
+    """Rule: whatever the peer sends, the map raises TransportError or nothing (never another exception)."""
+    smap, _ = make_map(
+        perspective,
+        max_incoming_streams=4,
+        max_incoming_uni_streams=3,
+        initial_stream_receive_window=1000,
+        initial_connection_receive_window=2500,
+        params=dict(PEER_PARAMS, initial_max_streams_bidi=3, initial_max_stream_data_bidi_remote=500),
+    )
+    sent: list[object] = []
+    for op in ops:
+        try:
+            if isinstance(op, tuple):
+                kind, arg = op
+                if kind == "read":
+                    recv = smap.get_receive_stream(int(arg))
+                    if recv is not None:
+                        recv.read(-1, 0.0)
+                elif kind == "open":
+                    sid = smap.open_stream(bool(arg))
+                    send = smap.get_send_stream(sid)
+                    assert send is not None
+                    send.write(b"w" * 700)
+                    send.close()
+                else:
+                    while (frame := smap.pop_control_frame(int(arg))) is not None:
+                        sent.append(frame)
+                    while (sframe := smap.pop_stream_frame(int(arg))) is not None:
+                        assert sframe.length() <= int(arg)
+                        sent.append(sframe)
+                    for i, f in enumerate(sent):
+                        (smap.on_frame_acked if i % 2 else smap.on_frame_lost)(f)  # type: ignore[arg-type]
+                    sent.clear()
+            else:
+                smap.handle_frame(op)  # type: ignore[arg-type]
+        except TransportError:
+            return
+        except (StreamLimitReachedError, StreamError):
+            pass

@@ -386,7 +386,7 @@ class SendStream:
             return None
         credit = min(self.flow.available(), self._conn_flow.available())
         if pending > 0 and credit <= 0:
-            self._report_blocked()
+            self.report_blocked()
             return None
         n = min(pending, credit, stream_frame_max_data_len(max_size, self.stream_id, offset))
         fin = fin_pending and n == pending
@@ -402,14 +402,20 @@ class SendStream:
         else:
             self._transition(_E.SEND_DATA)
             if self._send_offset < self._write_offset:
-                self._report_blocked()
+                self.report_blocked()
         if self._want_writable and n:
             self._want_writable = False
             self._events.on_stream_writable(self.stream_id)
         return StreamFrame(self.stream_id, offset, data, fin)
 
-    def _report_blocked(self) -> None:
-        """Queue STREAM_DATA_BLOCKED / DATA_BLOCKED once per limit (RFC 9000 §4.1)."""
+    def report_blocked(self) -> None:
+        """Queue STREAM_DATA_BLOCKED / DATA_BLOCKED once per limit if new data is held back (RFC 9000 §4.1).
+
+        "A sender SHOULD send a STREAM_DATA_BLOCKED or DATA_BLOCKED frame to indicate to the receiver
+        that it has data to write but is blocked by flow control limits."
+        """
+        if self.state in _RESETTING or self._write_offset <= self._send_offset:
+            return
         limit = self.flow.newly_blocked_at()
         if limit is not None:
             self._transition(_E.SEND_DATA)  # §3.1: sending STREAM_DATA_BLOCKED enters Send

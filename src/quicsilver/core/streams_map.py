@@ -434,11 +434,10 @@ class StreamsMap:
         if stream.can_send_now():
             self._active.append(stream_id)
             self._active_set.add(stream_id)
-        elif stream.blocked_by_connection():
+            return
+        if stream.blocked_by_connection():
             self._conn_blocked.add(stream_id)
-            conn_limit = self.connection_send_flow.newly_blocked_at()
-            if conn_limit is not None:
-                self._control.append(DataBlockedFrame(conn_limit))
+        stream.report_blocked()
 
     def on_window_update_due(self, stream_id: int) -> None:
         self._window_updates[stream_id] = None
@@ -531,6 +530,9 @@ class StreamsMap:
         if isinstance(frame, DataBlockedFrame):
             flow = self.connection_send_flow
             return flow.limit == frame.limit and flow.is_blocked()
+        if isinstance(frame, StreamsBlockedFrame):
+            d = _BIDI if frame.bidi else _UNI
+            return self._peer_max_streams[d] == frame.limit and self._next_local[d] >= frame.limit
         return True
 
     def pop_stream_frame(self, max_size: int) -> StreamFrame | None:
@@ -610,35 +612,30 @@ class StreamsMap:
         if self._still_current(frame):
             self._control.append(frame)
 
-    def _streams_blocked_lost(self, frame: StreamsBlockedFrame) -> None:
-        d = _BIDI if frame.bidi else _UNI
-        if self._peer_max_streams[d] == frame.limit and self._next_local[d] >= frame.limit:
-            self._control.append(frame)
-
 
 _HANDLERS: dict[type, Callable[[StreamsMap, Any], None]] = {
-    StreamFrame: (StreamsMap.handle_stream_frame),
-    ResetStreamFrame: (StreamsMap.handle_reset_stream_frame),
-    StopSendingFrame: (StreamsMap.handle_stop_sending_frame),
-    MaxDataFrame: (StreamsMap.handle_max_data_frame),
-    MaxStreamDataFrame: (StreamsMap.handle_max_stream_data_frame),
-    MaxStreamsFrame: (StreamsMap.handle_max_streams_frame),
-    DataBlockedFrame: (StreamsMap.handle_data_blocked_frame),
-    StreamDataBlockedFrame: (StreamsMap.handle_stream_data_blocked_frame),
-    StreamsBlockedFrame: (StreamsMap.handle_streams_blocked_frame),
+    StreamFrame: StreamsMap.handle_stream_frame,
+    ResetStreamFrame: StreamsMap.handle_reset_stream_frame,
+    StopSendingFrame: StreamsMap.handle_stop_sending_frame,
+    MaxDataFrame: StreamsMap.handle_max_data_frame,
+    MaxStreamDataFrame: StreamsMap.handle_max_stream_data_frame,
+    MaxStreamsFrame: StreamsMap.handle_max_streams_frame,
+    DataBlockedFrame: StreamsMap.handle_data_blocked_frame,
+    StreamDataBlockedFrame: StreamsMap.handle_stream_data_blocked_frame,
+    StreamsBlockedFrame: StreamsMap.handle_streams_blocked_frame,
 }
 _ACKED: dict[type, Callable[[StreamsMap, Any], None]] = {
-    StreamFrame: (StreamsMap._stream_frame_acked),
-    ResetStreamFrame: (StreamsMap._reset_stream_acked),
+    StreamFrame: StreamsMap._stream_frame_acked,
+    ResetStreamFrame: StreamsMap._reset_stream_acked,
 }
 _LOST: dict[type, Callable[[StreamsMap, Any], None]] = {
-    StreamFrame: (StreamsMap._stream_frame_lost),
-    ResetStreamFrame: (StreamsMap._reset_stream_lost),
-    StopSendingFrame: (StreamsMap._stop_sending_lost),
-    MaxStreamDataFrame: (StreamsMap._max_stream_data_lost),
-    MaxDataFrame: (StreamsMap._max_data_lost),
-    MaxStreamsFrame: (StreamsMap._max_streams_lost),
-    DataBlockedFrame: (StreamsMap._blocked_lost),
-    StreamDataBlockedFrame: (StreamsMap._blocked_lost),
-    StreamsBlockedFrame: (StreamsMap._streams_blocked_lost),
+    StreamFrame: StreamsMap._stream_frame_lost,
+    ResetStreamFrame: StreamsMap._reset_stream_lost,
+    StopSendingFrame: StreamsMap._stop_sending_lost,
+    MaxStreamDataFrame: StreamsMap._max_stream_data_lost,
+    MaxDataFrame: StreamsMap._max_data_lost,
+    MaxStreamsFrame: StreamsMap._max_streams_lost,
+    DataBlockedFrame: StreamsMap._blocked_lost,
+    StreamDataBlockedFrame: StreamsMap._blocked_lost,
+    StreamsBlockedFrame: StreamsMap._blocked_lost,
 }
