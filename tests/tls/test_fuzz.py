@@ -1,0 +1,195 @@
+"""Hostile input: random and mutated handshake messages end the handshake with a TransportError carrying
+a CRYPTO_ERROR code (0x100 + alert; RFC 9001 §4.8) — or PROTOCOL_VIOLATION where RFC 9001 names it —
+never with another exception and never with internal_error (which would mean a bug was caught)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.tls import TLSConfig, TLSEngine, WriteData
+from quicsilver.handshake.tls.messages import (
+    parse_untrusted_certificate,
+    parse_untrusted_certificate_request,
+    parse_untrusted_certificate_verify,
+    parse_untrusted_client_hello,
+    parse_untrusted_encrypted_extensions,
+    parse_untrusted_new_session_ticket,
+    parse_untrusted_server_hello,
+)
+from quicsilver.protocol import EncryptionLevel as L
+
+from .helpers import CA
+
+ALPN = ["hq-interop"]
+INTERNAL_ERROR = 0x100 + 80
+FUZZ = settings(
+    max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@cache
+def configs() -> tuple[TLSConfig, TLSConfig]:
+    ca = CA.create()
+    return TLSConfig(alpn=ALPN, cadata=ca.pem), ca.server_config(ALPN, ["localhost"])
+
+
+def new_pair() -> tuple[TLSEngine, TLSEngine]:
+    client_config, server_config = configs()
+    client = TLSEngine(
+        client_config, is_client=True, transport_parameters=b"c", server_name="localhost", now=0.0
+    )
+    server = TLSEngine(server_config, is_client=False, transport_parameters=b"s", now=0.0)
+    return client, server
+
+
+def writes(engine: TLSEngine) -> list[WriteData]:
+    out = []
+    while (event := engine.next_event()) is not None:
+        if isinstance(event, WriteData):
+            out.append(event)
+    return out
+
+
+def assert_clean_failure(feed: object) -> None:
+    """Calls ``feed``; it may succeed, or fail only with a QUIC/TLS error code."""
+    try:
+        feed()  # type: ignore[operator]
+    except TransportError as exc:
+        assert 0x100 <= exc.code <= 0x1FF or exc.code == TransportErrorCode.PROTOCOL_VIOLATION, exc
+        assert exc.code != INTERNAL_ERROR, exc
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: bytes) -> bytes:
+    """1-4 random edits. Positions are drawn independently of the length (then reduced modulo it), so
+    the draws do not depend on the message, whose length varies (signatures, key shares)."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete"]))
+        position = draw(st.integers(0, 1 << 20))
+        argument = draw(st.integers(0, 255))
+        insert = draw(st.binary(min_size=1, max_size=8)) if kind == "insert" else b""
+        if not data:
+            continue
+        i = position % len(data)
+        if kind == "flip":
+            data[i] ^= 1 << (argument & 7)
+        elif kind == "set":
+            data[i] = argument
+        elif kind == "truncate":
+            del data[i:]
+        elif kind == "insert":
+            data[i:i] = insert
+        else:
+            del data[i : i + 1 + (argument & 7)]
+    return bytes(data)
+
+
+@cache
+def client_hello() -> bytes:
+    client, _ = new_pair()
+    client.start()
+    return writes(client)[0].data
+
+
+@cache
+def server_flight() -> tuple[bytes, bytes]:
+    client, server = new_pair()
+    client.start()
+    server.handle_message(writes(client)[0].data, L.INITIAL)
+    initial, handshake = writes(server)
+    return initial.data, handshake.data
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_random_bytes_to_a_server(data: bytes) -> None:
+    _, server = new_pair()
+    assert_clean_failure(lambda: server.handle_message(data, L.INITIAL))
+
+
+@FUZZ
+@given(st.binary(min_size=4, max_size=600))
+def test_random_messages_with_a_valid_header_to_a_client(body: bytes) -> None:
+    client, _ = new_pair()
+    client.start()
+    message = bytes((body[0] % 25,)) + len(body[1:]).to_bytes(3, "big") + body[1:]
+    assert_clean_failure(lambda: client.handle_message(message, L.INITIAL))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_client_hello(data: st.DataObject) -> None:
+    hello = data.draw(mutated(client_hello()))
+    _, server = new_pair()
+    assert_clean_failure(lambda: server.handle_message(hello, L.INITIAL))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_server_hello(data: st.DataObject) -> None:
+    client, server = new_pair()
+    client.start()
+    server.handle_message(writes(client)[0].data, L.INITIAL)
+    server_hello = writes(server)[0].data
+    message = data.draw(mutated(server_hello))
+    assert_clean_failure(lambda: client.handle_message(message, L.INITIAL))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_server_flight(data: st.DataObject) -> None:
+    client, server = new_pair()
+    client.start()
+    server.handle_message(writes(client)[0].data, L.INITIAL)
+    server_hello, flight = (w.data for w in writes(server))
+    client.handle_message(server_hello, L.INITIAL)
+    message = data.draw(mutated(flight))
+
+    def feed() -> None:
+        client.handle_message(message, L.HANDSHAKE)
+        # Every byte of the flight is covered by the server's Finished MAC (RFC 8446 §4.4.4).
+        assert message == flight or not client.handshake_complete
+
+    assert_clean_failure(feed)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_client_finished(data: st.DataObject) -> None:
+    client, server = new_pair()
+    client.start()
+    server.handle_message(writes(client)[0].data, L.INITIAL)
+    for write in writes(server):
+        client.handle_message(write.data, write.level)
+    finished = next(w for w in writes(client) if w.level == L.HANDSHAKE).data
+    message = data.draw(mutated(finished))
+    assert_clean_failure(lambda: server.handle_message(message, L.HANDSHAKE))
+    if message != finished:
+        assert not server.handshake_complete
+
+
+PARSERS = [
+    parse_untrusted_client_hello,
+    parse_untrusted_server_hello,
+    parse_untrusted_encrypted_extensions,
+    parse_untrusted_certificate,
+    parse_untrusted_certificate_request,
+    parse_untrusted_certificate_verify,
+    parse_untrusted_new_session_ticket,
+]
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.__name__)
+@FUZZ
+@given(data=st.binary(max_size=300))
+def test_parsers_raise_only_transport_errors(parser: object, data: bytes) -> None:
+    try:
+        parser(data)  # type: ignore[operator]
+    except TransportError as exc:
+        assert 0x100 <= exc.code <= 0x1FF and exc.code != INTERNAL_ERROR
