@@ -376,3 +376,14 @@ def test_tracer_hooks() -> None:
     h.on_loss_detection_timeout(h.loss_detection_timeout())  # type: ignore[arg-type]
     assert ("expired", "ack", "1RTT") in tracer.events
     assert ("lost", "1RTT", pkts[1].pn, "time_threshold") in tracer.events
+
+
+def test_ack_only_history_is_bounded() -> None:
+    h = make_handler()
+    for i in range(1000):
+        send(h, i * 0.001, ack_eliciting=False, largest_acked=i)
+    assert len(h.outstanding(APP)) == 256
+    p = send(h, 1.0)
+    r = h.received_ack(ack((p.pn - 10, p.pn)), APP, 1.1)
+    assert len(r.acked) == 11
+    assert r.ignore_below == 1000 - 1 + 1

@@ -15,9 +15,12 @@ from quicsilver.ackhandler.packet_number_generator import (
     SkippingPacketNumberGenerator,
 )
 
-__all__ = ["MAX_SKIPPED_PACKETS", "SpaceHistory"]
+__all__ = ["MAX_SKIPPED_PACKETS", "MAX_TRACKED_ACK_ONLY_PACKETS", "SpaceHistory"]
 
 MAX_SKIPPED_PACKETS = 4  # skipped packet numbers remembered per space
+# ACK-only packets are acknowledged only when the peer happens to send an ACK frame; if it never does,
+# the oldest of them are forgotten beyond this many, so the history stays bounded.
+MAX_TRACKED_ACK_ONLY_PACKETS = 256
 NEVER = float("inf")
 
 
@@ -39,6 +42,7 @@ class SpaceHistory:
         "pc_last_time",
         "pn_generator",
         "skipped",
+        "unreliable",
     )
 
     def __init__(self, pn_generator: SequentialPacketNumberGenerator | SkippingPacketNumberGenerator) -> None:
@@ -53,6 +57,9 @@ class SpaceHistory:
         self.last_ack_eliciting_time: float | None = None
         self.pn_generator = pn_generator
         self.skipped: deque[int] = deque(maxlen=MAX_SKIPPED_PACKETS)
+        # Packet numbers of packets that are neither ack-eliciting nor in flight, oldest first (some may
+        # have left ``packets`` already).
+        self.unreliable: deque[int] = deque()
         self.dropped = False
         # The current run of lost packets for persistent congestion (RFC 9002 §7.6.2): the send times of
         # its first and last ack-eliciting packets, and the smallest acknowledged pn above the last one.
@@ -74,8 +81,18 @@ class SpaceHistory:
 
     def clear(self) -> None:
         self.packets.clear()
+        self.unreliable.clear()
         self.lowest = self.largest_sent + 1
         self.eliciting_outstanding = 0
         self.loss_time = None
         self.last_ack_eliciting_time = None
         self.pc_first_time = None
+
+    def track_ack_only(self, pn: int) -> None:
+        """Remember an ACK-only packet, forgetting the oldest beyond MAX_TRACKED_ACK_ONLY_PACKETS."""
+        queue = self.unreliable
+        queue.append(pn)
+        if len(queue) > MAX_TRACKED_ACK_ONLY_PACKETS:
+            old = self.packets.get(queue.popleft())
+            if old is not None and not old.ack_eliciting and not old.in_flight:
+                del self.packets[old.pn]

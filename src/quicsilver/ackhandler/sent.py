@@ -165,6 +165,8 @@ class SentPacketHandler:
             s.lowest = pn
         s.largest_sent = pn
         s.packets[pn] = pkt
+        if not pkt.ack_eliciting and not pkt.in_flight:
+            s.track_ack_only(pn)
         self.bytes_sent += pkt.size
         if pkt.in_flight:
             self.bytes_in_flight += pkt.size
