@@ -163,8 +163,9 @@ class Sim:
     def on_server_event(self, ev: Event) -> None:
         """Hook for tests."""
 
-    def step(self) -> bool:
-        """Send what is due, then advance to the next delivery or timer. False if nothing is left."""
+    def step(self, limit: float = float("inf")) -> bool:
+        """Send what is due, then advance to the next delivery or timer (never beyond ``limit``).
+        False if nothing is left to happen."""
         self.steps += 1
         self._flush()
         self._drain_events()
@@ -178,6 +179,9 @@ class Sim:
         if not times:
             return False
         nxt = min(times)
+        if nxt > limit:
+            self.now = max(self.now, limit)
+            return False
         if nxt > self.now:
             self.now = nxt
         while self._queue and self._queue[0][0] <= self.now:
@@ -201,7 +205,7 @@ class Sim:
         for _ in range(max_steps):
             if pred():
                 return True
-            if self.now > max_time or not self.step():
+            if self.now >= max_time or not self.step(max_time):
                 return pred()
         return pred()
 

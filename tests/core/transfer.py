@@ -50,9 +50,9 @@ class TransferSim(Sim):
                     break
                 self.received += data
 
-    def step(self) -> bool:
+    def step(self, limit: float = float("inf")) -> bool:
         self.pump_writer()
-        return super().step()
+        return super().step(limit)
 
     def done(self) -> bool:
         return self.fin

@@ -126,6 +126,7 @@ class QuicConnection(HandshakeDriver):
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
         self._packer.app_source = self._streams
+        self._packer.before_one_rtt_packet = self._maybe_initiate_key_update
         self._frame_handlers: dict[type, Callable[..., None]] = {
             PaddingFrame: _ignore,
             PingFrame: _ignore,
@@ -404,6 +405,21 @@ class QuicConnection(HandshakeDriver):
         buf, packets = packed
         self._on_datagram_sent(buf, packets, now)
         return bytes(buf)
+
+    def _maybe_initiate_key_update(self) -> None:
+        """RFC 9001 §6.1: after confirmation, roll the 1-RTT keys every configured number of packets."""
+        one_rtt = self._packer.one_rtt
+        if one_rtt is not None and self._handshake_confirmed and one_rtt.should_initiate_update():
+            one_rtt.initiate_update(self._last_now, self._rtt.pto(True))
+            if self._tracer is not None:
+                self._tracer.updated_key(one_rtt.key_phase, False)
+
+    def initiate_key_update(self) -> None:
+        """Start a key update now (RFC 9001 §6.1); ignored before the handshake is confirmed or while
+        the previous update is not yet acknowledged (RFC 9001 §6.5)."""
+        one_rtt = self._packer.one_rtt
+        if one_rtt is not None and self._handshake_confirmed and one_rtt.can_initiate_update():
+            one_rtt.initiate_update(self._last_now, self._rtt.pto(True))
 
     # -- streams API (delegated to the streams map) --------------------------------------------
 

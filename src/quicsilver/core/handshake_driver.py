@@ -99,7 +99,8 @@ class HandshakeDriver(Lifecycle):
             self._original_dcid = os.urandom(_CLIENT_DCID_LEN)
             self._initial_dcid = self._original_dcid
         else:
-            self._initial_dcid = client_initial_dcid or original_dcid or b""
+            # After a Retry the client's Initial goes to the Retry's SCID (RFC 9000 §17.2.5.2).
+            self._initial_dcid = client_initial_dcid or retry_scid or original_dcid or b""
             self._original_dcid = original_dcid or self._initial_dcid
         self._retry_scid = retry_scid
         self._peer_initial_scid: bytes | None = None
@@ -165,6 +166,11 @@ class HandshakeDriver(Lifecycle):
         self._packer.dcid = self._conn_ids_peer.active
         self._create_tls(now)
         if self._is_client:
+            ticket = self._session_ticket
+            if ticket is not None and ticket.transport_parameters:
+                # RFC 9000 §7.4.1: 0-RTT data obeys the limits remembered from the earlier connection.
+                remembered = parse_transport_parameters(ticket.transport_parameters, Perspective.SERVER)
+                self._apply_params_limits(remembered)
             self._tls.start()
             self._drain_tls(now)
         self._flush_cid_frames()

@@ -80,8 +80,10 @@ class OneRTTKeys:
         """
         interval = self._first_update_interval if self.key_phase == 0 else self._update_interval
         interval = min(interval, self._confidentiality_limit)
-        if self._sent_in_phase < interval:
-            return False
+        return self._sent_in_phase >= interval and self.can_initiate_update()
+
+    def can_initiate_update(self) -> bool:
+        """RFC 9001 §6.5: a packet of the current phase was received and one we sent acknowledged."""
         if self._first_received is None or self._first_sent is None:
             return False
         return self._largest_acked is not None and self._largest_acked >= self._first_sent

@@ -383,4 +383,7 @@ class Lifecycle(ConnectionBase):
             "bytes_in_flight": self._sph.bytes_in_flight,
             "congestion_window": self._sph.congestion.congestion_window,
             "version": self._version,
+            "key_phase": self._packer.one_rtt.key_phase if self._packer.one_rtt is not None else 0,
+            "handshake_confirmed": self._handshake_confirmed,
+            "pto_count": self._sph.pto_count,
         }
