@@ -12,8 +12,6 @@ from typing import ClassVar
 
 from quicsilver.wire.varint import append_varint, varint_len
 
-Buffer = bytes | bytearray | memoryview
-
 PATH_DATA_LEN = 8  # RFC 9000 §19.17
 
 
@@ -65,6 +63,7 @@ class PaddingFrame:
     """
 
     __slots__ = ("size",)
+    __match_args__ = ("size",)
     wire_type: ClassVar[int] = FrameType.PADDING
     size: int
 
