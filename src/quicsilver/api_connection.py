@@ -47,7 +47,6 @@ class ConnectionState:
     alpn: str | None
     session_resumed: bool
     used_0rtt: bool
-    supports_datagrams: bool
     smoothed_rtt: float | None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -507,7 +506,6 @@ class Connection:
             alpn=info.alpn if info is not None else None,
             session_resumed=info.session_resumed if info is not None else False,
             used_0rtt=info.early_data_accepted if info is not None else False,
-            supports_datagrams=bool(getattr(self._core, "datagrams_supported", False)),
             smoothed_rtt=stats.get("smoothed_rtt"),
         )
 

@@ -71,7 +71,8 @@ class _StreamBase:
         try:
             await fut
         finally:
-            self._read_waiter = None
+            if self._read_waiter is fut:  # a cancelled waiter must not clear its successor's future
+                self._read_waiter = None
 
     async def _wait_writer(self) -> None:
         self._conn._raise_if_closed()
@@ -80,7 +81,8 @@ class _StreamBase:
         try:
             await fut
         finally:
-            self._write_waiter = None
+            if self._write_waiter is fut:
+                self._write_waiter = None
 
 
 class ReceiveStream(_StreamBase):

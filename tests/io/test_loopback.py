@@ -1,0 +1,433 @@
+"""End to end over real loopback sockets (127.0.0.1 and ::1): our client against our server through the
+whole I/O layer: handshake, streams, datagrams, close, idle timeout, Retry, tokens, Version
+Negotiation, stateless reset, accept-queue overflow and the receive-queue drop under a flood."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import quicsilver as quic
+from quicsilver.protocol import VERSION_1, VERSION_2
+from quicsilver.qlog.tracer import DropReason, Tracer
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+HOSTS = [
+    pytest.param("127.0.0.1", id="ipv4"),
+    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")),
+]
+
+
+@pytest.fixture(scope="module")
+def server_tls() -> quic.TLSConfig:
+    return quic.TLSConfig.self_signed(alpn=["TEST"])
+
+
+def client_tls(**kwargs: Any) -> quic.TLSConfig:
+    return quic.TLSConfig(alpn=["TEST"], verify=False, **kwargs)
+
+
+def url(listener: quic.Listener, host: str = "127.0.0.1") -> str:
+    port = listener.local_addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class DropTracer(Tracer):
+    def __init__(self) -> None:
+        self.dropped: list[tuple[str, int, str]] = []
+
+    def dropped_packet(self, addr: Any, packet_type: str, size: int, reason: str) -> None:
+        self.dropped.append((packet_type, size, reason))
+
+
+async def echo_server(listener: quic.Listener) -> None:
+    """Accept connections and echo every bidirectional stream (the seed server's behaviour)."""
+
+    async def echo(stream: quic.Stream) -> None:
+        async for chunk in stream:
+            await stream.write(chunk)
+        await stream.close()
+
+    async def serve(conn: quic.Connection) -> None:
+        tasks = set()
+        try:
+            while True:
+                stream = await conn.accept_stream()
+                task = asyncio.create_task(echo(stream))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except quic.QuicError:
+            pass
+
+    conns = set()
+    async for conn in listener:
+        task = asyncio.create_task(serve(conn))
+        conns.add(task)
+        task.add_done_callback(conns.discard)
+
+
+@pytest.fixture
+async def echo_listener(server_tls: quic.TLSConfig, request: Any) -> AsyncIterator[quic.Listener]:
+    host = getattr(request, "param", "127.0.0.1")
+    config = quic.Config(enable_datagrams=True, max_incoming_streams=1000)
+    listener = await quic.listen_addr((host, 0), server_tls, config)
+    task = asyncio.create_task(echo_server(listener))
+    yield listener
+    listener.close()
+    await asyncio.wait_for(task, 2)
+
+
+async def roundtrip(conn: quic.Connection, payload: bytes) -> bytes:
+    stream = await conn.open_stream_sync()
+    reader = asyncio.create_task(stream.read())
+    await stream.write(payload)
+    await stream.close()
+    return await reader
+
+
+@pytest.mark.parametrize("echo_listener", HOSTS, indirect=True)
+async def test_handshake_and_echo(echo_listener: quic.Listener) -> None:
+    host = echo_listener.local_addr[0]
+    async with asyncio.timeout(10):
+        conn = await quic.dial_addr(url(echo_listener, host), client_tls())
+        state = conn.connection_state()
+        assert state.handshake_complete and state.alpn == "TEST" and state.version == VERSION_1
+        assert conn.remote_addr[1] == echo_listener.local_addr[1]
+        payload = os.urandom(200_000)
+        assert await roundtrip(conn, payload) == payload
+        stats = conn.stats()
+        assert stats["smoothed_rtt"] is not None and stats["bytes_sent"] > 200_000
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_transfer_2mb_each_way(echo_listener: quic.Listener) -> None:
+    async with asyncio.timeout(30):
+        conn = await quic.dial_addr(url(echo_listener), client_tls())
+        payload = os.urandom(2_000_000)
+        assert await roundtrip(conn, payload) == payload
+        conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("echo_listener", HOSTS, indirect=True)
+async def test_transfer_50mb_each_way(echo_listener: quic.Listener) -> None:
+    host = echo_listener.local_addr[0]
+    async with asyncio.timeout(280):
+        conn = await quic.dial_addr(url(echo_listener, host), client_tls())
+        payload = os.urandom(50_000_000)
+        assert await roundtrip(conn, payload) == payload
+        conn.close()
+
+
+async def test_1000_concurrent_streams(echo_listener: quic.Listener) -> None:
+    async with asyncio.timeout(60):
+        conn = await quic.dial_addr(url(echo_listener), client_tls())
+        payloads = [os.urandom(100 + i) for i in range(1000)]
+        results = await asyncio.gather(*(roundtrip(conn, p) for p in payloads))
+        assert results == payloads
+        conn.close()
+
+
+async def test_open_stream_limit_and_sync(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(max_incoming_streams=2)
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+        accepted: list[quic.Stream] = []
+
+        async def server() -> None:
+            conn = await listener.accept()
+            while True:
+                stream = await conn.accept_stream()
+                accepted.append(stream)
+                assert await stream.read() == b"x"
+                await stream.close()
+
+        task = asyncio.create_task(server())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        streams = [conn.open_stream(), conn.open_stream()]
+        with pytest.raises(quic.StreamLimitReachedError):
+            conn.open_stream()
+        for s in streams:
+            await s.write(b"x")
+            await s.close()
+            assert await s.read() == b""
+        # the peer's MAX_STREAMS grows as streams complete: open_stream_sync waits for it
+        third = await conn.open_stream_sync()
+        await third.write(b"x")
+        await third.close()
+        assert await third.read() == b""
+        assert len(accepted) == 3
+        conn.close()
+        task.cancel()
+
+
+async def test_datagram_round_trip(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(enable_datagrams=True)
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+
+        async def server() -> None:
+            conn = await listener.accept()
+            for _ in range(3):
+                data = await conn.receive_datagram()
+                conn.send_datagram(data.upper())
+
+        task = asyncio.create_task(server())
+        conn = await quic.dial_addr(url(listener), client_tls(), config)
+        for word in (b"one", b"two", b"three"):
+            conn.send_datagram(word)
+            assert await conn.receive_datagram() == word.upper()
+        # RFC 9221 §5: a datagram must fit in one packet
+        with pytest.raises(quic.DatagramTooLargeError):
+            conn.send_datagram(b"x" * 70000)
+        await task
+        conn.close()
+
+
+async def test_graceful_close_carries_code_and_reason(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await accept
+        pending = asyncio.create_task(server_conn.accept_stream())
+        await asyncio.sleep(0.05)
+        conn.close(42, "bye")
+        with pytest.raises(quic.ApplicationError) as info:
+            await pending
+        assert (info.value.code, info.value.reason, info.value.remote) == (42, "bye", True)
+        await server_conn.wait_closed()
+        await conn.wait_closed()
+        assert isinstance(conn.error, quic.ApplicationError) and not conn.error.remote
+        with pytest.raises(quic.ApplicationError):
+            conn.open_stream()
+
+
+async def test_stream_reset_and_stop_sending(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await accept
+        stream = conn.open_stream()
+        await stream.write(b"hello")
+        peer_stream = await server_conn.accept_stream()
+        assert await peer_stream.readexactly(5) == b"hello"
+        stream.cancel_write(7)
+        with pytest.raises(quic.StreamError) as info:
+            await peer_stream.read(10)
+        assert (info.value.code, info.value.remote) == (7, True)
+        # STOP_SENDING from the server: the client's writes fail with the code
+        peer_stream.cancel_read(9)
+        second = conn.open_stream()
+        await second.write(b"a")
+        peer_second = await server_conn.accept_stream()
+        peer_second.cancel_read(9)
+        with pytest.raises(quic.StreamError) as info2:
+            for _ in range(100):
+                await second.write(b"b" * 1000)
+                await asyncio.sleep(0.01)
+        assert info2.value.code == 9 and info2.value.remote
+        conn.close()
+
+
+async def test_cancelled_read_and_accept_lose_nothing(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        accept = asyncio.create_task(listener.accept())
+        await asyncio.sleep(0)
+        accept.cancel()
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await listener.accept()  # the cancelled accept did not take it
+        waiting = asyncio.create_task(server_conn.accept_stream())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        stream = conn.open_stream()
+        await stream.write(b"a")
+        peer = await server_conn.accept_stream()
+        assert await peer.read(100) == b"a"
+        read = asyncio.create_task(peer.read(100))
+        await asyncio.sleep(0.01)
+        assert not read.done()  # waiting for data
+        read.cancel()
+        await stream.write(b"data")
+        await stream.close()
+        assert await peer.read() == b"data"
+        conn.close()
+
+
+async def test_asyncio_stream_adapter(echo_listener: quic.Listener) -> None:
+    async with asyncio.timeout(10):
+        conn = await quic.dial_addr(url(echo_listener), client_tls())
+        reader, writer = await quic.open_asyncio_streams(conn.open_stream())
+        writer.write(b"line one\nline two\n")
+        await writer.drain()
+        assert await reader.readline() == b"line one\n"
+        writer.write_eof()
+        assert await reader.read() == b"line two\n"
+        assert reader.at_eof()
+        assert writer.get_extra_info("peername")[1] == echo_listener.local_addr[1]
+        writer.close()
+        await writer.wait_closed()
+        conn.close()
+
+
+async def test_idle_timeout(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(max_idle_timeout=0.5)
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls(), config)
+        server_conn = await accept
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await conn.wait_closed()
+        elapsed = loop.time() - start
+        assert isinstance(conn.error, quic.IdleTimeoutError)
+        assert 0.4 < elapsed < 3.0
+        await server_conn.wait_closed()
+        assert isinstance(server_conn.error, quic.IdleTimeoutError)
+
+
+async def test_retry_forced(server_tls: quic.TLSConfig) -> None:
+    async with (
+        asyncio.timeout(10),
+        await quic.listen_addr(
+            "127.0.0.1:0", server_tls, verify_source_address=lambda addr: True
+        ) as listener,
+    ):
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        await accept
+        # one Retry per datagram of the client's first flight (a post-quantum ClientHello spans two)
+        assert listener.stats().retries_sent >= 1
+        payload = b"after retry"
+        server_conn = accept.result()
+        stream = conn.open_stream()
+        await stream.write(payload)
+        await stream.close()
+        assert await (await server_conn.accept_stream()).read() == payload
+        conn.close()
+
+
+async def test_new_token_skips_retry_on_reconnect(server_tls: quic.TLSConfig) -> None:
+    store = quic.LRUTokenStore()
+    config = quic.Config(token_store=store)
+    async with (
+        asyncio.timeout(10),
+        await quic.listen_addr(
+            "127.0.0.1:0", server_tls, verify_source_address=lambda addr: True
+        ) as listener,
+    ):
+        first = await quic.dial_addr(url(listener), client_tls(), config)
+        await listener.accept()
+        for _ in range(50):  # NEW_TOKEN follows HANDSHAKE_DONE
+            if len(store):
+                break
+            await asyncio.sleep(0.01)
+        assert len(store) == 1
+        first.close()
+        retries = listener.stats().retries_sent
+        assert retries >= 1
+        second = await quic.dial_addr(url(listener), client_tls(), config)
+        await listener.accept()
+        # the token from NEW_TOKEN validated the address (RFC 9000 §8.1.3): no Retry this time
+        assert listener.stats().retries_sent == retries
+        assert len(store) <= 1
+        second.close()
+
+
+async def test_version_negotiation_failure(server_tls: quic.TLSConfig) -> None:
+    only_v1 = quic.Config(versions=(VERSION_1,))
+    only_v2 = quic.Config(versions=(VERSION_2,))
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, only_v1) as listener:
+        with pytest.raises(quic.VersionNegotiationError) as info:
+            await quic.dial_addr(url(listener), client_tls(), only_v2)
+        assert info.value.theirs[:1] == [VERSION_1]
+        assert listener.stats().version_negotiations_sent >= 1
+
+
+async def test_version_2(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(versions=(VERSION_2, VERSION_1))
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls(), config)
+        assert conn.connection_state().version == VERSION_2
+        await accept
+        conn.close()
+
+
+async def test_stateless_reset_after_server_restart(server_tls: quic.TLSConfig) -> None:
+    key = os.urandom(32)
+    async with asyncio.timeout(10):
+        first = await quic.listen_addr("127.0.0.1:0", server_tls, stateless_reset_key=key)
+        port = first.local_addr[1]
+        accept = asyncio.create_task(first.accept())
+        conn = await quic.dial_addr(f"127.0.0.1:{port}", client_tls())
+        await accept
+        # a crash: the server's state vanishes without a CONNECTION_CLOSE leaving the host
+        first.transport.packet_conn.write_batch = lambda queue: (queue.clear(), True)[1]  # type: ignore[method-assign]
+        first.close()
+        second = await quic.listen_addr(f"127.0.0.1:{port}", server_tls, stateless_reset_key=key)
+        try:
+            stream = conn.open_stream()
+            await stream.write(b"x" * 100)
+            await conn.wait_closed()
+            assert isinstance(conn.error, quic.StatelessResetError)
+            assert second.stats().stateless_resets_sent >= 1
+        finally:
+            second.close()
+
+
+async def test_accept_queue_overflow_refuses(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(30), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        conns = [await quic.dial_addr(url(listener), client_tls()) for _ in range(33)]
+        # the 33rd handshake completed (its dial succeeded), then it was refused
+        last = conns[-1]
+        await last.wait_closed()
+        assert isinstance(last.error, quic.TransportError)
+        assert last.error.code == quic.TransportErrorCode.CONNECTION_REFUSED and last.error.remote
+        assert listener.stats().refused == 1
+        assert all(c.error is None for c in conns[:32])
+        for _ in range(32):
+            await listener.accept()
+        for c in conns[:32]:
+            c.close()
+
+
+async def test_receive_queue_drops_under_initial_flood(server_tls: quic.TLSConfig) -> None:
+    tracer = DropTracer()
+    async with (
+        asyncio.timeout(60),
+        await quic.listen_addr("127.0.0.1:0", server_tls, tracer=tracer) as listener,
+    ):
+        from quicsilver.wire.header import PacketType, build_long_header
+
+        flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        flood.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+        try:
+            for _ in range(4000):
+                buf = bytearray()
+                build_long_header(
+                    buf, VERSION_1, PacketType.INITIAL, os.urandom(8), b"", b"", 1200 - 18 + 2, 0, 2
+                )
+                buf += os.urandom(1200 - len(buf))
+                flood.sendto(bytes(buf), listener.local_addr)
+        finally:
+            flood.close()
+        # the server keeps serving while (and after) it works off the flood
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        await accept
+        assert listener.stats().dropped_dos > 0
+        assert any(reason == DropReason.DOS_PREVENTION for _, _, reason in tracer.dropped)
+        conn.close()
