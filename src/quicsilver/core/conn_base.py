@@ -15,6 +15,7 @@ from quicsilver.config import Config
 from quicsilver.congestion.rtt import RTTStats
 from quicsilver.core.conn_id_generator import ConnIDGenerator
 from quicsilver.core.conn_id_manager import ConnIDManager
+from quicsilver.core.datagram_queue import DatagramQueue
 from quicsilver.core.events import Event
 from quicsilver.core.packer import PacketPacker
 from quicsilver.core.spaces import PacketSpace
@@ -63,5 +64,5 @@ class ConnectionBase:
     _idle_timeout: float
     _last_now: float
     _ping_pending: bool
-    _received_datagrams: deque[bytes]
+    _datagrams: DatagramQueue
     _new_token_provider: Callable[[Any], bytes | None] | None

@@ -21,6 +21,7 @@ from typing import Any
 from quicsilver.ackhandler.send_mode import SendMode
 from quicsilver.config import Config
 from quicsilver.core.conn_base import ConnState
+from quicsilver.core.datagram_queue import DatagramQueue
 from quicsilver.core.events import (
     DatagramReceived,
     Event,
@@ -33,10 +34,11 @@ from quicsilver.core.events import (
     StreamWritable,
 )
 from quicsilver.core.handshake_driver import HandshakeDriver
+from quicsilver.core.packer import SHORT_HEADER_OVERHEAD
+from quicsilver.core.peer_params import MAX_DATAGRAM_FRAME_SIZE
 from quicsilver.core.streams_map import StreamsMap
 from quicsilver.core.unpacker import Dropped, UnpackedPacket, parse_payload
 from quicsilver.errors import (
-    DatagramTooLargeError,
     TransportError,
     TransportErrorCode,
 )
@@ -65,7 +67,6 @@ from quicsilver.wire.frames import (
     StreamDataBlockedFrame,
     StreamFrame,
     StreamsBlockedFrame,
-    datagram_frame_length,
     is_ack_eliciting,
 )
 
@@ -126,6 +127,12 @@ class QuicConnection(HandshakeDriver):
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
         self._packer.app_source = self._streams
+        self._datagrams = DatagramQueue(
+            local_max_frame_size=MAX_DATAGRAM_FRAME_SIZE if self._config.enable_datagrams else None,
+            receive_queue_size=self._config.max_datagram_queue,
+            max_payload_size=self._max_datagram_size - SHORT_HEADER_OVERHEAD,
+        )
+        self._packer.datagrams = self._datagrams
         self._packer.before_one_rtt_packet = self._maybe_initiate_key_update
         self._frame_handlers: dict[type, Callable[..., None]] = {
             PaddingFrame: _ignore,
@@ -328,14 +335,8 @@ class QuicConnection(HandshakeDriver):
         self._confirm_handshake(now)
 
     def _on_datagram(self, frame: DatagramFrame, pkt: UnpackedPacket, now: float) -> None:
-        # RFC 9221 §3: DATAGRAM frames without having advertised support are a PROTOCOL_VIOLATION.
-        if not self._config.enable_datagrams:
-            raise TransportError(_PROTOCOL_VIOLATION, "DATAGRAM frame not negotiated", frame_type=0x30)
-        queue = self._received_datagrams
-        if len(queue) >= self._config.max_datagram_queue:
-            queue.popleft()
-        queue.append(bytes(frame.data))
-        self._events.append(DatagramReceived(bytes(frame.data)))
+        # RFC 9221 §3: PROTOCOL_VIOLATION if not negotiated or larger than we allow (the queue checks).
+        self._events.append(DatagramReceived(self._datagrams.handle_datagram_frame(frame)))
 
     # -- send ------------------------------------------------------------------------------------
 
@@ -476,15 +477,11 @@ class QuicConnection(HandshakeDriver):
 
     def send_datagram(self, data: bytes) -> None:
         """Queue an unreliable datagram (RFC 9221); DatagramTooLargeError if it can never fit."""
-        limit = self._peer_max_datagram_frame_size
-        if limit is None or not self._config.enable_datagrams:
-            raise DatagramTooLargeError(len(data), 0)
-        size = datagram_frame_length(len(data))
-        if size > limit or size > self._max_datagram_size - _SHORT_HEADER_OVERHEAD:
-            raise DatagramTooLargeError(
-                len(data), min(limit, self._max_datagram_size - _SHORT_HEADER_OVERHEAD)
-            )
-        self._packer.datagrams.append(bytes(data))
+        self._datagrams.send(data)
+
+    def max_datagram_payload(self) -> int:
+        """The largest datagram ``send_datagram`` accepts now (0 if the peer does not accept any)."""
+        return self._datagrams.max_datagram_size()
 
     # -- close -----------------------------------------------------------------------------------
 
@@ -527,7 +524,6 @@ def _ignore(conn: QuicConnection, frame: Frame, pkt: UnpackedPacket, now: float)
 
 
 _MIN_USEFUL_DATAGRAM = 64
-_SHORT_HEADER_OVERHEAD = 1 + 20 + 4 + 16  # first byte, longest CID, packet number, AEAD tag
 _ONE_RTT_ONLY = frozenset((EncryptionLevel.ONE_RTT,))
 _SPACE_OF_LEVEL = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,

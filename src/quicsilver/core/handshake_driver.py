@@ -16,7 +16,6 @@ Negotiation (RFC 9000 §5.2, §6, §7, §8.1, §17.2.5; RFC 9001 §4, §5.2, §4
 from __future__ import annotations
 
 import os
-from collections import deque
 from typing import Any
 
 from quicsilver.ackhandler.received import ReceivedPacketTracker
@@ -29,7 +28,7 @@ from quicsilver.core.crypto_stream import CryptoStream
 from quicsilver.core.events import HandshakeCompleted, SessionTicketReceived
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.lifecycle import Lifecycle
-from quicsilver.core.packer import PacketPacker
+from quicsilver.core.packer import SHORT_HEADER_OVERHEAD, PacketPacker
 from quicsilver.core.peer_params import local_transport_parameters, validate_peer_parameters
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
@@ -114,7 +113,6 @@ class HandshakeDriver(Lifecycle):
         self._peer_max_datagram_frame_size = None
         self._peer_ack_delay_exponent = 3
         self._max_datagram_size = cfg.initial_packet_size
-        self._received_datagrams = deque()
         self._one_rtt_secrets: dict[bool, tuple[Any, bytes]] = {}
         self._tls = None
         self._spaces = {
@@ -286,6 +284,9 @@ class HandshakeDriver(Lifecycle):
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
         self._max_datagram_size = min(self._config.initial_packet_size, params.max_udp_payload_size)
+        self._datagrams.set_max_payload_size(self._max_datagram_size - SHORT_HEADER_OVERHEAD)
+        if self._config.enable_datagrams:
+            self._datagrams.set_peer_max_frame_size(params.max_datagram_frame_size)
         self._streams.apply_peer_transport_parameters(
             initial_max_data=params.initial_max_data,
             initial_max_stream_data_bidi_local=params.initial_max_stream_data_bidi_local,

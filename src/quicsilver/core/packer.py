@@ -18,6 +18,7 @@ from typing import Protocol
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.sent import SentPacketHandler
+from quicsilver.core.datagram_queue import DatagramQueue
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.handshake.protection import PacketKeys, protect_packet
@@ -25,7 +26,6 @@ from quicsilver.protocol import MIN_INITIAL_PACKET_SIZE, EncryptionLevel, Packet
 from quicsilver.wire.frames import (
     AckFrame,
     ConnectionCloseFrame,
-    DatagramFrame,
     Frame,
     PaddingFrame,
     PingFrame,
@@ -35,9 +35,10 @@ from quicsilver.wire.header import PacketType, build_long_header, build_short_he
 from quicsilver.wire.packet_number import encode_packet_number
 from quicsilver.wire.varint import varint_len
 
-__all__ = ["AppFrameSource", "PacketPacker"]
+__all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
 
 TAG_LEN = 16
+SHORT_HEADER_OVERHEAD = 1 + 20 + 4 + TAG_LEN  # first byte, longest CID, packet number, AEAD tag
 _MIN_PAYLOAD_FOR_SAMPLE = 4  # RFC 9001 §5.4.2: pn_len + payload >= 4 bytes
 
 _LONG_TYPE = {
@@ -96,8 +97,7 @@ class PacketPacker:
         self.one_rtt: OneRTTKeys | None = None
         self.control_frames: deque[Frame] = deque()
         self.app_source: AppFrameSource | None = None
-        self.datagrams: deque[bytes] = deque()
-        self.max_datagram_frame_size = 0
+        self.datagrams: DatagramQueue | None = None
         # Called once per 1-RTT packet before it is sealed (the connection may roll keys here).
         self.before_one_rtt_packet: Callable[[], None] | None = None
 
@@ -222,7 +222,7 @@ class PacketPacker:
             return False
         return (
             bool(self.control_frames)
-            or bool(self.datagrams)
+            or (self.datagrams is not None and self.datagrams.has_data())
             or (self.app_source is not None and self.app_source.has_data())
         )
 
@@ -273,19 +273,11 @@ class PacketPacker:
                 frames.append(sframe)
                 eliciting = True
         datagrams = self.datagrams
-        while datagrams:
-            data = datagrams[0]
-            dframe = DatagramFrame(data)
-            if dframe.length() > avail - len(payload):
-                if not frames:
-                    # It can never fit this path: RFC 9221 §5 lets us drop it.
-                    datagrams.popleft()
-                    continue
-                break
-            datagrams.popleft()
-            dframe.append(payload)
-            frames.append(dframe)
-            eliciting = True
+        if datagrams is not None and level == EncryptionLevel.ONE_RTT:
+            while (dframe := datagrams.pop_datagram_frame(avail - len(payload))) is not None:
+                dframe.append(payload)
+                frames.append(dframe)
+                eliciting = True
         return eliciting
 
     def _seal(self, pending: list[_Pending], now: float) -> tuple[bytearray, list[SentPacket]]:
