@@ -478,7 +478,7 @@ random_frames = st.lists(
 )
 
 
-@settings(max_examples=300, derandomize=True)
+@settings(max_examples=150, derandomize=True)
 @given(st.sampled_from([CLIENT, SERVER]), random_frames)
 def test_random_frames_raise_only_transport_errors(perspective: Perspective, ops: list[object]) -> None:
     """Rule: whatever the peer sends, the map raises TransportError or nothing (never another exception)."""

@@ -311,7 +311,7 @@ frames_strategy = st.lists(
 )
 
 
-@settings(max_examples=200, derandomize=True)
+@settings(max_examples=150, derandomize=True)
 @given(frames_strategy)
 def test_random_frame_sequences_raise_only_transport_errors(
     ops: list[StreamFrame | ResetStreamFrame | tuple[str, int]],

@@ -54,7 +54,7 @@ def assemble(frames: list[StreamFrame]) -> bytes:
 # -- RangeSet ---------------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, derandomize=True)
+@settings(max_examples=100, derandomize=True)
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 60), st.integers(0, 20)), max_size=30))
 def test_rangeset_matches_a_set_model(ops: list[tuple[bool, int, int]]) -> None:
     ranges = RangeSet()

@@ -279,7 +279,8 @@ class ReceiveStream:
         start = frame.offset
         data = frame.data
         end = start + len(data)
-        self._check_final_size(end, frame.fin)
+        if frame.fin or self._final_size is not None:
+            self._check_final_size(end, frame.fin)
         # RFC 9000 §4.1: data beyond the advertised limit is a FLOW_CONTROL_ERROR.
         self.flow.update_highest_received(end)
         if frame.fin and self._final_size is None:

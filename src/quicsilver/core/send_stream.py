@@ -355,6 +355,7 @@ class SendStream:
         return self._pop_new_data(max_size)
 
     def _slice(self, start: int, end: int) -> bytes:
+        """A copy of stream bytes [start, end): frames must not pin the resizable buffer."""
         base = self._buf_base
         with memoryview(self._buf) as view:
             return view[start - base : end - base].tobytes()
@@ -384,29 +385,38 @@ class SendStream:
         fin_pending = self._fin_requested and not self._fin_sent
         if pending == 0 and not fin_pending:
             return None
-        credit = min(self.flow.available(), self._conn_flow.available())
+        flow = self.flow
+        conn = self._conn_flow
+        credit = min(flow.limit - flow.bytes_sent, conn.limit - conn.bytes_sent)
         if pending > 0 and credit <= 0:
             self.report_blocked()
             return None
-        n = min(pending, credit, stream_frame_max_data_len(max_size, self.stream_id, offset))
+        stream_id = self.stream_id
+        n = min(pending, credit, stream_frame_max_data_len(max_size, stream_id, offset))
         fin = fin_pending and n == pending
-        if n <= 0 and not (fin and stream_frame_header_length(self.stream_id, offset, 0) <= max_size):
+        if n <= 0 and not (fin and stream_frame_header_length(stream_id, offset, 0) <= max_size):
             return None
-        data = self._slice(offset, offset + n) if n else b""
+        if n:
+            base = self._buf_base
+            with memoryview(self._buf) as view:
+                data = view[offset - base : offset + n - base].tobytes()
+        else:
+            data = b""
         self._send_offset = offset + n
-        self.flow.add_bytes_sent(n)
-        self._conn_flow.add_bytes_sent(n)
+        flow.bytes_sent += n
+        conn.bytes_sent += n
         if fin:
             self._fin_sent = True
             self._transition(_E.SEND_FIN)
         else:
-            self._transition(_E.SEND_DATA)
-            if self._send_offset < self._write_offset:
-                self.report_blocked()
+            if self.state is not _S.SEND:
+                self._transition(_E.SEND_DATA)
+            if n == credit and n < pending:
+                self.report_blocked()  # this frame used the last of the credit
         if self._want_writable and n:
             self._want_writable = False
-            self._events.on_stream_writable(self.stream_id)
-        return StreamFrame(self.stream_id, offset, data, fin)
+            self._events.on_stream_writable(stream_id)
+        return StreamFrame(stream_id, offset, data, fin)
 
     def report_blocked(self) -> None:
         """Queue STREAM_DATA_BLOCKED / DATA_BLOCKED once per limit if new data is held back (RFC 9000 §4.1).
@@ -437,23 +447,31 @@ class SendStream:
 
     def on_frame_acked(self, frame: StreamFrame) -> None:
         """A packet carrying ``frame`` was acknowledged: release the acknowledged prefix."""
-        if self.state in _RESETTING or self.state is _S.DATA_RECVD:
+        state = self.state
+        if state is _S.RESET_SENT or state is _S.RESET_RECVD or state is _S.DATA_RECVD:
             return
-        start = max(frame.offset, self._buf_base)
-        end = frame.offset + len(frame.data)
+        offset = frame.offset
+        end = offset + len(frame.data)
+        base = self._buf_base
         if frame.fin:
             self._fin_acked = True
             self._fin_lost = False
-        if start < end:
-            self._lost.subtract(start, end)
+        if end > base:
+            if self._lost:
+                self._lost.subtract(max(offset, base), end)
             acked = self._acked
-            acked.add(start, end)
-            first_start, first_end = acked.first()
-            if first_start == self._buf_base:
-                del self._buf[: first_end - first_start]  # O(1) in CPython: moves the start
-                self._buf_base = first_end
-                acked.subtract(first_start, first_end)
-        if self._fin_acked and self._buf_base == self._write_offset and self.state is _S.DATA_SENT:
+            if offset <= base and not acked:
+                # In-order acknowledgement, the common case: release it directly.
+                del self._buf[: end - base]  # O(1) in CPython: moves the array's start
+                self._buf_base = end
+            else:
+                acked.add(max(offset, base), end)
+                first_start, first_end = acked.first()
+                if first_start == base:
+                    del self._buf[: first_end - first_start]
+                    self._buf_base = first_end
+                    acked.subtract(first_start, first_end)
+        if self._fin_acked and self._buf_base == self._write_offset and state is _S.DATA_SENT:
             self._transition(_E.ALL_ACKED)
             self._sender.on_send_side_completed(self.stream_id)
 

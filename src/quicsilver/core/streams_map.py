@@ -277,6 +277,9 @@ class StreamsMap:
 
     def _receive_side(self, stream_id: int, frame_type: int) -> ReceiveStream | None:
         """The receiving part addressed by a peer's frame; None if the stream is already closed."""
+        stream = self._recv.get(stream_id)
+        if stream is not None:
+            return stream  # only valid receiving parts are ever created
         if self.is_local(stream_id):
             # RFC 9000 §19.8: "An endpoint MUST terminate the connection with error
             # STREAM_STATE_ERROR if it receives a STREAM frame for a locally initiated stream that
@@ -295,6 +298,9 @@ class StreamsMap:
 
     def _send_side(self, stream_id: int, frame_type: int) -> SendStream | None:
         """The sending part addressed by a peer's frame; None if the stream is already closed."""
+        stream = self._send.get(stream_id)
+        if stream is not None:
+            return stream  # only valid sending parts are ever created
         if self.is_local(stream_id):
             # RFC 9000 §19.5, §19.10: a frame for a locally initiated stream that has not yet been
             # created is a STREAM_STATE_ERROR.
