@@ -1,0 +1,90 @@
+"""1-RTT keys and key update (RFC 9001 §6): initiating, responding, keeping the previous keys for
+reordered packets for three PTOs, and KEY_UPDATE_ERROR for a peer that updates twice too quickly."""
+
+from __future__ import annotations
+
+import pytest
+
+from quicsilver.core.key_phase import KeysDroppedError, OneRTTKeys
+from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.protection import CipherSuite, DecryptionError
+from quicsilver.protocol import VERSION_1
+
+SUITE = CipherSuite.AES_128_GCM_SHA256
+C2S = bytes(range(32))
+S2C = bytes(range(32, 64))
+HDR = b"\x40hdr"
+PTO = 0.1
+
+
+def pair(interval: int = 10) -> tuple[OneRTTKeys, OneRTTKeys]:
+    client = OneRTTKeys(SUITE, VERSION_1, C2S, S2C, first_update_interval=interval, update_interval=interval)
+    server = OneRTTKeys(SUITE, VERSION_1, S2C, C2S, first_update_interval=interval, update_interval=interval)
+    return client, server
+
+
+def send(sender: OneRTTKeys, pn: int, payload: bytes = b"data") -> tuple[bytes, bool]:
+    sender.on_packet_sent(pn)
+    return sender.send_keys.seal(pn, HDR, payload), sender.phase_bit
+
+
+def test_update_initiated_only_after_interval_and_ack() -> None:
+    client, server = pair(interval=10)
+    for pn in range(10):
+        ct, bit = send(client, pn)
+        assert server.open(pn, HDR, ct, bit, 0.0, PTO) == b"data"
+    assert not client.should_initiate_update()  # RFC 9001 §6.5: nothing received, nothing acked yet
+    ct, bit = send(server, 0)
+    client.open(0, HDR, ct, bit, 0.0, PTO)
+    client.on_packet_acked(9)
+    assert client.should_initiate_update()
+
+
+def test_peer_update_is_followed_and_old_keys_decrypt_reordered_packets() -> None:
+    client, server = pair()
+    ct, bit = send(client, 0)
+    server.open(0, HDR, ct, bit, 0.0, PTO)
+    ct, bit = send(server, 0)
+    client.open(0, HDR, ct, bit, 0.0, PTO)
+    client.on_packet_acked(0)
+    late, late_bit = send(client, 1)  # sent with phase 0, delivered after the update
+    client.initiate_update(1.0, PTO)
+    ct, bit = send(client, 2)
+    assert bit is True
+    # The server sees the new phase bit, derives the next keys, and responds with them.
+    assert server.open(2, HDR, ct, bit, 1.0, PTO) == b"data"
+    assert server.key_phase == 1 and server.phase_bit
+    # A reordered packet of the old phase still decrypts with the previous keys...
+    assert server.open(1, HDR, late, late_bit, 1.1, PTO) == b"data"
+    # ...until three PTOs have passed (RFC 9001 §6.5).
+    with pytest.raises(KeysDroppedError):
+        server.open(1, HDR, late, late_bit, 1.0 + 3 * PTO + 0.01, PTO)
+    ct, bit = send(server, 1)
+    assert client.open(1, HDR, ct, bit, 1.2, PTO) == b"data"
+
+
+def test_second_update_before_sending_is_key_update_error() -> None:
+    client, server = pair()
+    ct, bit = send(client, 0)
+    server.open(0, HDR, ct, bit, 0.0, PTO)
+    ct, bit = send(server, 0)
+    client.open(0, HDR, ct, bit, 0.0, PTO)
+    client.on_packet_acked(0)
+    client.initiate_update(1.0, PTO)
+    ct, bit = send(client, 1)
+    server.open(1, HDR, ct, bit, 1.0, PTO)  # the server follows to phase 1 but sends nothing
+    # A hostile client updates again: phase 2 keys, phase bit back to 0.
+    rogue = client.send_keys.next_generation()
+    ct = rogue.seal(5, HDR, b"x")
+    with pytest.raises(TransportError) as exc:
+        server.open(5, HDR, ct, False, 1.05, PTO)
+    assert exc.value.code == TransportErrorCode.KEY_UPDATE_ERROR
+
+
+def test_forged_packet_is_dropped_not_fatal() -> None:
+    _, server = pair()
+    with pytest.raises(DecryptionError):
+        server.open(0, HDR, b"\x00" * 40, False, 0.0, PTO)
+    with pytest.raises(DecryptionError):
+        server.open(0, HDR, b"\x00" * 40, True, 0.0, PTO)  # a wrong phase bit tries the next keys
+    assert server.key_phase == 0
