@@ -88,6 +88,9 @@ class Server:
         early: bool,
     ) -> None:
         tls_config.check_server()  # ConfigError naming the missing certificate, at the listen call
+        from .core.connection import QuicConnection  # loaded now, not during the first handshake
+
+        self._core_class = QuicConnection
         self.transport = transport
         self.loop = loop
         self.tls_config = tls_config
@@ -357,10 +360,8 @@ class Server:
         now: float,
     ) -> None:
         transport = self.transport
-        from .core.connection import QuicConnection  # the core loads with the first connection
-
         try:
-            core = QuicConnection(
+            core = self._core_class(
                 self.config,
                 self.tls_config,
                 is_client=False,

@@ -124,11 +124,9 @@ async def test_transfer_2mb_each_way(echo_listener: quic.Listener) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("echo_listener", HOSTS, indirect=True)
 async def test_transfer_50mb_each_way(echo_listener: quic.Listener) -> None:
-    host = echo_listener.local_addr[0]
     async with asyncio.timeout(280):
-        conn = await quic.dial_addr(url(echo_listener, host), client_tls())
+        conn = await quic.dial_addr(url(echo_listener), client_tls())
         payload = os.urandom(50_000_000)
         assert await roundtrip(conn, payload) == payload
         conn.close()
