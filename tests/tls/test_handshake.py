@@ -317,3 +317,59 @@ def test_load_cert_chain_and_verify_locations_from_files(tmp_path: pytest.TempPa
     client, server = engines(client_config, server_config)
     c_events, _ = drive(client, server)
     assert of_type(c_events, HandshakeComplete)
+
+
+def _insert_extension(hello: bytes, ext_type: int, data: bytes) -> bytes:
+    """The ClientHello with one more extension at the front of its extension block."""
+    body = bytearray(hello[4:])
+    pos = 2 + 32
+    pos += 1 + body[pos]  # legacy_session_id
+    pos += 2 + int.from_bytes(body[pos : pos + 2], "big")  # cipher_suites
+    pos += 1 + body[pos]  # legacy_compression_methods
+    ext_len = int.from_bytes(body[pos : pos + 2], "big")
+    extension = ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+    body[pos : pos + 2] = (ext_len + len(extension)).to_bytes(2, "big")
+    body[pos + 2 : pos + 2] = extension
+    return bytes((hello[0],)) + len(body).to_bytes(3, "big") + bytes(body)
+
+
+def test_grease_values_are_tolerated(server_configs: dict[str, TLSConfig]) -> None:
+    """RFC 8701: a server ignores GREASE cipher suites, groups, key shares, versions, signature
+    algorithms, ALPN names and extensions, and never selects them."""
+    from dataclasses import replace
+
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello, parse_untrusted_server_hello
+
+    client = TLSEngine(
+        TLSConfig(alpn=ALPN, verify=False),
+        is_client=True,
+        transport_parameters=b"c",
+        server_name="x",
+        now=0.0,
+    )
+    client.start()
+    first = client.next_event()
+    assert isinstance(first, WriteData)
+    hello = parse_untrusted_client_hello(first.data[4:])
+    assert hello.key_shares is not None and hello.supported_groups is not None
+    assert hello.signature_algorithms is not None and hello.alpn is not None
+    greased = replace(
+        hello,
+        cipher_suites=(0x0A0A, *hello.cipher_suites),
+        supported_groups=(0x1A1A, *hello.supported_groups),
+        key_shares=((0x1A1A, b"\x00"), *hello.key_shares),
+        supported_versions=(0x2A2A, 0x0304),
+        signature_algorithms=(0x3A3A, *hello.signature_algorithms),
+        alpn=(b"\x4a\x4a", *hello.alpn),
+    ).encode()
+    greased = _insert_extension(greased, 0x5A5A, b"")
+    greased = _insert_extension(greased, 0x6A6A, b"\x00")
+    server = TLSEngine(server_configs["ec"], is_client=False, transport_parameters=b"s", now=0.0)
+    server.handle_message(greased, L.INITIAL)
+    reply = server.next_event()
+    while isinstance(reply, PeerTransportParameters):
+        reply = server.next_event()
+    assert isinstance(reply, WriteData) and reply.level == L.INITIAL
+    server_hello = parse_untrusted_server_hello(reply.data[4:])
+    assert server_hello.cipher_suite == CipherSuite.AES_128_GCM_SHA256
+    assert server_hello.key_share is not None and server_hello.key_share[0] == NamedGroup.X25519MLKEM768

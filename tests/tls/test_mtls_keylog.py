@@ -135,3 +135,11 @@ def test_keylog_has_the_client_early_traffic_secret(ca: CA) -> None:
     c_events, _ = drive(*pair(client_config, server_config, now=2.0, early_data=True), now=2.0)
     early = [e for e in of_type(c_events, KeysReady) if e.level == L.ZERO_RTT]  # type: ignore[attr-defined]
     assert _lines(log)["CLIENT_EARLY_TRAFFIC_SECRET"] == early[0].secret.hex()  # type: ignore[attr-defined]
+
+
+def test_no_tickets_with_client_authentication(ca: CA) -> None:
+    client_config = ca.server_config(ALPN, ["client.test"], cadata=ca.pem)
+    c, s = pair(client_config, mtls_server(ca, "required"))
+    drive(c, s)
+    # A ticket cannot carry the client's identity, so a server authenticating clients issues none.
+    assert not s.send_session_ticket(1.0)

@@ -115,15 +115,23 @@ def _subject_for(host: str) -> DNSName | IPAddress:
 
 
 class CertificateVerifier:
-    """Verifies peer chains against one trust store; verifiers are cached per server name."""
+    """Verifies peer chains against one trust store.
 
-    __slots__ = ("_client_verifier", "_parsed", "_server_verifiers", "_store")
+    Verifiers are cached per server name, and so are chains that verified: a server seen again with
+    the same chain is accepted without rebuilding the path, as long as every certificate of the path
+    found the first time is still within its validity period (checked on each use).
+    """
+
+    __slots__ = ("_client_verifier", "_parsed", "_server_verifiers", "_store", "_verified")
 
     def __init__(self, anchors: Sequence[x509.Certificate]) -> None:
-        self._store = Store(list(anchors))
+        self._store = Store(list(anchors)) if anchors else None
         self._server_verifiers: dict[str, ServerVerifier] = {}
         self._client_verifier: ClientVerifier | None = None
         self._parsed: OrderedDict[bytes, x509.Certificate] = OrderedDict()
+        self._verified: OrderedDict[tuple[object, ...], tuple[datetime.datetime, datetime.datetime]] = (
+            OrderedDict()
+        )
 
     def parse_chain(self, ders: Iterable[bytes]) -> list[x509.Certificate]:
         """Parses DER certificates, reusing earlier parses; decode_error for bytes that do not parse."""
@@ -138,28 +146,64 @@ class CertificateVerifier:
             out.append(cert)
         return out
 
-    def verify_server(self, chain: Sequence[x509.Certificate], server_name: str) -> None:
+    def _known_good(self, key: tuple[object, ...]) -> bool:
+        window = self._verified.get(key)
+        if window is None:
+            return False
+        not_before, not_after = window
+        return not_before <= datetime.datetime.now(datetime.UTC) <= not_after
+
+    def _remember(self, key: tuple[object, ...], path: Sequence[x509.Certificate]) -> None:
+        self._verified[key] = (
+            max(c.not_valid_before_utc for c in path),
+            min(c.not_valid_after_utc for c in path),
+        )
+        if len(self._verified) > _PARSED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+
+    def _store_or_fail(self) -> Store:
+        if self._store is None:
+            raise tls_error(
+                AlertDescription.BAD_CERTIFICATE,
+                "no trust anchors: pass cafile=/cadata= or install a CA bundle",
+            )
+        return self._store
+
+    def verify_server(
+        self, chain: Sequence[x509.Certificate], ders: tuple[bytes, ...], server_name: str
+    ) -> None:
+        """Chain (leaf first, with its DER encodings) to a trust anchor, for ``server_name``."""
+        key = (server_name, *ders)
+        if self._known_good(key):
+            return
         verifier = self._server_verifiers.get(server_name)
         if verifier is None:
-            verifier = PolicyBuilder().store(self._store).build_server_verifier(_subject_for(server_name))
+            verifier = (
+                PolicyBuilder().store(self._store_or_fail()).build_server_verifier(_subject_for(server_name))
+            )
             if len(self._server_verifiers) < _PARSED_CACHE_SIZE:
                 self._server_verifiers[server_name] = verifier
         _check_validity(chain[0])
         try:
-            verifier.verify(chain[0], list(chain[1:]))
+            path = verifier.verify(chain[0], list(chain[1:]))
         except VerificationError as exc:
             raise tls_error(AlertDescription.BAD_CERTIFICATE, f"certificate verification failed: {exc}")
+        self._remember(key, path)
 
-    def verify_client(self, chain: Sequence[x509.Certificate]) -> None:
+    def verify_client(self, chain: Sequence[x509.Certificate], ders: tuple[bytes, ...]) -> None:
+        key = (None, *ders)
+        if self._known_good(key):
+            return
         if self._client_verifier is None:
-            self._client_verifier = PolicyBuilder().store(self._store).build_client_verifier()
+            self._client_verifier = PolicyBuilder().store(self._store_or_fail()).build_client_verifier()
         _check_validity(chain[0])
         try:
-            self._client_verifier.verify(chain[0], list(chain[1:]))
+            verified = self._client_verifier.verify(chain[0], list(chain[1:]))
         except VerificationError as exc:
             raise tls_error(
                 AlertDescription.BAD_CERTIFICATE, f"client certificate verification failed: {exc}"
             )
+        self._remember(key, verified.chain)
 
 
 def parse_der_certificate(der: bytes) -> x509.Certificate:

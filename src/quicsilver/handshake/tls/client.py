@@ -399,7 +399,7 @@ class ClientHandshake(HandshakeBase):
             chain = verifier.parse_chain(message.certificates)
             if self.server_name is None:
                 raise tls_error(AlertDescription.INTERNAL_ERROR, "no server name to verify the certificate")
-            verifier.verify_server(chain, self.server_name)
+            verifier.verify_server(chain, message.certificates, self.server_name)
         else:
             chain = [parse_der_certificate(der) for der in message.certificates]
         self.peer_certificates = tuple(chain)

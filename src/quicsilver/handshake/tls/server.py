@@ -252,7 +252,7 @@ class ServerHandshake(HandshakeBase):
             raise tls_error(
                 AlertDescription.MISSING_EXTENSION, "pre_shared_key without psk_key_exchange_modes"
             )
-        if _PSK_DHE_KE not in ch.psk_modes or not self.config.session_tickets:
+        if _PSK_DHE_KE not in ch.psk_modes or not self._resumption_allowed():
             return None
         protector = self.config.ticket_protector
         for index, (identity, obfuscated_age) in enumerate(ch.psk_identities):
@@ -267,6 +267,11 @@ class ServerHandshake(HandshakeBase):
                 continue
             return state, index, obfuscated_age
         return None
+
+    def _resumption_allowed(self) -> bool:
+        """Tickets are off when asked, and with client authentication: a ticket does not carry the
+        client's certificate, so a resumed session could not show who the client is."""
+        return self.config.session_tickets and self.config.client_auth == "none"
 
     def _accept_early_data(
         self, ch: ClientHello, psk: tuple[ServerTicketState, int, int] | None, suite: int, alpn: str | None
@@ -391,7 +396,7 @@ class ServerHandshake(HandshakeBase):
         verifier = self.config.verifier()
         chain = verifier.parse_chain(message.certificates)
         if self.config.verify:
-            verifier.verify_client(chain)
+            verifier.verify_client(chain, message.certificates)
         self.peer_certificates = tuple(chain)
         self._set_state(ServerState.WAIT_CERTIFICATE_VERIFY)
 
@@ -436,7 +441,7 @@ class ServerHandshake(HandshakeBase):
     def send_session_ticket(self, now: float, app_data: bytes) -> bool:
         """Queues a NewSessionTicket at the 1-RTT level; False if tickets are off or not yet possible."""
         ks, suite = self.key_schedule, self.suite
-        if not self.complete or not self.config.session_tickets or ks is None or suite is None:
+        if not self.complete or not self._resumption_allowed() or ks is None or suite is None:
             return False
         nonce = self._tickets_sent.to_bytes(8, "big")
         self._tickets_sent += 1
