@@ -324,3 +324,55 @@ def test_random_bytes_raise_only_transport_error(parser: object, prefix: bytes, 
         parser(prefix + data)  # type: ignore[operator]
     except TransportError as e:
         assert e.code == PV
+
+
+@settings(WIRE_SETTINGS, max_examples=150)
+@given(
+    st.sampled_from([VERSION_1, VERSION_2]),
+    st.binary(max_size=20),
+    st.binary(max_size=20),
+    st.binary(max_size=100),
+    st.binary(min_size=16, max_size=16),
+    st.integers(min_value=0, max_value=15),
+)
+def test_retry_round_trip(
+    version: int, dcid: bytes, scid: bytes, token: bytes, tag: bytes, unused: int
+) -> None:
+    packet = build_retry_without_tag(version, dcid, scid, token, unused_bits=unused) + tag
+    assert packet[0] & 0x0F == unused
+    assert parse_retry(packet) == (version, dcid, scid, token, tag)
+    assert parse_invariant_header(packet, 0) == InvariantHeader(True, version, dcid, scid)
+    header_error(parse_retry, packet[: len(packet) - len(token) - 1])  # cut into the tag + SCID
+
+
+@settings(WIRE_SETTINGS, max_examples=150)
+@given(
+    st.binary(max_size=255),
+    st.binary(max_size=255),
+    st.lists(st.integers(min_value=0, max_value=2**32 - 1), max_size=10),
+)
+def test_version_negotiation_round_trip(dcid: bytes, scid: bytes, versions: list[int]) -> None:
+    packet = build_version_negotiation(dcid, scid, versions)
+    assert parse_version_negotiation(packet) == (dcid, scid, versions)
+    assert parse_invariant_header(packet, 0) == InvariantHeader(True, 0, dcid, scid)
+
+
+@settings(WIRE_SETTINGS, max_examples=150)
+@given(
+    st.binary(max_size=20),
+    st.integers(min_value=0, max_value=2**62 - 1),
+    st.integers(min_value=1, max_value=4),
+    st.booleans(),
+    st.booleans(),
+)
+def test_short_header_round_trip_property(
+    dcid: bytes, pn: int, pn_len: int, key_phase: bool, spin: bool
+) -> None:
+    buf = bytearray()
+    pn_offset = build_short_header(buf, dcid, pn, pn_len, key_phase, spin)
+    assert len(buf) == short_header_length(len(dcid), pn_len) == pn_offset + pn_len
+    assert buf[0] & 0x18 == 0  # reserved bits
+    assert bool(buf[0] & 0x04) == key_phase and bool(buf[0] & 0x20) == spin
+    assert int.from_bytes(buf[pn_offset:], "big") == pn & ((1 << (8 * pn_len)) - 1)
+    assert parse_short_header(buf, 0, len(dcid)) == (dcid, pn_offset)
+    assert parse_invariant_header(buf, len(dcid)) == InvariantHeader(False, 0, dcid, b"")
