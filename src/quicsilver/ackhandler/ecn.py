@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
+from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.protocol import ECN
 
 __all__ = ["ECN_TESTING_PACKETS", "ECNState", "ECNTracker"]
@@ -26,6 +27,14 @@ class ECNState(Enum):
     UNKNOWN = "unknown"
     CAPABLE = "capable"
     FAILED = "failed"
+
+
+_INITIAL = ECNState.INITIAL
+_TESTING = ECNState.TESTING
+_UNKNOWN = ECNState.UNKNOWN
+_CAPABLE = ECNState.CAPABLE
+_FAILED = ECNState.FAILED
+_ECT0, _ECT1, _NOT_ECT = ECN.ECT0, ECN.ECT1, ECN.NOT_ECT  # Enum attribute access is slow on 3.11
 
 
 class ECNTracker:
@@ -46,7 +55,7 @@ class ECNTracker:
     )
 
     def __init__(self) -> None:
-        self.state = ECNState.INITIAL
+        self.state = _INITIAL
         self.sent_ect0 = 0
         self.sent_ect1 = 0
         self.sent_testing = 0
@@ -60,52 +69,49 @@ class ECNTracker:
 
     def marking(self) -> ECN:
         """The codepoint for the next 1-RTT packet; the first call starts testing."""
-        if self.state is ECNState.INITIAL:
-            self.state = ECNState.TESTING
-        if self.state is ECNState.TESTING or self.state is ECNState.CAPABLE:
-            return ECN.ECT0
-        return ECN.NOT_ECT
+        if self.state is _INITIAL:
+            self.state = _TESTING
+        if self.state is _TESTING or self.state is _CAPABLE:
+            return _ECT0
+        return _NOT_ECT
 
     def sent_packet(self, pn: int, ecn: ECN | int) -> None:
-        if ecn == ECN.ECT0:
+        if ecn == _ECT0:
             self.sent_ect0 += 1
-        elif ecn == ECN.ECT1:
+        elif ecn == _ECT1:
             self.sent_ect1 += 1
         else:
             return
-        if self.state is not ECNState.TESTING:
+        if self.state is not _TESTING:
             return
         self.sent_testing += 1
         if self._first_testing < 0:
             self._first_testing = pn
         if self.sent_ect0 + self.sent_ect1 >= ECN_TESTING_PACKETS:
-            self.state = ECNState.UNKNOWN
+            self.state = _UNKNOWN
             self._last_testing = pn
 
     def lost_packet(self, pn: int) -> None:
-        if self.state is not ECNState.TESTING and self.state is not ECNState.UNKNOWN:
+        if self.state is not _TESTING and self.state is not _UNKNOWN:
             return
         if not self._is_testing_packet(pn):
             return
         self.lost_testing += 1
-        if self.state is not ECNState.UNKNOWN:
+        if self.state is not _UNKNOWN:
             return
         if self.lost_testing >= self.sent_testing:
             self._fail("all testing packets lost")
             return
         self._fail_if_mangled()
 
-    def handle_newly_acked(
-        self, acked: Iterable[tuple[int, int]], counts: tuple[int, int, int] | None
-    ) -> bool:
+    def handle_newly_acked(self, acked: Iterable[SentPacket], counts: tuple[int, int, int] | None) -> bool:
         """Validate the ECN counts of an ACK frame that increased the largest acknowledged packet.
 
-        ``acked`` holds ``(packet number, ECN codepoint it was sent with)`` of the newly acknowledged
-        packets. Returns True when the CE count grew on a
-        capable path (a congestion signal, RFC 9002 §7.1).
+        ``acked`` are the newly acknowledged packets (``pn`` and the ``ecn`` codepoint each was sent
+        with). Returns True when the CE count grew on a capable path (a congestion signal, RFC 9002 §7.1).
         """
-        if self.state is ECNState.FAILED:
-            return False
+        if self.state is _FAILED or (self.sent_ect0 == 0 and self.sent_ect1 == 0):
+            return False  # validation failed, or ECN was never used
         ect0, ect1, ce = counts if counts is not None else (0, 0, 0)
         # RFC 9000 §13.4.2.1: "validation also fails if the sum of ... counts exceeds the number of
         # packets sent with each corresponding ECT codepoint".
@@ -115,12 +121,13 @@ class ECNTracker:
         acked_ect0 = 0
         acked_ect1 = 0
         testing_acked = False
-        for pn, mark in acked:
-            if mark == ECN.ECT0:
+        for p in acked:
+            mark = p.ecn
+            if mark == _ECT0:
                 acked_ect0 += 1
-            elif mark == ECN.ECT1:
+            elif mark == _ECT1:
                 acked_ect1 += 1
-            if not testing_acked and self._is_testing_packet(pn):
+            if not testing_acked and self._is_testing_packet(p.pn):
                 testing_acked = True
         # RFC 9000 §13.4.2.1: "If an ACK frame newly acknowledges a packet that the endpoint sent with
         # either the ECT(0) or ECT(1) codepoint set, ECN validation fails if the corresponding ECN
@@ -142,16 +149,16 @@ class ECNTracker:
         self.acked_ect0 = ect0
         self.acked_ect1 = ect1
         self.acked_ce = ce
-        if self.state is ECNState.UNKNOWN and self._fail_if_mangled():
+        if self.state is _UNKNOWN and self._fail_if_mangled():
             return False
         if (
-            (self.state is ECNState.TESTING or self.state is ECNState.UNKNOWN)
+            (self.state is _TESTING or self.state is _UNKNOWN)
             and testing_acked
             and (new_ect0 > 0 or new_ect1 > 0)
         ):
-            self.state = ECNState.CAPABLE
+            self.state = _CAPABLE
         # CE marks are trusted only on a validated path; before, a remarking path would look congested.
-        return self.state is ECNState.CAPABLE and new_ce > 0
+        return self.state is _CAPABLE and new_ce > 0
 
     def _fail_if_mangled(self) -> bool:
         """Fail when every testing packet came back CE-marked or was lost; True if it failed."""
@@ -161,7 +168,7 @@ class ECNTracker:
         return True
 
     def _fail(self, reason: str) -> None:
-        self.state = ECNState.FAILED
+        self.state = _FAILED
         self.failure_reason = reason
 
     def _is_testing_packet(self, pn: int) -> bool:

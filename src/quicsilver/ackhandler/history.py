@@ -14,6 +14,7 @@ from quicsilver.ackhandler.packet_number_generator import (
     SequentialPacketNumberGenerator,
     SkippingPacketNumberGenerator,
 )
+from quicsilver.protocol import PacketNumberSpace
 
 __all__ = ["MAX_SKIPPED_PACKETS", "MAX_TRACKED_ACK_ONLY_PACKETS", "SpaceHistory"]
 
@@ -42,10 +43,16 @@ class SpaceHistory:
         "pc_last_time",
         "pn_generator",
         "skipped",
+        "space",
         "unreliable",
     )
 
-    def __init__(self, pn_generator: SequentialPacketNumberGenerator | SkippingPacketNumberGenerator) -> None:
+    def __init__(
+        self,
+        space: PacketNumberSpace,
+        pn_generator: SequentialPacketNumberGenerator | SkippingPacketNumberGenerator,
+    ) -> None:
+        self.space = space
         self.packets: dict[int, SentPacket] = {}
         # Every packet number below ``lowest`` is acknowledged, lost or skipped; above it, entries may be
         # missing (acknowledged out of order). Advanced lazily: amortised O(1) per packet number.

@@ -20,6 +20,8 @@ from quicsilver.wire.frames import AckFrame
 
 __all__ = ["ACK_ELICITING_THRESHOLD", "ReceivedPacketTracker"]
 
+_ECT0, _ECT1, _CE = ECN.ECT0, ECN.ECT1, ECN.CE  # module globals: Enum attribute access is slow
+_APPLICATION = PacketNumberSpace.APPLICATION
 ACK_ELICITING_THRESHOLD = 2  # RFC 9000 §13.2.2: "SHOULD send an ACK frame after receiving at least two"
 
 
@@ -100,11 +102,11 @@ class ReceivedPacketTracker:
         if pn > self._largest:
             self._largest = pn
             self._largest_time = now
-        if ecn == ECN.ECT0:
+        if ecn == _ECT0:
             self.ect0 += 1
-        elif ecn == ECN.ECT1:
+        elif ecn == _ECT1:
             self.ect1 += 1
-        elif ecn == ECN.CE:
+        elif ecn == _CE:
             self.ce += 1
         if not ack_eliciting:
             # RFC 9000 §13.2.1: non-ack-eliciting packets are only acknowledged along with others.
@@ -116,7 +118,7 @@ class ReceivedPacketTracker:
             self._largest_eliciting = pn
         if self._ack_queued:
             return
-        if self.space != PacketNumberSpace.APPLICATION:
+        if self.space != _APPLICATION:
             # RFC 9000 §13.2.1: "MUST NOT delay acknowledgment of packets" in Initial and Handshake.
             self._queue_ack()
             return
@@ -129,7 +131,7 @@ class ReceivedPacketTracker:
             # and there are missing packets between that packet and this packet".
             or (previous_eliciting >= 0 and self._range_start(pn) > previous_eliciting + 1)
             # RFC 9000 §13.2.1 / RFC 9002 §7.1: CE-marked packets are reported immediately.
-            or ecn == ECN.CE
+            or ecn == _CE
         ):
             self._queue_ack()
         elif self._ack_alarm is None:

@@ -67,6 +67,20 @@ MAX_OUTSTANDING_SENT_PACKETS = 2 * MAX_WINDOW_PACKETS  # beyond: only ACKs and p
 MAX_TRACKED_SENT_PACKETS = MAX_OUTSTANDING_SENT_PACKETS * 5 // 4  # beyond: nothing at all
 ACK_FRAME_TYPE = 0x02
 
+# Enum members bound to module globals: attribute access on an Enum class is slow on Python 3.11.
+_INITIAL = PacketNumberSpace.INITIAL
+_HANDSHAKE = PacketNumberSpace.HANDSHAKE
+_APPLICATION = PacketNumberSpace.APPLICATION
+_CLIENT = Perspective.CLIENT
+_SERVER = Perspective.SERVER
+_NOT_ECT = ECN.NOT_ECT
+_MODE_NONE = SendMode.NONE
+_MODE_ACK_ONLY = SendMode.ACK_ONLY
+_MODE_PTO_INITIAL = SendMode.PTO_INITIAL
+_MODE_PTO_HANDSHAKE = SendMode.PTO_HANDSHAKE
+_MODE_PTO_APPLICATION = SendMode.PTO_APPLICATION
+_MODE_ANY = SendMode.ANY
+_MODE_PACING_LIMITED = SendMode.PACING_LIMITED
 _SPACE_NAMES = ("initial", "handshake", "1RTT")
 _PTO_MODES = (SendMode.PTO_INITIAL, SendMode.PTO_HANDSHAKE, SendMode.PTO_APPLICATION)
 
@@ -97,9 +111,9 @@ class SentPacketHandler:
         self.perspective = perspective
         self._tracer = tracer
         self._spaces = (
-            SpaceHistory(SequentialPacketNumberGenerator()),
-            SpaceHistory(SequentialPacketNumberGenerator()),
-            SpaceHistory(SkippingPacketNumberGenerator(rng=rng)),
+            SpaceHistory(_INITIAL, SequentialPacketNumberGenerator()),
+            SpaceHistory(_HANDSHAKE, SequentialPacketNumberGenerator()),
+            SpaceHistory(_APPLICATION, SkippingPacketNumberGenerator(rng=rng)),
         )
         self.bytes_in_flight = 0
         self.packets_in_flight = 0
@@ -109,15 +123,15 @@ class SentPacketHandler:
         self.peer_ack_delay_exponent = ACK_DELAY_EXPONENT
         self.handshake_confirmed = False
         # Has the peer validated our address? Always true for a server (RFC 9002 §6.2.2.1).
-        self._peer_completed_address_validation = perspective == Perspective.SERVER
+        self._peer_completed_address_validation = perspective == _SERVER
         # Have we validated the peer's address? Always true for a client (RFC 9000 §8.1).
-        self._peer_address_validated = perspective == Perspective.CLIENT or address_validated
+        self._peer_address_validated = perspective == _CLIENT or address_validated
         self.pto_count = 0
         self._probes_to_send = 0
-        self._pto_mode = SendMode.NONE
+        self._pto_mode = _MODE_NONE
         self._alarm: float | None = None
         self._alarm_type = ""
-        self._alarm_space = PacketNumberSpace.INITIAL
+        self._alarm_space = _INITIAL
         self._first_rtt_sample_time: float | None = None
         self._largest_acked_time_sent: float | None = None
         self._last_now = 0.0
@@ -178,37 +192,37 @@ class SentPacketHandler:
             if self._probes_to_send > 0:
                 self._probes_to_send -= 1
         self.congestion.on_packet_sent(now, self.bytes_in_flight, pn, pkt.size, pkt.in_flight)
-        if pkt.space == PacketNumberSpace.APPLICATION and self.ecn is not None:
+        if pkt.space == _APPLICATION and self.ecn is not None:
             self.ecn.sent_packet(pn, pkt.ecn)
         if pkt.ack_eliciting or not self._peer_completed_address_validation:
             self._set_loss_detection_timer(now)
         if self._tracer is not None and pkt.in_flight:
             self._trace_metrics()
 
-    def ecn_marking(self, space: PacketNumberSpace = PacketNumberSpace.APPLICATION) -> ECN:
+    def ecn_marking(self, space: PacketNumberSpace = _APPLICATION) -> ECN:
         """The ECN codepoint for the next packet of ``space``: ECT(0) while testing and once the path
         is validated, otherwise Not-ECT (always for Initial and Handshake packets)."""
-        if self.ecn is None or space != PacketNumberSpace.APPLICATION:
-            return ECN.NOT_ECT
+        if self.ecn is None or space != _APPLICATION:
+            return _NOT_ECT
         return self.ecn.marking()
 
     def send_mode(self, now: float) -> SendMode:
         """What may be sent now (checked before every packet)."""
         if self.is_amplification_limited():
-            return SendMode.NONE
+            return _MODE_NONE
         tracked = len(self._spaces[0].packets) + len(self._spaces[1].packets) + len(self._spaces[2].packets)
         if tracked >= MAX_TRACKED_SENT_PACKETS:
-            return SendMode.NONE
+            return _MODE_NONE
         if self._probes_to_send > 0:
             # RFC 9002 §7.5: probe packets "MUST NOT be blocked by the congestion controller".
             return self._pto_mode
         if not self.congestion.can_send(self.bytes_in_flight):
-            return SendMode.ACK_ONLY
+            return _MODE_ACK_ONLY
         if tracked >= MAX_OUTSTANDING_SENT_PACKETS:
-            return SendMode.ACK_ONLY
+            return _MODE_ACK_ONLY
         if not self.congestion.has_pacing_budget(now):
-            return SendMode.PACING_LIMITED
-        return SendMode.ANY
+            return _MODE_PACING_LIMITED
+        return _MODE_ANY
 
     def time_until_send(self, now: float) -> float:
         """When the pacer allows the next packet (``now`` if it already does)."""
@@ -280,19 +294,16 @@ class SentPacketHandler:
                 f"ACK of unsent packet {largest} in {space.name} (largest sent {s.largest_sent})",
                 ACK_FRAME_TYPE,
             )
+        smallest = ranges[-1][0]
         for pn in s.skipped:
-            if _acks(ranges, pn):
+            if smallest <= pn <= largest and _acks(ranges, pn):
                 # RFC 9000 §21.4: an ACK of a skipped packet number reveals an optimistic ACK attack.
                 raise TransportError(
                     TransportErrorCode.PROTOCOL_VIOLATION,
                     f"ACK of skipped packet number {pn} in {space.name}",
                     ACK_FRAME_TYPE,
                 )
-        if (
-            self.perspective == Perspective.CLIENT
-            and not self._peer_completed_address_validation
-            and space != PacketNumberSpace.INITIAL
-        ):
+        if self.perspective == _CLIENT and not self._peer_completed_address_validation and space != _INITIAL:
             # RFC 9002 §6.2.2.1: an ACK for a Handshake (or 1-RTT) packet shows the server validated us.
             self._peer_completed_address_validation = True
             self._set_loss_detection_timer(now)
@@ -304,11 +315,16 @@ class SentPacketHandler:
 
         rtt_updated = False
         newest = acked[-1]
-        if newest.pn == largest and any(p.ack_eliciting for p in acked):
+        eliciting = False
+        for p in acked:
+            if p.ack_eliciting:
+                eliciting = True
+                break
+        if newest.pn == largest and eliciting:
             # RFC 9002 §5.1: a sample when the largest acknowledged is newly acknowledged and at least
             # one newly acknowledged packet was ack-eliciting.
             ack_delay = 0.0
-            if space == PacketNumberSpace.APPLICATION:
+            if space == _APPLICATION:
                 # RFC 9002 §5.3: ack delay is ignored for Initial and Handshake packets.
                 ack_delay = (frame.delay << self.peer_ack_delay_exponent) / 1_000_000
             if self._largest_acked_time_sent is None or newest.time_sent >= self._largest_acked_time_sent:
@@ -319,9 +335,9 @@ class SentPacketHandler:
                     self._first_rtt_sample_time = now
 
         ecn_ce = False
-        if space == PacketNumberSpace.APPLICATION and self.ecn is not None and largest > s.largest_acked:
+        if space == _APPLICATION and self.ecn is not None and largest > s.largest_acked:
             # RFC 9000 §13.4.2.1: ECN counts are validated on ACKs that increase the largest acknowledged.
-            ecn_ce = self.ecn.handle_newly_acked([(p.pn, p.ecn) for p in acked], frame.ecn)
+            ecn_ce = self.ecn.handle_newly_acked(acked, frame.ecn)
         if largest > s.largest_acked:
             s.largest_acked = largest
 
@@ -454,7 +470,7 @@ class SentPacketHandler:
     ) -> None:
         largest_lost = -1
         lost_bytes = 0
-        ecn = self.ecn if space == PacketNumberSpace.APPLICATION else None
+        ecn = self.ecn if space == _APPLICATION else None
         for p in lost:
             if p.counted_in_flight:
                 self.bytes_in_flight -= p.size
@@ -486,11 +502,11 @@ class SentPacketHandler:
 
     def _loss_time_and_space(self) -> tuple[float | None, PacketNumberSpace]:
         best: float | None = None
-        best_space = PacketNumberSpace.INITIAL
-        for space in PacketNumberSpace:
-            t = self._spaces[space].loss_time
+        best_space = _INITIAL
+        for s in self._spaces:
+            t = s.loss_time
             if t is not None and (best is None or t < best):
-                best, best_space = t, space
+                best, best_space = t, s.space
         return best, best_space
 
     def _scaled_pto(self, include_max_ack_delay: bool) -> float:
@@ -506,12 +522,12 @@ class SentPacketHandler:
             # RFC 9002 §6.2.2.1: a client that has nothing in flight keeps a PTO armed until the server
             # validated its address, so that it can unblock a server at its amplification limit.
             if self._peer_completed_address_validation:
-                return None, PacketNumberSpace.APPLICATION
-            space = PacketNumberSpace.INITIAL if not initial.dropped else PacketNumberSpace.HANDSHAKE
+                return None, _APPLICATION
+            space = _INITIAL if not initial.dropped else _HANDSHAKE
             return now + self._scaled_pto(False), space
         best: float | None = None
-        best_space = PacketNumberSpace.INITIAL
-        for space, s in ((PacketNumberSpace.INITIAL, initial), (PacketNumberSpace.HANDSHAKE, handshake)):
+        best_space = _INITIAL
+        for space, s in ((_INITIAL, initial), (_HANDSHAKE, handshake)):
             if s.eliciting_outstanding > 0 and s.last_ack_eliciting_time is not None:
                 t = s.last_ack_eliciting_time + self._scaled_pto(False)
                 if best is None or t < best:
@@ -525,7 +541,7 @@ class SentPacketHandler:
         ):
             t = application.last_ack_eliciting_time + self._scaled_pto(True)
             if best is None or t < best:
-                best, best_space = t, PacketNumberSpace.APPLICATION
+                best, best_space = t, _APPLICATION
         return best, best_space
 
     def _compute_alarm(self, now: float) -> tuple[float | None, str, PacketNumberSpace]:
@@ -534,21 +550,40 @@ class SentPacketHandler:
             and not self._has_outstanding_crypto()
             and self._spaces[2].eliciting_outstanding == 0
         ):
-            return None, "", PacketNumberSpace.INITIAL
+            return None, "", _INITIAL
         # RFC 9002 §6.2.2.1: "If the server is blocked by the anti-amplification limit, the loss
         # detection timer is cancelled" (it cannot send probes anyway).
         if self.is_amplification_limited():
-            return None, "", PacketNumberSpace.INITIAL
+            return None, "", _INITIAL
         loss_time, space = self._loss_time_and_space()
         if loss_time is not None:
             return loss_time, "ack", space
         pto, space = self._pto_time_and_space(now)
         if pto is not None:
             return pto, "pto", space
-        return None, "", PacketNumberSpace.INITIAL
+        return None, "", _INITIAL
 
     def _set_loss_detection_timer(self, now: float) -> None:
-        alarm, kind, space = self._compute_alarm(now)
+        initial, handshake, application = self._spaces
+        if (
+            self.handshake_confirmed
+            and initial.dropped
+            and handshake.dropped
+            and self._peer_address_validated
+        ):
+            # The steady state after the handshake: only the application space matters (same result as
+            # _compute_alarm, without its generality; this runs for every packet sent and ACK received).
+            if application.eliciting_outstanding == 0:
+                alarm: float | None = None
+                kind, space = "", _INITIAL
+            elif application.loss_time is not None:
+                alarm, kind, space = application.loss_time, "ack", _APPLICATION
+            else:
+                last = application.last_ack_eliciting_time
+                alarm = None if last is None else last + self._scaled_pto(True)
+                kind, space = "pto", _APPLICATION
+        else:
+            alarm, kind, space = self._compute_alarm(now)
         changed = alarm != self._alarm
         self._alarm, self._alarm_type, self._alarm_space = alarm, kind, space
         if changed and alarm is not None and self._tracer is not None:
@@ -583,7 +618,7 @@ class SentPacketHandler:
         if nothing_in_flight and not self._peer_completed_address_validation:
             # RFC 9002 §6.2.2.1 anti-deadlock: the client sends a Handshake packet if it has Handshake
             # keys (it dropped Initial when it sent its first Handshake packet), else a padded Initial.
-            space = PacketNumberSpace.INITIAL if not initial.dropped else PacketNumberSpace.HANDSHAKE
+            space = _INITIAL if not initial.dropped else _HANDSHAKE
             probes = 1
         else:
             pto, space = self._pto_time_and_space(now)
@@ -593,7 +628,7 @@ class SentPacketHandler:
             # RFC 9002 §6.2.4: "an endpoint MAY send up to two full-sized datagrams containing
             # ack-eliciting packets".
             probes = 2
-            if space == PacketNumberSpace.APPLICATION:
+            if space == _APPLICATION:
                 # Skipping a packet number makes the peer acknowledge the probe immediately (§13.2.1).
                 application.skipped.append(self.pop_packet_number(space))
         if self._tracer is not None:
@@ -633,12 +668,12 @@ class SentPacketHandler:
         and remove them from bytes_in_flight (RFC 9002 §6.4); pto_count is reset."""
         if now is not None:
             self._last_now = now
-        if space == PacketNumberSpace.APPLICATION:
+        if space == _APPLICATION:
             raise ValueError("the application data space is never dropped")
         s = self._spaces[space]
         if s.dropped:
             return
-        if space == PacketNumberSpace.HANDSHAKE:
+        if space == _HANDSHAKE:
             # RFC 9001 §4.9.2: Handshake keys are discarded when the handshake is confirmed.
             self.handshake_confirmed = True
             self.rtt.handshake_confirmed = True
@@ -652,14 +687,14 @@ class SentPacketHandler:
         s.dropped = True
         self.pto_count = 0
         self._probes_to_send = 0
-        self._pto_mode = SendMode.NONE
+        self._pto_mode = _MODE_NONE
         self._set_loss_detection_timer(self._last_now)
 
     def drop_0rtt_packets(self, now: float | None = None) -> list[SentPacket]:
         """0-RTT was rejected: forget the 0-RTT packets and return them (their data is resent in 1-RTT)."""
         if now is not None:
             self._last_now = now
-        s = self._spaces[PacketNumberSpace.APPLICATION]
+        s = self._spaces[_APPLICATION]
         dropped = [p for p in s.packets.values() if p.is_0rtt]
         for p in dropped:
             del s.packets[p.pn]
@@ -672,8 +707,8 @@ class SentPacketHandler:
         ack-eliciting ones (their frames go into the new Initial); packet numbers continue (RFC 9000
         §17.2.5.3). The Retry's arrival gives an RTT sample if no Initial was retransmitted."""
         self._last_now = now
-        initial = self._spaces[PacketNumberSpace.INITIAL]
-        application = self._spaces[PacketNumberSpace.APPLICATION]
+        initial = self._spaces[_INITIAL]
+        application = self._spaces[_APPLICATION]
         void = list(initial.packets.values()) + list(application.packets.values())
         if self.pto_count == 0 and initial.packets:
             first_sent = min(p.time_sent for p in initial.packets.values())
