@@ -28,6 +28,9 @@ SERVED_ALPNS = (HQ_ALPN, PERF_ALPN, ECHO_ALPN)
 async def serve_connection(conn: Connection, root: str) -> None:
     """Run the application the handshake negotiated on ``conn`` until the connection ends."""
     alpn = conn.connection_state().alpn
+    if alpn is None:  # an early (0-RTT) connection accepted before its handshake completed
+        await conn.wait_handshake()
+        alpn = conn.connection_state().alpn
     if alpn == HQ_ALPN:
         await serve_hq_connection(conn, root)
     elif alpn == PERF_ALPN:
