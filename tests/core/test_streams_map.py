@@ -520,3 +520,18 @@ def test_random_frames_raise_only_transport_errors(perspective: Perspective, ops
             return
         except (StreamLimitReachedError, StreamError):
             pass
+
+
+def test_reset_stream_kept_until_the_application_reads_the_reset() -> None:
+    smap, events = make_map(SERVER, max_incoming_uni_streams=1)
+    smap.handle_frame(StreamFrame(2, 0, b"abc"))
+    smap.handle_frame(ResetStreamFrame(2, 0x99, 3))
+    assert events.events[-1] == ("reset", 2, 0x99)
+    assert 2 in smap  # the code must still be readable
+    recv = smap.get_receive_stream(2)
+    assert recv is not None
+    with pytest.raises(StreamError) as exc:
+        recv.read(-1, 0.0)
+    assert exc.value.code == 0x99
+    assert 2 not in smap
+    assert smap.pop_control_frame(100) == MaxStreamsFrame(False, 2)

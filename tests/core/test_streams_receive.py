@@ -213,14 +213,19 @@ def test_reset_delivers_the_code_and_frees_connection_credit() -> None:
     stream.handle_stream_frame(frame(0, b"partial"))
     stream.handle_reset_stream(ResetStreamFrame(1, 0x33, 20))
     assert events.events[-1] == ("reset", 1, 0x33)
-    assert stream.state is S.RESET_READ
+    assert stream.state is S.RESET_RECVD
     assert stream.reset_code == 0x33
     assert stream.buffered_bytes == 0
     assert conn.highest_received == 20 and conn.bytes_read == 20
+    assert sender.completed == []  # kept until the application has read the reset
     with pytest.raises(StreamError) as exc:
         stream.read(10, now=0.0)
     assert exc.value.code == 0x33 and exc.value.remote
+    assert stream.state is S.RESET_READ
     assert not stream.at_eof
+    assert sender.completed == [("recv", 1)]
+    with pytest.raises(StreamError):
+        stream.read(10, now=0.0)  # the reset is sticky
     assert sender.completed == [("recv", 1)]
     # Duplicates of the reset, or late data, change nothing.
     stream.handle_reset_stream(ResetStreamFrame(1, 0x33, 20))
@@ -257,6 +262,15 @@ def test_cancel_read_sends_stop_sending_and_completes_on_final_size() -> None:
     assert stream.stop_sending_frame_if_current(StopSendingFrame(1, 0x44)) is None
 
 
+def test_cancel_read_after_reset_reads_the_reset() -> None:
+    stream, sender, _, _ = make_stream()
+    stream.handle_reset_stream(ResetStreamFrame(1, 3, 0))
+    stream.cancel_read(4)
+    assert stream.state is S.RESET_READ
+    assert sender.completed == [("recv", 1)]
+    assert sender.control == []  # no STOP_SENDING for a stream the peer already reset
+
+
 def test_cancel_read_with_fin_received_completes_at_once() -> None:
     stream, sender, _, _ = make_stream()
     stream.handle_stream_frame(frame(5, b"late", True))
@@ -273,8 +287,8 @@ STATE_CASES = [
     ("data", [frame(0, b"ab")], S.RECV),
     ("fin-with-hole", [frame(2, b"cd", True)], S.SIZE_KNOWN),
     ("all-received", [frame(2, b"cd", True), frame(0, b"ab")], S.DATA_RECVD),
-    ("reset-in-recv", [ResetStreamFrame(1, 1, 0)], S.RESET_READ),
-    ("reset-in-size-known", [frame(2, b"cd", True), ResetStreamFrame(1, 1, 4)], S.RESET_READ),
+    ("reset-in-recv", [ResetStreamFrame(1, 1, 0)], S.RESET_RECVD),
+    ("reset-in-size-known", [frame(2, b"cd", True), ResetStreamFrame(1, 1, 4)], S.RESET_RECVD),
     ("reset-in-data-recvd", [frame(0, b"abcd", True), ResetStreamFrame(1, 1, 4)], S.DATA_RECVD),
     ("empty-fin", [frame(0, b"", True)], S.DATA_RECVD),
 ]

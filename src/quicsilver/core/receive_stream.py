@@ -180,6 +180,10 @@ class ReceiveStream:
         reset the stream or ``cancel_read`` was called.
         """
         if self._reset_code is not None:
+            if self.state is _S.RESET_RECVD:
+                # RFC 9000 §3.2: the application has now read the reset: Reset Read.
+                self._transition(_E.APP_READ_RESET)
+                self._sender.on_receive_side_completed(self.stream_id)
             raise StreamError(self.stream_id, self._reset_code, remote=True)
         if self._stop_code is not None:
             raise StreamError(self.stream_id, self._stop_code, remote=False)
@@ -229,6 +233,11 @@ class ReceiveStream:
         RFC 9000 §3.5: STOP_SENDING is useful only while the peer may still send, i.e. in the
         Recv or Size Known states. Buffered and future data still count for flow control.
         """
+        if self.state is _S.RESET_RECVD:
+            # The application gives up on a stream the peer already reset: that reads the reset.
+            self._transition(_E.APP_READ_RESET)
+            self._sender.on_receive_side_completed(self.stream_id)
+            return
         if self.state not in (_S.RECV, _S.SIZE_KNOWN, _S.DATA_RECVD) or self._stop_code is not None:
             return
         self._stop_code = error_code
@@ -391,8 +400,10 @@ class ReceiveStream:
         """Process RESET_STREAM: check the final size, drop the data, report the code once.
 
         RFC 9000 §3.2: in Data Recvd all data is already here and the reset may be ignored. The
-        application is told through ``StreamEventSink.on_stream_reset``; delivering that signal
-        moves the stream on to Reset Read.
+        application is told through ``StreamEventSink.on_stream_reset``; the stream stays in Reset
+        Recvd (and in the streams map) until the application reads the reset (``read`` raises
+        StreamError) or calls ``cancel_read``, so the code cannot be lost. If the application had
+        already cancelled reading, it is not told again and the stream ends at once.
         """
         self._check_final_size(frame.final_size, True)
         self.flow.update_highest_received(frame.final_size)
@@ -404,6 +415,7 @@ class ReceiveStream:
         self._discard()
         if self._stop_code is None:
             self._events.on_stream_reset(self.stream_id, frame.error_code)
+            return
         self._transition(_E.APP_READ_RESET)
         self._sender.on_receive_side_completed(self.stream_id)
 
