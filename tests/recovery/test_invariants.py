@@ -138,3 +138,29 @@ def test_random_operations_keep_accounting_consistent(perspective: Perspective, 
         for p in sent[space]:
             if p.ack_eliciting:
                 assert id(p) in outstanding or id(p) in seen
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=60),
+    st.lists(st.tuples(st.integers(0, 80), st.integers(0, 10)), min_size=1, max_size=8),
+)
+def test_hostile_ack_frames_raise_only_protocol_violation(n_sent: int, raw: list[tuple[int, int]]) -> None:
+    """Any well-formed ACK frame a peer may send either is processed or raises PROTOCOL_VIOLATION."""
+    h = make_handler()
+    for i in range(n_sent):
+        h.sent_packet(SentPacket(h.pop_packet_number(APP), APP, i * 0.01, 1200, True, True, []))
+    # Build descending, disjoint ranges from (largest, length) pairs.
+    ranges: list[tuple[int, int]] = []
+    for top, length in sorted(raw, reverse=True):
+        if ranges and top >= ranges[-1][0] - 1:
+            continue
+        ranges.append((max(0, top - length), top))
+    frame = ack(*ranges)
+    try:
+        r = h.received_ack(frame, APP, 1.0)
+    except TransportError as e:
+        assert e.code == 0x0A
+        return
+    assert all(frame.acks_packet(p.pn) for p in r.acked)
+    check(h)

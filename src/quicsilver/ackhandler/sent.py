@@ -285,6 +285,10 @@ class SentPacketHandler:
         if s.dropped:
             return AckResult([], [], False)
         ranges = frame.ranges
+        if not ranges:
+            raise TransportError(
+                TransportErrorCode.FRAME_ENCODING_ERROR, "ACK without ranges", ACK_FRAME_TYPE
+            )
         largest = ranges[0][1]
         if largest > s.largest_sent:
             # RFC 9000 §13.1: "An endpoint SHOULD treat receipt of an acknowledgment for a packet it did
@@ -310,6 +314,10 @@ class SentPacketHandler:
 
         prior_in_flight = self.bytes_in_flight
         acked = self._remove_acked(s, ranges)
+        increased = largest > s.largest_acked
+        if increased:
+            # RFC 9002 §A.7: largest_acked_packet is updated before checking for newly acknowledged packets.
+            s.largest_acked = largest
         if not acked:
             return AckResult([], [], False)
 
@@ -335,11 +343,9 @@ class SentPacketHandler:
                     self._first_rtt_sample_time = now
 
         ecn_ce = False
-        if space == _APPLICATION and self.ecn is not None and largest > s.largest_acked:
+        if increased and space == _APPLICATION and self.ecn is not None:
             # RFC 9000 §13.4.2.1: ECN counts are validated on ACKs that increase the largest acknowledged.
             ecn_ce = self.ecn.handle_newly_acked(acked, frame.ecn)
-        if largest > s.largest_acked:
-            s.largest_acked = largest
 
         if ecn_ce:
             # RFC 9002 §7.1: an increase in the ECN-CE count is a congestion signal.
