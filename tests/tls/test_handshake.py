@@ -373,3 +373,14 @@ def test_grease_values_are_tolerated(server_configs: dict[str, TLSConfig]) -> No
     server_hello = parse_untrusted_server_hello(reply.data[4:])
     assert server_hello.cipher_suite == CipherSuite.AES_128_GCM_SHA256
     assert server_hello.key_share is not None and server_hello.key_share[0] == NamedGroup.X25519MLKEM768
+
+
+def test_verified_chain_cache_is_per_server_name(ca: CA, server_configs: dict[str, TLSConfig]) -> None:
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem)
+    for _ in range(2):  # the second handshake takes the cached verification
+        client, server = engines(client_config, server_configs["ec"], server_name="localhost")
+        assert of_type(drive(client, server)[0], HandshakeComplete)
+    client, server = engines(client_config, server_configs["ec"], server_name="other.test")
+    with pytest.raises(TransportError) as info:
+        drive(client, server)
+    assert info.value.code == crypto_error(AlertDescription.BAD_CERTIFICATE)

@@ -54,7 +54,7 @@ class HandshakeBase:
         self.early_data_accepted = False
         self.peer_certificates: tuple[x509.Certificate, ...] = ()
         self.resumption_master_secret = b""
-        self.exporter_secret = b""
+        self._exporter_inputs: tuple[bytes, bytes] | None = None  # (master secret, transcript hash)
         self.complete = False
 
     def write(self, level: EncryptionLevel, data: bytes) -> None:
@@ -68,9 +68,13 @@ class HandshakeBase:
             is_client_secret = is_write == self.is_client
             keylog.write(_LABELS[level, is_client_secret], self.client_random, secret)
 
-    def log_exporter(self) -> None:
-        if self.config.keylog is not None:
-            self.config.keylog.write("EXPORTER_SECRET", self.client_random, self.exporter_secret)
+    @property
+    def exporter_secret(self) -> bytes:
+        """exporter_master_secret (RFC 8446 §7.1), derived on first use; b"" before the Master Secret."""
+        if self._exporter_inputs is None or self.key_schedule is None:
+            return b""
+        master, transcript_hash = self._exporter_inputs
+        return self.key_schedule.derive_from(master, b"exp master", transcript_hash)
 
     def derive_application_secrets(self) -> tuple[bytes, bytes]:
         """Master Secret and (client, server) application traffic secrets, after server Finished."""
@@ -80,6 +84,7 @@ class HandshakeBase:
         th = self.transcript.digest()
         client_secret = ks.derive_secret(b"c ap traffic", th)
         server_secret = ks.derive_secret(b"s ap traffic", th)
-        self.exporter_secret = ks.derive_secret(b"exp master", th)
-        self.log_exporter()
+        self._exporter_inputs = (ks.secret, th)
+        if self.config.keylog is not None:
+            self.config.keylog.write("EXPORTER_SECRET", self.client_random, self.exporter_secret)
         return client_secret, server_secret

@@ -88,6 +88,10 @@ class KeySchedule:
         """Derive-Secret(current secret, label, Messages) with Hash(Messages) given."""
         return hkdf_expand_label(self.hash, self.secret, label, transcript_hash, self.hash_length)
 
+    def derive_from(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret(secret, label, Messages) for a secret other than the current one."""
+        return hkdf_expand_label(self.hash, secret, label, transcript_hash, self.hash_length)
+
     def binder_key(self, external: bool = False) -> bytes:
         return self.derive_secret(b"ext binder" if external else b"res binder", self._empty)
 

@@ -109,11 +109,19 @@ class Reader:
         return p
 
     def u8(self) -> int:
-        return self._buf[self._take(1)]
+        p = self.pos
+        if p >= self.end:
+            raise _decode_error("message truncated")
+        self.pos = p + 1
+        return self._buf[p]
 
     def u16(self) -> int:
-        value: int = struct.unpack_from("!H", self._buf, self._take(2))[0]
-        return value
+        p = self.pos
+        if p + 2 > self.end:
+            raise _decode_error("message truncated")
+        self.pos = p + 2
+        buf = self._buf
+        return (buf[p] << 8) | buf[p + 1]
 
     def u24(self) -> int:
         p = self._take(3)
@@ -127,20 +135,35 @@ class Reader:
         p = self._take(n)
         return bytes(self._buf[p : p + n])
 
-    def vector(self, len_bytes: int, minimum: int = 0) -> bytes:
-        """An ``opaque x<minimum..2^(8*len_bytes)-1>`` vector."""
-        n = self.u8() if len_bytes == 1 else self.u16() if len_bytes == 2 else self.u24()
+    def _region(self, len_bytes: int, minimum: int) -> tuple[int, int]:
+        """Reads a length prefix; returns the (start, end) of the region it announces and skips it."""
+        buf, p, end = self._buf, self.pos, self.end
+        if p + len_bytes > end:
+            raise _decode_error("message truncated")
+        if len_bytes == 1:
+            n = buf[p]
+        elif len_bytes == 2:
+            n = (buf[p] << 8) | buf[p + 1]
+        else:
+            n = (buf[p] << 16) | (buf[p + 1] << 8) | buf[p + 2]
+        p += len_bytes
+        q = p + n
+        if q > end:
+            raise _decode_error("message truncated")
         if n < minimum:
             raise _decode_error("vector shorter than its minimum length")
-        return self.raw(n)
+        self.pos = q
+        return p, q
+
+    def vector(self, len_bytes: int, minimum: int = 0) -> bytes:
+        """An ``opaque x<minimum..2^(8*len_bytes)-1>`` vector."""
+        p, q = self._region(len_bytes, minimum)
+        return bytes(self._buf[p:q])
 
     def sub(self, len_bytes: int, minimum: int = 0) -> Reader:
         """A reader over a length-prefixed region, which this reader skips."""
-        n = self.u8() if len_bytes == 1 else self.u16() if len_bytes == 2 else self.u24()
-        if n < minimum:
-            raise _decode_error("vector shorter than its minimum length")
-        start = self._take(n)
-        return Reader(self._buf, start, start + n)
+        p, q = self._region(len_bytes, minimum)
+        return Reader(self._buf, p, q)
 
     def at_end(self) -> bool:
         return self.pos >= self.end
@@ -151,11 +174,11 @@ class Reader:
 
     def u16_list(self, len_bytes: int, minimum: int) -> tuple[int, ...]:
         """A vector of uint16 values (length in bytes, even)."""
-        n = self.u8() if len_bytes == 1 else self.u16()
-        if n < minimum or n & 1:
-            raise _decode_error("bad uint16 list length")
-        p = self._take(n)
-        return struct.unpack_from(f"!{n // 2}H", self._buf, p)
+        p, q = self._region(len_bytes, minimum)
+        n = q - p
+        if n & 1:
+            raise _decode_error("odd length for a list of uint16")
+        return struct.unpack_from(f"!{n >> 1}H", self._buf, p)
 
 
 # ---- writing helpers -------------------------------------------------------------------------------
@@ -200,17 +223,24 @@ def encode_message_hash(transcript_hash: bytes) -> bytes:
 
 def _iter_extensions(r: Reader) -> list[tuple[int, Reader]]:
     """Splits an extension block; duplicates are illegal_parameter (RFC 8446 §4.2)."""
-    block = r.sub(2)
+    p, end = r._region(2, 0)
+    buf = r._buf
     seen: set[int] = set()
     out: list[tuple[int, Reader]] = []
-    while not block.at_end():
-        ext_type = block.u16()
+    while p < end:
+        if p + 4 > end:
+            raise _decode_error("extension header truncated")
+        ext_type = (buf[p] << 8) | buf[p + 1]
+        q = p + 4 + ((buf[p + 2] << 8) | buf[p + 3])
+        if q > end:
+            raise _decode_error("extension truncated")
         if ext_type in seen:
             # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type in a given
             # extension block."
             raise tls_error(AlertDescription.ILLEGAL_PARAMETER, f"duplicate extension {ext_type}")
         seen.add(ext_type)
-        out.append((ext_type, block.sub(2)))
+        out.append((ext_type, Reader(buf, p + 4, q)))
+        p = q
     return out
 
 
