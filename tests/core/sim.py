@@ -92,6 +92,8 @@ class Sim:
         self.server_bytes_received = 0
         self.server_bytes_sent = 0
         self.max_amplification_seen = 0.0
+        self.client_addr: Any = CLIENT_ADDR  # tests change it to simulate a NAT rebinding / migration
+        self.to_stale_address = 0
         self.steps = 0
         if start:
             self.client.connect(SERVER_ADDR, self.now)
@@ -135,7 +137,6 @@ class Sim:
             assert addr == SERVER_ADDR
             self._transmit(self.to_server, "server", data)
         for data, addr in self.server.datagrams_to_send(self.now):
-            assert addr == CLIENT_ADDR
             self.server_bytes_sent += len(data)
             # RFC 9000 §8.1: at most 3x the bytes received before the client's address is validated.
             if self.server._sph.amplification_budget() is not None:
@@ -147,6 +148,9 @@ class Sim:
                 self.max_amplification_seen = max(
                     self.max_amplification_seen, self.server_bytes_sent / self.server_bytes_received
                 )
+            if addr != self.client_addr:
+                self.to_stale_address += 1  # the old NAT mapping is gone
+                continue
             self._transmit(self.to_client, "client", data)
 
     def _drain_events(self) -> None:
@@ -189,7 +193,7 @@ class Sim:
             if dst == "server":
                 self.to_server.delivered += 1
                 self.server_bytes_received += len(data)
-                self.server.receive_datagram(data, CLIENT_ADDR, self.now)
+                self.server.receive_datagram(data, self.client_addr, self.now)
             else:
                 self.to_client.delivered += 1
                 self.client.receive_datagram(data, SERVER_ADDR, self.now)

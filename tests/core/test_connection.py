@@ -470,3 +470,56 @@ def test_padding_only_packet_is_rejected_frames_are_needed() -> None:
     sim.client.receive_datagram(data, SERVER_ADDR, sim.now)
     # PADDING is a frame: the packet is valid and nothing happens.
     assert not any(isinstance(e, ConnectionTerminated) for e in iter(sim.client.next_event, None))
+
+
+# -- migration (RFC 9000 §9) --------------------------------------------------------------------
+
+
+def _transfer_with_address_change(new_addr: tuple[str, int], active: bool) -> TransferSim:
+    payload = random.Random(11).randbytes(2_000_000)
+    sim = TransferSim(payload, seed=11, to_server=Link(loss=0.02), to_client=Link(loss=0.02))
+    assert sim.run_until(lambda: len(sim.received) > 300_000, max_time=30)
+    sim.client_addr = new_addr
+    if active:
+        sim.client.migrate(sim.now)
+    assert sim.run_until(sim.done, max_time=120)
+    assert sim.digest_ok()
+    return sim
+
+
+def test_server_follows_nat_rebinding() -> None:
+    sim = _transfer_with_address_change(("10.0.0.1", 50001), active=False)
+    path = sim.server._path
+    assert sim.server._peer_addr == ("10.0.0.1", 50001) and path.validated and path.migrations == 1
+    # RFC 9000 §9.5: the server moved to a fresh connection ID of the client.
+    assert sim.server._conn_ids_peer.active != sim.client.host_cid
+
+
+def test_client_active_migration() -> None:
+    sim = _transfer_with_address_change(("10.9.9.9", 40000), active=True)
+    assert sim.server._peer_addr == ("10.9.9.9", 40000) and sim.server._path.validated
+    assert sim.terminated("client") is None and sim.terminated("server") is None
+
+
+def test_migration_refused_when_server_disables_it() -> None:
+    sim = confirmed_sim(server_config=Config(disable_active_migration=True))
+    with pytest.raises(RuntimeError):
+        sim.client.migrate(sim.now)
+
+
+def test_new_path_is_amplification_limited_until_validated() -> None:
+    sim = confirmed_sim()
+    sim.run_until(lambda: False, max_time=sim.now + 0.5)
+    sid = sim.server.open_stream(bidi=False)
+    sim.server.stream_write(sid, b"z" * 500_000)
+    # The client moves, then everything it sends is lost: the server must stay within 3x of the one
+    # datagram it got from the new address.
+    sim.client_addr = ("10.0.0.1", 50002)
+    sim.client._ping_pending = True
+    sim.step()
+    sim.to_server.black_holes.append((sim.now + 0.011, INF))
+    start_sent = sim.server._path.bytes_sent
+    sim.run_until(lambda: False, max_time=sim.now + 3)
+    path = sim.server._path
+    assert path.migrations == 1
+    assert path.bytes_sent - start_sent <= 3 * path.bytes_received

@@ -65,4 +65,6 @@ class ConnectionBase:
     _last_now: float
     _ping_pending: bool
     _datagrams: DatagramQueue
+    _datagram_addr: Any
+    _peer_params: Any
     _new_token_provider: Callable[[Any], bytes | None] | None

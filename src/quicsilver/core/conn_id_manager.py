@@ -23,6 +23,7 @@ class ConnIDManager:
         self._cids: dict[int, tuple[bytes, bytes | None]] = {0: (initial_dcid, None)}
         self._active_seq = 0
         self._retire_prior_to = 0
+        self._switched_away: set[int] = set()  # sequence numbers retired by switch_to_unused
         self.pending_frames: list[RetireConnectionIdFrame] = []
 
     @property
@@ -58,7 +59,7 @@ class ConnIDManager:
                     frame_type=_NEW_CONNECTION_ID_TYPE,
                 )
             return
-        if seq < self._retire_prior_to:
+        if seq < self._retire_prior_to or seq in self._switched_away:
             # §19.15: a frame for an already-retired sequence gets an immediate RETIRE_CONNECTION_ID.
             self._queue_retire(seq)
             return
@@ -84,6 +85,21 @@ class ConnIDManager:
                 f"peer issued {len(self._cids)} connection IDs, our limit is {self._limit}",
                 frame_type=_NEW_CONNECTION_ID_TYPE,
             )
+
+    def switch_to_unused(self) -> bool:
+        """Move to a CID not used before and retire the current one (RFC 9000 §9.5: a new path uses a
+        new connection ID). False when the peer has not issued a spare one."""
+        spare = [seq for seq in self._cids if seq > self._active_seq]
+        if not spare:
+            return False
+        old = self._active_seq
+        self._active_seq = min(spare)
+        del self._cids[old]
+        if len(self._switched_away) >= _MAX_PENDING_RETIREMENTS:
+            self._switched_away.discard(min(self._switched_away))
+        self._switched_away.add(old)
+        self._queue_retire(old)
+        return True
 
     def _queue_retire(self, seq: int) -> None:
         # §5.1.2: bound the retirements we track; a peer forcing too many is misbehaving.

@@ -33,7 +33,7 @@ from quicsilver.core.events import (
     StreamsAvailable,
     StreamWritable,
 )
-from quicsilver.core.handshake_driver import HandshakeDriver
+from quicsilver.core.migration import MigrationMixin
 from quicsilver.core.packer import SHORT_HEADER_OVERHEAD
 from quicsilver.core.peer_params import MAX_DATAGRAM_FRAME_SIZE
 from quicsilver.core.streams_map import StreamsMap
@@ -42,7 +42,7 @@ from quicsilver.errors import (
     TransportError,
     TransportErrorCode,
 )
-from quicsilver.protocol import ECN, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.protocol import ECN, MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.qlog.tracer import DropReason
 from quicsilver.wire.frames import (
     AckFrame,
@@ -76,7 +76,7 @@ _PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _MAX_DATAGRAMS_PER_CALL = 256
 
 
-class QuicConnection(HandshakeDriver):
+class QuicConnection(MigrationMixin):
     """One QUIC connection, client or server, driven aioquic-style by the I/O layer.
 
     Client: ``QuicConnection(config, tls_config, is_client=True, server_name=...)`` then
@@ -123,6 +123,7 @@ class QuicConnection(HandshakeDriver):
             version=version,
         )
         self._setup_lifecycle()
+        self._setup_path()
         self._streams = StreamsMap.from_config(
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
@@ -152,7 +153,7 @@ class QuicConnection(HandshakeDriver):
             NewConnectionIdFrame: QuicConnection._on_new_connection_id,
             RetireConnectionIdFrame: QuicConnection._on_retire_connection_id,
             PathChallengeFrame: QuicConnection._on_path_challenge,
-            PathResponseFrame: _ignore,
+            PathResponseFrame: QuicConnection._on_path_response,
             ConnectionCloseFrame: QuicConnection._on_connection_close,
             HandshakeDoneFrame: QuicConnection._on_handshake_done,
             DatagramFrame: QuicConnection._on_datagram,
@@ -165,6 +166,7 @@ class QuicConnection(HandshakeDriver):
         if not self._is_client:
             raise RuntimeError("connect() is for client connections")
         self._peer_addr = addr
+        self._path.addr = addr
         self._start(now)
 
     def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
@@ -178,9 +180,10 @@ class QuicConnection(HandshakeDriver):
         self._last_now = now
         if self._peer_addr is None:
             self._peer_addr = addr
+            self._path.addr = addr
             self._start(now, data)
         try:
-            self._receive(data, now, ecn)
+            self._receive(data, addr, now, ecn)
         except TransportError as exc:
             self._close_with_error(exc, now)
         except Exception as exc:  # a bug must not leave the peer hanging: close with INTERNAL_ERROR
@@ -194,10 +197,13 @@ class QuicConnection(HandshakeDriver):
 
     # -- receive ---------------------------------------------------------------------------------
 
-    def _receive(self, data: bytes, now: float, ecn: int) -> None:
+    def _receive(self, data: bytes, addr: Any, now: float, ecn: int) -> None:
         size = len(data)
         if size == 0:
             return
+        self._datagram_addr = addr
+        if addr == self._peer_addr:
+            self._path.on_datagram_received(size)
         if data[0] & 0x80 and self._handle_special_long_header(data, now):
             return
         self._sph.received_bytes(size)  # RFC 9000 §8.1: counts towards the 3x amplification budget
@@ -244,6 +250,10 @@ class QuicConnection(HandshakeDriver):
                 ack_eliciting = True
             if self._state is not ConnState.ACTIVE:
                 return True
+        if self._datagram_addr != self._peer_addr and pkt.level is EncryptionLevel.ONE_RTT:
+            self._maybe_follow_peer(
+                self._datagram_addr, pkt.pn, tracker.largest_received, frames, pkt.size, now
+            )
         tracker.received_packet(pkt.pn, ecn, now, ack_eliciting)
         self._on_packet_processed(pkt, now)
         return True
@@ -365,6 +375,16 @@ class QuicConnection(HandshakeDriver):
             max_size = min(max_size, budget)
             if max_size < _MIN_USEFUL_DATAGRAM:
                 return None
+        path_budget = self._path_budget()
+        pad_to = 0
+        if path_budget is not None:
+            # RFC 9000 §9.3: the same 3x limit on a new, unvalidated path; §8.2.1: a PATH_CHALLENGE
+            # datagram is expanded to 1200 bytes when that limit allows.
+            max_size = min(max_size, path_budget)
+            if max_size < _MIN_USEFUL_DATAGRAM:
+                return None
+            if any(type(f) is PathChallengeFrame for f in self._packer.control_frames):
+                pad_to = min(max_size, MIN_INITIAL_PACKET_SIZE)
         levels = self._send_levels()
         probe_level = self._next_probe_level()
         if probe_level is not None:
@@ -396,7 +416,7 @@ class QuicConnection(HandshakeDriver):
                 ping_levels = _ONE_RTT_ONLY
                 self._ping_pending = False
             packed = self._packer.pack_datagram(
-                now, max_size, levels=levels, send_data=send_data, ping_levels=ping_levels
+                now, max_size, levels=levels, send_data=send_data, ping_levels=ping_levels, pad_to=pad_to
             )
         return self._finish_datagram(packed, now)
 

@@ -120,7 +120,20 @@ class Lifecycle(ConnectionBase):
         one_rtt = self._packer.one_rtt
         if one_rtt is not None and one_rtt.previous_keys_expiry is not None:
             candidates.append(one_rtt.previous_keys_expiry)
+        path = self._path_timer()
+        if path is not None:
+            candidates.append(path)
         return min(candidates) if candidates else None
+
+    def _on_datagram_sent_on_path(self, size: int) -> None:
+        """Overridden by the migration mixin (the new path's 3x budget)."""
+
+    def _on_path_timer(self, now: float) -> None:
+        """Overridden by the migration mixin (path validation timeouts)."""
+
+    def _path_timer(self) -> float | None:
+        """Overridden by the migration mixin."""
+        return None
 
     def _pacing_deadline(self) -> float | None:
         """When the pacer lets the next packet go, if we are waiting on it with data to send."""
@@ -157,6 +170,7 @@ class Lifecycle(ConnectionBase):
             self._on_sent_packets_lost(result.lost, now)
             if result.probe_space is not None:
                 self._queue_probes(result.probe_space, max(1, result.probe_count))
+        self._on_path_timer(now)
         if self._pacing_at is not None and now >= self._pacing_at:
             self._pacing_at = None
         keep_alive = self._keep_alive_deadline()
@@ -205,6 +219,7 @@ class Lifecycle(ConnectionBase):
     def _on_datagram_sent(self, buf: bytearray, packets: list[SentPacket], now: float) -> None:
         self._datagrams_sent += 1
         self._bytes_sent += len(buf)
+        self._on_datagram_sent_on_path(len(buf))
         tracer = self._tracer
         sph = self._sph
         for p in packets:
