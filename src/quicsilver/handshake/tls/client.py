@@ -201,8 +201,9 @@ class ClientHandshake(HandshakeBase):
             )
             hello = replace(hello, early_data=self.early_data_offered)
         self._send_hello(hello, None)
-        if self.early_data_offered and ticket is not None:
-            ks = KeySchedule(ticket.suite, ticket.resumption_secret)
+        ks = self._early_schedule
+        if self.early_data_offered and ticket is not None and ks is not None:
+            # RFC 8446 §7.1: client_early_traffic_secret = Derive-Secret(Early Secret, "c e traffic", CH).
             transcript = Transcript(ks.hash_name)
             transcript.update(self._hello_bytes)
             self.install(
@@ -283,7 +284,12 @@ class ClientHandshake(HandshakeBase):
             self.session_resumed = True
         self.suite = suite
         self.group = group
-        ks = self.key_schedule = KeySchedule(suite, psk)
+        early = self._early_schedule
+        if psk is not None and early is not None and early.hash_name == hash_for_suite(suite)[1]:
+            early.suite = suite  # the Early Secret of the binder is this handshake's Early Secret
+            ks = self.key_schedule = early
+        else:
+            ks = self.key_schedule = KeySchedule(suite, psk)
         if self.transcript is None:
             self.transcript = Transcript(ks.hash_name)
             self.transcript.update(self._hello_bytes)

@@ -173,6 +173,7 @@ class ServerHandshake(HandshakeBase):
         if transcript is None:
             transcript = self.transcript = Transcript(hash_name)
         ticket_state: ServerTicketState | None = None
+        schedule: KeySchedule | None = None
         if psk is not None:
             ticket_state, index, _ = psk
             schedule = KeySchedule(suite, ticket_state.psk)
@@ -200,7 +201,8 @@ class ServerHandshake(HandshakeBase):
         else:
             self.session_resumed = True
             self.early_data_accepted = self._accept_early_data(ch, psk, suite, alpn)
-        self._send_server_flight(ch, transcript, client_share, psk[:2] if psk else None, scheme)
+        selected = psk[1] if psk is not None else None
+        self._send_server_flight(ch, transcript, client_share, schedule, selected, scheme)
 
     def _select_alpn(self, ch: ClientHello) -> str | None:
         if ch.alpn is None:
@@ -315,13 +317,16 @@ class ServerHandshake(HandshakeBase):
         ch: ClientHello,
         transcript: Transcript,
         client_share: bytes,
-        resumed: tuple[ServerTicketState, int] | None,
+        psk_schedule: KeySchedule | None,
+        selected_identity: int | None,
         scheme: int | None,
     ) -> None:
+        """ServerHello, then EncryptedExtensions .. Finished. ``psk_schedule`` is the key schedule
+        whose Early Secret came from the resumed ticket (None for a full handshake)."""
         suite, group, config = self.suite, self.group, self.config
         assert suite is not None and group is not None
         server_share, shared_secret = server_key_exchange(group, client_share)
-        ks = self.key_schedule = KeySchedule(suite, resumed[0].psk if resumed else None)
+        ks = self.key_schedule = psk_schedule if psk_schedule is not None else KeySchedule(suite)
         early_secret = (
             ks.derive_secret(b"c e traffic", transcript.digest()) if self.early_data_accepted else b""
         )
@@ -331,7 +336,7 @@ class ServerHandshake(HandshakeBase):
             cipher_suite=suite,
             supported_version=TLS13,
             key_share=(group, server_share),
-            selected_identity=resumed[1] if resumed else None,
+            selected_identity=selected_identity,
         ).encode()
         transcript.update(sh)
         ks.enter_handshake(shared_secret)
