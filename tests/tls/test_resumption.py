@@ -12,6 +12,7 @@ from quicsilver.handshake.tls import (
     KeysReady,
     MemorySessionTicketStore,
     NamedGroup,
+    PeerTransportParameters,
     SessionTicket,
     SessionTicketReceived,
     TLSConfig,
@@ -295,3 +296,49 @@ def test_server_sends_no_ticket_before_completion(ca: CA, server_config: TLSConf
     s = server(server_config)
     assert not s.send_session_ticket(0.0)
     assert not client(TLSConfig(alpn=ALPN, cadata=ca.pem)).send_session_ticket(0.0)
+
+
+def test_server_event_order_with_zero_rtt(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=3.0, early_data=True)
+    _, s_events = drive(c, server(server_config, now=3.0), now=3.0)
+    # RFC 9001 §4.1.4: the server reads 0-RTT once it has processed the ClientHello, and sends its
+    # ServerHello at Initial before anything at Handshake.
+    summary = [(type(e).__name__, getattr(e, "level", None), getattr(e, "is_write", None)) for e in s_events]
+    assert summary == [
+        ("PeerTransportParameters", None, None),
+        ("WriteData", L.INITIAL, None),
+        ("KeysReady", L.ZERO_RTT, False),
+        ("KeysReady", L.HANDSHAKE, False),
+        ("KeysReady", L.HANDSHAKE, True),
+        ("WriteData", L.HANDSHAKE, None),
+        ("KeysReady", L.ONE_RTT, True),
+        ("KeysReady", L.ONE_RTT, False),
+        ("HandshakeComplete", None, None),
+    ]
+
+
+def test_store_keeps_tickets_per_server_name(ca: CA, server_config: TLSConfig) -> None:
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    assert store.pop("other.example", 2.0) is None
+    assert store.pop("localhost", 2.0) is not None
+    assert store.pop("localhost", 2.0) is None
+
+
+def test_server_transport_parameters_may_be_set_late(ca: CA, server_config: TLSConfig) -> None:
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem))
+    s = server(server_config)
+    s.set_transport_parameters(b"late-server-tp")
+    c_events, _ = drive(c, s)
+    assert PeerTransportParameters(b"late-server-tp") in c_events
+
+
+def test_no_retry_when_a_sent_share_is_acceptable(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"], groups=[NamedGroup.X25519, NamedGroup.SECP256R1])
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem, groups=[NamedGroup.SECP256R1, NamedGroup.X25519])
+    c_events, _ = drive(client(client_config), server(server_config))
+    assert len([e for e in of_type(c_events, WriteData) if e.level == L.INITIAL]) == 1  # type: ignore[attr-defined]
+    (done,) = of_type(c_events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.group == NamedGroup.SECP256R1
