@@ -111,16 +111,40 @@ def test_tiny_frames_are_coalesced() -> None:
     # Out of order: one hole at 0, then 10,000 one-byte frames in ascending order.
     for i in range(1, 10_001):
         stream.handle_stream_frame(frame(i, bytes([i % 256])))
+    assert stream.fragments <= 10_000 // 4096 + 2
     stream.handle_stream_frame(frame(0, b"\0"))
     assert read_all(stream) == bytes(i % 256 for i in range(10_001))
 
 
-def test_too_many_out_of_order_chunks_is_an_error() -> None:
+def test_tiny_frames_in_descending_order_are_coalesced_with_bounded_copies() -> None:
+    stream, _, _, _ = make_stream(window=1 << 20)
+    n = 50_000
+    for i in range(n, 0, -1):
+        stream.handle_stream_frame(frame(i, bytes([i % 251])))
+    assert stream.fragments <= n // 4096 + 2
+    stream.handle_stream_frame(frame(0, b"\0"))
+    assert read_all(stream)[1:] == bytes(i % 251 for i in range(1, n + 1))
+
+
+def test_a_full_6mib_window_behind_one_hole_is_accepted() -> None:
+    stream, _, _, _ = make_stream(window=6 << 20, conn_window=6 << 20)
+    payload = random.Random(3).randbytes(6 << 20)
+    size = 1200
+    for offset in range(size, len(payload), size):
+        stream.handle_stream_frame(frame(offset, payload[offset : offset + size]))
+    assert stream.fragments > 5000  # no coalescing of full-size frames: no copies
+    stream.handle_stream_frame(frame(0, payload[:size]))
+    assert stream.fragments == 0
+    assert read_all(stream) == payload
+
+
+def test_scattered_tiny_frames_are_an_error() -> None:
     stream, _, _, _ = make_stream(window=1 << 20)
     with pytest.raises(TransportError) as exc:
-        for i in range(MAX_OUT_OF_ORDER_CHUNKS + 2):
-            stream.handle_stream_frame(frame(2 + 2 * i, b"x"))
+        for i in range(10_000):
+            stream.handle_stream_frame(frame(2 + 2 * i, b"x"))  # a hole before every byte
     assert exc.value.code == TransportErrorCode.INTERNAL_ERROR
+    assert i < MAX_OUT_OF_ORDER_CHUNKS + 100
 
 
 # -- final size (RFC 9000 §4.5) ----------------------------------------------------------------------

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_OUT_OF_ORDER_CHUNKS", "ReceiveStream", "ReceiveStreamState"]
 
-MAX_OUT_OF_ORDER_CHUNKS = 4096
-"""Chunks a stream buffers beyond a hole before the peer is considered abusive (quic-go: 1000 gaps)."""
+MAX_OUT_OF_ORDER_CHUNKS = 1024
+"""Out-of-order chunks a stream keeps beyond one per 512 buffered bytes before the peer is
+considered abusive (INTERNAL_ERROR); quic-go allows 1000 gaps."""
 
 _SMALL_PIECE = 512  # pieces below this size are copied and coalesced
 _MAX_COALESCED = 64 * 1024  # a coalescing bytearray stops growing at this size
+_MAX_MERGE_COPY = 4096 + _SMALL_PIECE  # most bytes one merge may copy
 
 _FINAL_SIZE_ERROR = TransportErrorCode.FINAL_SIZE_ERROR
 
@@ -97,6 +99,37 @@ def _own(data: Chunk) -> Chunk:
     return memoryview(bytes(data))
 
 
+def _stored(piece: memoryview) -> Chunk:
+    """What we keep of a piece of a frame: small pieces are copied so they can be coalesced."""
+    return bytearray(piece) if len(piece) < _SMALL_PIECE else _own(piece)
+
+
+def _append_coalescing(starts: list[int], chunks: list[Chunk], offset: int, chunk: Chunk) -> None:
+    """Append a chunk, merging it into the previous one when they touch and one of them is small.
+
+    A merge copies at most ``_MAX_MERGE_COPY`` bytes, so a hostile peer cannot make one byte of
+    input cost more than a few kilobytes of copying, and merged chunks stay below _MAX_COALESCED.
+    """
+    if chunks:
+        prev = chunks[-1]
+        if (
+            starts[-1] + len(prev) == offset
+            and (len(prev) < _SMALL_PIECE or len(chunk) < _SMALL_PIECE)
+            and len(prev) + len(chunk) <= _MAX_COALESCED
+        ):
+            if isinstance(prev, bytearray):
+                if len(chunk) <= _MAX_MERGE_COPY:
+                    prev += chunk
+                    return
+            elif len(prev) + len(chunk) <= _MAX_MERGE_COPY:
+                merged = bytearray(prev)
+                merged += chunk
+                chunks[-1] = merged
+                return
+    starts.append(offset)
+    chunks.append(chunk)
+
+
 class ReceiveStream:
     """The receiving part of one stream: reassembly, final size, reset, flow-control credit."""
 
@@ -104,6 +137,7 @@ class ReceiveStream:
         "_contiguous_end",
         "_events",
         "_final_size",
+        "_ooo_bytes",
         "_ooo_chunks",
         "_ooo_starts",
         "_read_offset",
@@ -134,6 +168,7 @@ class ReceiveStream:
         self._contiguous_end = 0
         self._ooo_starts: list[int] = []  # sorted; every start > _contiguous_end
         self._ooo_chunks: list[Chunk] = []
+        self._ooo_bytes = 0
         self._final_size: int | None = None
         self._reset_code: int | None = None
         self._stop_code: int | None = None
@@ -166,7 +201,12 @@ class ReceiveStream:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held in memory (contiguous and out of order)."""
-        return self.readable() + sum(len(c) for c in self._ooo_chunks)
+        return self.readable() + self._ooo_bytes
+
+    @property
+    def fragments(self) -> int:
+        """How many separate out-of-order chunks are buffered (holes make them)."""
+        return len(self._ooo_starts)
 
     @property
     def completed(self) -> bool:
@@ -214,7 +254,8 @@ class ReceiveStream:
                 parts.append(ready.popleft())
                 n -= size
             elif isinstance(chunk, bytearray):
-                parts.append(bytes(chunk[:n]))
+                with memoryview(chunk) as view:
+                    parts.append(view[:n].tobytes())
                 del chunk[:n]  # O(1) in CPython: moves the array's start
                 n = 0
             else:
@@ -256,6 +297,7 @@ class ReceiveStream:
         self._ready.clear()
         self._ooo_starts.clear()
         self._ooo_chunks.clear()
+        self._ooo_bytes = 0
         self._read_offset = self._contiguous_end
         self.flow.abandon(self._final_size)
 
@@ -318,6 +360,7 @@ class ReceiveStream:
             self._events.on_stream_readable(self.stream_id)
 
     def _push_ready(self, piece: Chunk) -> None:
+        """Queue contiguous data; a bytearray passed here is already ours (never the caller's)."""
         ready = self._ready
         if len(piece) < _SMALL_PIECE:
             if ready:
@@ -327,7 +370,7 @@ class ReceiveStream:
                     return
             ready.append(bytearray(piece))
             return
-        ready.append(_own(piece))
+        ready.append(piece if isinstance(piece, bytearray) else _own(piece))
 
     def _append_contiguous(self, data: Chunk, start: int, end: int) -> None:
         contiguous = self._contiguous_end
@@ -337,64 +380,64 @@ class ReceiveStream:
         starts, chunks = self._ooo_starts, self._ooo_chunks
         k = 0
         count = len(starts)
+        moved = 0
         while k < count and starts[k] <= contiguous:
             chunk_start = starts[k]
             chunk = chunks[k]
             chunk_end = chunk_start + len(chunk)
+            moved += len(chunk)
             if chunk_end > contiguous:
-                self._push_ready(memoryview(chunk)[contiguous - chunk_start :])
+                # A whole bytearray chunk is ours already and moves as is; anything else is sliced.
+                whole = chunk_start == contiguous and isinstance(chunk, bytearray)
+                self._push_ready(chunk if whole else memoryview(chunk)[contiguous - chunk_start :])
                 contiguous = chunk_end
             k += 1
         if k:
             del starts[:k]  # one slice deletion for the whole run that became contiguous
             del chunks[:k]
+            self._ooo_bytes -= moved
         self._contiguous_end = contiguous
 
     def _insert_out_of_order(self, data: Chunk, start: int, end: int) -> None:
+        """Store the parts of [start, end) not stored yet, then coalesce around them."""
         starts, chunks = self._ooo_starts, self._ooo_chunks
         lo = bisect_right(starts, start) - 1
         if lo < 0 or starts[lo] + len(chunks[lo]) < start:
             lo += 1  # lo: the first chunk that overlaps or touches [start, end)
         hi = bisect_left(starts, end)  # chunks lo .. hi-1 start before end
+        # Take one neighbour on each side into the region so new pieces can merge with them.
+        left = lo - 1 if lo > 0 else lo
+        right = hi + 1 if hi < len(starts) else hi
         view = memoryview(data)
-        new_starts: list[int] = []
-        new_chunks: list[Chunk] = []
+        region_starts: list[int] = starts[left:lo]
+        region_chunks: list[Chunk] = chunks[left:lo]
+        added = 0
         pos = start
         for k in range(lo, hi):
             chunk_start = starts[k]
             chunk = chunks[k]
             if chunk_start > pos:
-                self._add_piece(new_starts, new_chunks, pos, view[pos - start : chunk_start - start])
-            self._add_piece(new_starts, new_chunks, chunk_start, chunk)
+                piece = view[pos - start : chunk_start - start]
+                added += len(piece)
+                _append_coalescing(region_starts, region_chunks, pos, _stored(piece))
+            _append_coalescing(region_starts, region_chunks, chunk_start, chunk)
             pos = max(pos, chunk_start + len(chunk))
         if pos < end:
-            self._add_piece(new_starts, new_chunks, pos, view[pos - start :])
-        starts[lo:hi] = new_starts
-        chunks[lo:hi] = new_chunks
-        if len(starts) > MAX_OUT_OF_ORDER_CHUNKS:
+            piece = view[pos - start :]
+            added += len(piece)
+            _append_coalescing(region_starts, region_chunks, pos, _stored(piece))
+        for k in range(hi, right):
+            _append_coalescing(region_starts, region_chunks, starts[k], chunks[k])
+        starts[left:right] = region_starts
+        chunks[left:right] = region_chunks
+        self._ooo_bytes += added
+        # Holes cannot be coalesced: a peer scattering tiny frames would make us keep one object per
+        # few bytes. Honest reordering stays far below this bound (chunks of a full packet each).
+        if len(starts) > MAX_OUT_OF_ORDER_CHUNKS + self._ooo_bytes // _SMALL_PIECE:
             raise TransportError(
                 TransportErrorCode.INTERNAL_ERROR,
-                f"stream {self.stream_id}: more than {MAX_OUT_OF_ORDER_CHUNKS} out-of-order chunks",
+                f"stream {self.stream_id}: too many out-of-order fragments ({len(starts)})",
             )
-
-    @staticmethod
-    def _add_piece(starts: list[int], chunks: list[Chunk], offset: int, piece: Chunk) -> None:
-        """Append a piece, coalescing small adjacent pieces into a bytearray."""
-        if chunks:
-            prev = chunks[-1]
-            adjacent = starts[-1] + len(prev) == offset
-            if adjacent and (len(piece) < _SMALL_PIECE or len(prev) < _SMALL_PIECE):
-                if isinstance(prev, bytearray):
-                    if len(prev) < _MAX_COALESCED:
-                        prev += piece
-                        return
-                elif len(prev) + len(piece) <= _MAX_COALESCED:
-                    merged = bytearray(prev)
-                    merged += piece
-                    chunks[-1] = merged
-                    return
-        starts.append(offset)
-        chunks.append(bytearray(piece) if len(piece) < _SMALL_PIECE else _own(piece))
 
     def handle_reset_stream(self, frame: ResetStreamFrame) -> None:
         """Process RESET_STREAM: check the final size, drop the data, report the code once.
