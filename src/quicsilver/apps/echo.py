@@ -53,7 +53,8 @@ async def serve_echo_connection(conn: Connection) -> None:
         except QuicError:
             pass
 
-    if conn.connection_state().supports_datagrams:
+    state = conn.connection_state()
+    if getattr(state, "supports_datagrams", False) or state.extra.get("supports_datagrams"):
         spawn(datagrams())
     try:
         while True:

@@ -68,17 +68,22 @@ class FileSessionTicketStore:
 
     def pop(self, server_name: str, now: float) -> SessionTicket | None:
         entries = self._load()
-        for index in range(len(entries) - 1, -1, -1):
-            entry = entries[index]
+        found: SessionTicket | None = None
+        kept: list[dict[str, Any]] = []
+        for entry in reversed(entries):  # newest first
             if entry.get("server_name") != server_name:
+                kept.append(entry)
+                continue
+            if found is not None:
+                kept.append(entry)
                 continue
             ticket = _decode(entry, now)
-            if ticket is None or ticket.is_expired(now):
-                continue
-            del entries[index]
-            self._save(entries)
-            return ticket
-        return None
+            if ticket is not None and not ticket.is_expired(now):
+                found = ticket  # taken: single use
+            # expired or unreadable tickets are dropped as well
+        if len(kept) != len(entries):
+            self._save(list(reversed(kept)))
+        return found
 
     def __len__(self) -> int:
         return len(self._load())
