@@ -287,3 +287,42 @@ def test_reader_skips_a_truncated_last_record_and_rejects_garbage() -> None:
         read_qlog(complete + b"\x1e[1, 2]\n")
     with pytest.raises(ValueError, match="header"):
         read_qlog(b'\x1e{"time": 0}\n')
+
+
+async def test_a_real_transfer_writes_qlogs_with_quic_event_names(tmp_path: Path) -> None:
+    import asyncio
+
+    import quicsilver as quic
+    from quicsilver.apps.perf import PERF_ALPN, perf_request, serve_perf_connection
+
+    config = quic.Config(tracer=qlog_tracer_factory(tmp_path))
+    server_tls = quic.TLSConfig.self_signed(alpn=[PERF_ALPN])
+    listener = await quic.listen_addr("127.0.0.1:0", server_tls, config)
+
+    async def serve() -> None:
+        async for conn in listener:
+            await serve_perf_connection(conn)
+
+    task = asyncio.ensure_future(serve())
+    try:
+        client_tls = quic.TLSConfig(alpn=[PERF_ALPN], verify=False)
+        conn = await quic.dial_addr(f"127.0.0.1:{listener.local_addr[1]}", client_tls, config)
+        async with conn:
+            await perf_request(conn, 200_000, upload=50_000)
+    finally:
+        listener.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    files = sorted(tmp_path.glob("*.sqlog"))
+    assert {f.name.rsplit("_", 1)[1] for f in files} == {"client.sqlog", "server.sqlog"}
+    for f in files:
+        header, events = read_qlog(f)
+        assert header["qlog_format"] == "JSON-SEQ"
+        names = {e["name"] for e in events}
+        assert {"transport:packet_sent", "transport:packet_received", "recovery:metrics_updated"} <= names
+        assert "security:key_updated" in names or "security:key_discarded" in names
+        times = [e["time"] for e in events]
+        assert times == sorted(times)
+        frames = [fr["frame_type"] for e in events for fr in e["data"].get("frames", [])]
+        assert "stream" in frames and "ack" in frames and "crypto" in frames

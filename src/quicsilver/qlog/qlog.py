@@ -432,7 +432,9 @@ class QlogConnectionTracer(ConnectionTracer):
         if reason:
             data["reason"] = str(reason)
         self._event("connectivity:connection_closed", data)
-        self._writer.flush()
+        # The trace ends here: the file is closed now rather than when the connection object is
+        # collected, so a busy server does not hold one open file per closing connection.
+        self._writer.close()
 
     # -- transport -----------------------------------------------------------------------------
 
