@@ -122,3 +122,74 @@ def test_qh3_client_with_our_server(ca: CA, group: NamedGroup) -> None:
     assert isinstance(done, HandshakeComplete) and done.group == group
     assert PeerTransportParameters(b"qh3-tp") in events
     check_secrets(events, theirs)
+
+
+def test_qh3_client_resumes_with_zero_rtt_on_our_server(ca: CA) -> None:
+    server_config = ca.server_config(ALPN, ["localhost"])
+    tickets: list[qh3_tls.SessionTicket] = []
+
+    def qh3_client() -> Qh3Peer:
+        context = qh3_tls.Context(is_client=True, alpn_protocols=ALPN, cadata=ca.pem, server_name="localhost")
+        context.new_session_ticket_cb = tickets.append
+        return Qh3Peer(context)
+
+    first = qh3_client()
+    ours = TLSEngine(server_config, is_client=False, transport_parameters=b"our-tp", now=0.0, early_data=True)
+    exchange(ours, first, ours_first=False)
+    assert ours.send_session_ticket(0.0, b"remembered")
+    ticket_data = ours.next_event()
+    assert isinstance(ticket_data, WriteData) and ticket_data.level == L.ONE_RTT
+    first.feed(ticket_data.data, L.ONE_RTT)
+    assert len(tickets) == 1 and tickets[0].max_early_data_size == 0xFFFFFFFF
+
+    second = qh3_client()
+    second.context.session_ticket = tickets[0]
+    ours = TLSEngine(server_config, is_client=False, transport_parameters=b"our-tp", now=1.0, early_data=True)
+    events = exchange(ours, second, ours_first=False)
+    (done,) = of_type(events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.session_resumed and done.early_data_accepted
+    check_secrets(events, second)  # includes the 0-RTT secret qh3 encrypted its early data with
+    assert (L.ZERO_RTT, False) in {(e.level, e.is_write) for e in of_type(events, KeysReady)}  # type: ignore[attr-defined]
+
+
+def test_our_client_resumes_with_zero_rtt_on_qh3_server(ca: CA) -> None:
+    from quicsilver.handshake.tls import MemorySessionTicketStore
+
+    cert, key = ca.issue(["localhost"])
+    issued: dict[bytes, qh3_tls.SessionTicket] = {}
+
+    def qh3_server() -> Qh3Peer:
+        context = qh3_tls.Context(is_client=False, alpn_protocols=ALPN, max_early_data=0xFFFFFFFF)
+        context.certificate = qh3_tls.load_pem_x509_certificates(
+            cert.public_bytes(serialization.Encoding.PEM)
+        )[0]
+        context.certificate_private_key = qh3_tls.load_pem_private_key(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        context.new_session_ticket_cb = lambda ticket: issued.__setitem__(ticket.ticket, ticket)
+        context.get_session_ticket_cb = issued.get
+        return Qh3Peer(context)
+
+    store = MemorySessionTicketStore()
+    client_config = TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store)
+    first = TLSEngine(
+        client_config, is_client=True, transport_parameters=b"t", server_name="localhost", now=0.0
+    )
+    exchange(first, qh3_server(), ours_first=True)
+    assert len(store) == 1
+
+    theirs = qh3_server()
+    second = TLSEngine(
+        client_config,
+        is_client=True,
+        transport_parameters=b"t",
+        server_name="localhost",
+        now=0.5,
+        early_data=True,
+    )
+    events = exchange(second, theirs, ours_first=True)
+    (done,) = of_type(events, HandshakeComplete)
+    assert isinstance(done, HandshakeComplete) and done.session_resumed and done.early_data_accepted
+    check_secrets(events, theirs)

@@ -188,7 +188,9 @@ class ClientHandshake(HandshakeBase):
             signature_algorithms=OFFERED_SCHEMES,
             alpn=config.alpn_wire,
             transport_parameters=self.transport_parameters if self.quic else None,
-            psk_modes=(_PSK_DHE_KE,) if ticket is not None else None,
+            # RFC 8446 §4.2.9: servers issue tickets only for the modes a client lists, so the mode
+            # goes into every ClientHello, not only those that resume.
+            psk_modes=(_PSK_DHE_KE,),
         )
         if ticket is not None:
             # RFC 9001 §4.6.1: 0-RTT only with a ticket whose max_early_data_size is 0xffffffff; RFC 8446
@@ -335,7 +337,6 @@ class ClientHandshake(HandshakeBase):
             key_shares=tuple((g, s.public) for g, s in self._shares.items()),
             cookie=hrr.cookie,
             early_data=False,
-            psk_modes=hello.psk_modes if self.ticket is not None else None,
             psk_identities=None,
             psk_binders=(),
         )
