@@ -384,3 +384,16 @@ def test_verified_chain_cache_is_per_server_name(ca: CA, server_configs: dict[st
     with pytest.raises(TransportError) as info:
         drive(client, server)
     assert info.value.code == crypto_error(AlertDescription.BAD_CERTIFICATE)
+
+
+def test_exported_keying_material_matches_and_depends_on_label(
+    ca: CA, server_configs: dict[str, TLSConfig]
+) -> None:
+    client, server = engines(TLSConfig(alpn=ALPN, cadata=ca.pem), server_configs["ec"])
+    with pytest.raises(ValueError):
+        client.export_keying_material(b"EXPORTER-test")
+    drive(client, server)
+    ours = client.export_keying_material(b"EXPORTER-test", b"ctx", 48)
+    assert ours == server.export_keying_material(b"EXPORTER-test", b"ctx", 48) and len(ours) == 48
+    assert ours != client.export_keying_material(b"EXPORTER-other", b"ctx", 48)
+    assert ours != client.export_keying_material(b"EXPORTER-test", b"", 48)

@@ -191,3 +191,49 @@ def test_openssl_client_with_client_certificate(ca: CA, tmp_path: Path) -> None:
     (done,) = of_type(layer.events, HandshakeComplete)
     # OpenSSL sends the chain it can build: our leaf first, then the CA.
     assert isinstance(done, HandshakeComplete) and done.peer_certificates[0] == cert
+
+
+def test_exporter_matches_openssl(ca: CA, tmp_path: Path) -> None:
+    """RFC 8446 §7.5 exporter values agree with OpenSSL's SSL_export_keying_material."""
+    openssl = pytest.importorskip("OpenSSL.SSL")
+    cert, key = ca.issue(["localhost"])
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = openssl.Context(openssl.TLS_METHOD)
+    context.set_min_proto_version(openssl.TLS1_3_VERSION)
+    context.use_certificate_file(str(cert_file))
+    context.use_privatekey_file(str(key_file))
+    context.set_alpn_select_callback(lambda conn, offered: b"hq-interop")
+    exported: dict[str, bytes] = {}
+
+    def pyopenssl_server(sock: socket.socket) -> None:
+        sock.settimeout(None)
+        conn = openssl.Connection(context, sock)
+        conn.set_accept_state()
+        conn.do_handshake()
+        exported["with_context"] = conn.export_keying_material(b"EXPORTER-quicsilver", 32, b"context")
+        exported["empty_context"] = conn.export_keying_material(b"EXPORTER-quicsilver", 32, b"")
+        conn.sendall(b"done")
+
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)
+    thread, errors = run_peer(pyopenssl_server, theirs)
+    config = TLSConfig(alpn=ALPN, cadata=ca.pem)
+    engine = TLSEngine(
+        config, is_client=True, transport_parameters=b"", server_name="localhost", now=0.0, quic=False
+    )
+    layer = RecordLayer(engine, ours)
+    try:
+        layer.run_handshake()
+        assert layer.receive_application_data(4) == b"done"
+    finally:
+        thread.join(10)
+        ours.close()
+    assert not errors, errors
+    assert engine.export_keying_material(b"EXPORTER-quicsilver", b"context", 32) == exported["with_context"]
+    assert engine.export_keying_material(b"EXPORTER-quicsilver", b"", 32) == exported["empty_context"]

@@ -6,11 +6,13 @@ install), §4.1.4 (the order of those), RFC 8446 §7.1 (the traffic secrets).
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 
 from cryptography import x509
 
 from ...protocol import EncryptionLevel
+from ..hkdf import hkdf_expand_label
 from ..protection import CipherSuite
 from .alerts import AlertDescription, tls_error
 from .config import TLSConfig
@@ -75,6 +77,17 @@ class HandshakeBase:
             return b""
         master, transcript_hash = self._exporter_inputs
         return self.key_schedule.derive_from(master, b"exp master", transcript_hash)
+
+    def export_keying_material(self, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter(label, context_value, key_length) of RFC 8446 §7.5."""
+        ks = self.key_schedule
+        exporter = self.exporter_secret
+        if ks is None or not exporter:
+            raise ValueError("keying material can be exported only once the handshake has derived it")
+        secret = ks.derive_from(exporter, label, hashlib.new(ks.hash_name, b"").digest())
+        return hkdf_expand_label(
+            ks.hash, secret, b"exporter", hashlib.new(ks.hash_name, context).digest(), length
+        )
 
     def derive_application_secrets(self) -> tuple[bytes, bytes]:
         """Master Secret and (client, server) application traffic secrets, after server Finished."""

@@ -175,6 +175,13 @@ class TLSEngine:
             return self._handshake.send_session_ticket(now, app_data)
         return False
 
+    def export_keying_material(self, label: bytes, context: bytes = b"", length: int = 32) -> bytes:
+        """Keying material bound to this handshake (RFC 8446 §7.5, RFC 5705 use in QUIC applications).
+
+        Raises ValueError before the Master Secret exists (before the server Finished).
+        """
+        return self._handshake.export_keying_material(label, context, length)
+
     # ---- state ------------------------------------------------------------------------------------------
 
     @property
