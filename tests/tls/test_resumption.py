@@ -342,3 +342,39 @@ def test_no_retry_when_a_sent_share_is_acceptable(ca: CA) -> None:
     assert len([e for e in of_type(c_events, WriteData) if e.level == L.INITIAL]) == 1  # type: ignore[attr-defined]
     (done,) = of_type(c_events, HandshakeComplete)
     assert isinstance(done, HandshakeComplete) and done.group == NamedGroup.SECP256R1
+
+
+def _hello_with_identities(c: TLSEngine, ticket: SessionTicket, junk: int, now: float) -> bytes:
+    """Our client's ClientHello, re-offered with ``junk`` forged identities before the real ticket."""
+    from dataclasses import replace
+
+    from quicsilver.handshake.tls.key_schedule import KeySchedule, Transcript
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+
+    c.start()
+    first = c.next_event()
+    assert isinstance(first, WriteData)
+    hello = parse_untrusted_client_hello(first.data[4:])
+    identities = (*((b"forged-%d" % i, 0) for i in range(junk)), (ticket.ticket, ticket.obfuscated_age(now)))
+    hello = replace(hello, psk_identities=identities, psk_binders=tuple(bytes(32) for _ in identities))
+    encoded = hello.encode()
+    ks = KeySchedule(ticket.suite, ticket.resumption_secret)
+    transcript = Transcript(ks.hash_name)
+    transcript.update(encoded[: -hello.binders_length()])
+    binder = ks.verify_data(ks.binder_key(), transcript.digest())
+    return replace(hello, psk_binders=(*(bytes(32) for _ in range(junk)), binder)).encode()
+
+
+@pytest.mark.parametrize(("junk", "resumed"), [(1, True), (3, True), (4, False)])
+def test_only_the_first_identities_are_tried(
+    ca: CA, server_config: TLSConfig, junk: int, resumed: bool
+) -> None:
+    from quicsilver.handshake.tls.messages import parse_untrusted_server_hello
+
+    ticket = first_connection(ca, server_config, MemorySessionTicketStore())
+    hello = _hello_with_identities(client(TLSConfig(alpn=ALPN, cadata=ca.pem)), ticket, junk, 2.0)
+    s = server(server_config, now=2.0)
+    s.handle_message(hello, L.INITIAL)
+    reply = next(e for e in iter(s.next_event, None) if isinstance(e, WriteData))
+    selected = parse_untrusted_server_hello(reply.data[4:]).selected_identity
+    assert selected == (junk if resumed else None)

@@ -57,6 +57,7 @@ from .tickets import QUIC_MAX_EARLY_DATA, ServerTicketState
 __all__ = ["ServerHandshake", "ServerState"]
 
 _PSK_DHE_KE = 1  # RFC 8446 §4.2.9
+_MAX_PSK_IDENTITIES_TRIED = 4
 _MAX_EARLY_AGE_SKEW = 10.0  # seconds of ticket age disagreement tolerated for 0-RTT (RFC 8446 §8.3)
 _H = HandshakeType
 _L = EncryptionLevel
@@ -257,7 +258,9 @@ class ServerHandshake(HandshakeBase):
         if _PSK_DHE_KE not in ch.psk_modes or not self._resumption_allowed():
             return None
         protector = self.config.ticket_protector
-        for index, (identity, obfuscated_age) in enumerate(ch.psk_identities):
+        # Each identity costs an AEAD open: only the first few are tried, so a ClientHello stuffed with
+        # identities cannot buy much server CPU.
+        for index, (identity, obfuscated_age) in enumerate(ch.psk_identities[:_MAX_PSK_IDENTITIES_TRIED]):
             state = protector.open(identity)
             if state is None or not 0 <= self.now - state.created_at < state.lifetime:
                 continue
