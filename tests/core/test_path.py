@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quicsilver.core.path import (
     INITIAL_PTO,
@@ -475,3 +477,90 @@ def test_challenges_come_from_the_rng_and_only_their_echo_validates() -> None:
     assert challenge_of(m.pop_probe(1.0)) == (1).to_bytes(8, "big")
     assert m.on_path_response(PathResponseFrame((2).to_bytes(8, "big")), 1.1) is None
     assert m.on_path_response(PathResponseFrame((1).to_bytes(8, "big")), 1.1) is new
+
+
+def test_nat_rebinding_after_the_peer_rotated_its_cid_is_still_rebinding() -> None:
+    m = server(disable_active_migration=True)
+    assert receive(m, CLIENT, dcid=NEW_CID) is m.active  # the client moved to another of our CIDs
+    rebound = receive(m, CLIENT_REBOUND, 2.0, dcid=NEW_CID)
+    assert rebound is not None and m.active is rebound and not rebound.needs_new_peer_cid
+
+
+# -- hostile peers: random packets, challenges and responses never break the invariants ----------
+
+ADDRESSES = [CLIENT, CLIENT_REBOUND, CLIENT_MOVED, ATTACKER, ("198.51.100.7", 1), ("2001:db8::1", 443)]
+
+operation = st.one_of(
+    st.tuples(
+        st.just("packet"),
+        st.sampled_from(ADDRESSES),
+        st.integers(0, 1500),
+        st.sampled_from([CID, NEW_CID, b""]),
+        st.booleans(),
+        st.booleans(),
+    ),
+    st.tuples(st.just("challenge"), st.binary(min_size=8, max_size=8)),
+    st.tuples(st.just("response"), st.binary(min_size=8, max_size=8)),
+    st.tuples(st.just("echo"), st.integers(0, 10)),
+    st.tuples(st.just("send"), st.integers(0, 1500)),
+    st.tuples(st.just("time"), st.floats(0.0, 2.0)),
+)
+
+
+@given(ops=st.lists(operation, max_size=60), disable=st.booleans())
+def test_random_peer_behaviour_keeps_the_invariants(ops: list[tuple[object, ...]], disable: bool) -> None:
+    m = server(disable_active_migration=disable)
+    now = 1.0
+    our_challenges: list[bytes] = []
+    for op in ops:
+        kind = op[0]
+        if kind == "packet":
+            _, addr, size, dcid, non_probing, largest = op
+            assert isinstance(size, int) and isinstance(dcid, bytes)
+            assert isinstance(non_probing, bool) and isinstance(largest, bool)
+            path = receive(m, addr, now, size=size, dcid=dcid, non_probing=non_probing, largest_pn=largest)
+            if path is not None and path.awaiting_peer_cid:
+                m.assign_peer_cid(path, b"peer")
+        elif kind == "challenge":
+            data = op[1]
+            assert isinstance(data, bytes)
+            m.on_path_challenge(m.active, PathChallengeFrame(data))
+        elif kind == "response":
+            data = op[1]
+            assert isinstance(data, bytes)
+            validated = m.on_path_response(PathResponseFrame(data), now)
+            assert validated is None or data in our_challenges
+        elif kind == "echo":
+            index = op[1]
+            assert isinstance(index, int)
+            if our_challenges:
+                echo = our_challenges[index % len(our_challenges)]
+                validated = m.on_path_response(PathResponseFrame(echo), now)
+                assert validated is None or validated.state is PathState.VALIDATED
+        elif kind == "send":
+            size = op[1]
+            assert isinstance(size, int)
+            if m.active.can_send(size):
+                m.active.on_datagram_sent(size)
+        else:
+            delta = op[1]
+            assert isinstance(delta, float)
+            now += delta
+            m.handle_timer(now)
+        while (probe := m.pop_probe(now)) is not None:
+            budget = probe.path.amplification_budget()
+            assert budget is None or probe.min_size <= budget
+            assert not probe.path.awaiting_peer_cid
+            our_challenges += [f.data for f in probe.frames if isinstance(f, PathChallengeFrame)]
+            probe.path.on_datagram_sent(probe.min_size)
+        timer = m.get_timer()
+        assert timer is None or timer > now  # nothing due is left behind, nothing blocked spins
+        assert m.active in m.paths and len(m.paths) <= MAX_PATHS
+        assert m.fallback is None or m.fallback.state is PathState.VALIDATED
+        for path in m.paths:
+            # §8: never more than three times what the unvalidated address sent us.
+            assert not path.amplification_limited or path.bytes_sent <= 3 * path.bytes_received
+            assert path.state is not PathState.VALIDATED or not path.amplification_limited
+        changes = [e for e in iter(m.next_event, None) if isinstance(e, ActivePathChanged)]
+        if changes:
+            assert changes[-1].path is m.active

@@ -375,7 +375,9 @@ class PathManager:
             if path is None:
                 return None
         path.on_datagram_received(datagram_size)
-        if dcid and path is not self._active:
+        if dcid and largest_pn:
+            # The peer may retire and replace the CID it sends to on any path (§5.1.2); remember the
+            # latest so that a later NAT rebinding is still told apart from a migration.
             path.local_cid = dcid
         # §9.3: "An endpoint only changes the address to which it sends packets in response to the
         # highest-numbered non-probing packet." Probing packets (§9.1) never switch.
