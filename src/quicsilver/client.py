@@ -152,10 +152,6 @@ async def dial_on(
         version=config.versions[0],
     )
 
-    def store_ticket(new_ticket: Any) -> None:
-        if ticket_store is not None:
-            ticket_store.put(server_name, new_ticket)
-
     conn = Connection(
         transport,
         core,
@@ -165,7 +161,6 @@ async def dial_on(
         server_name=server_name,
         token_store=token_store,
         token_key=token_key,
-        session_store=store_ticket,
     )
     now = loop.time()
     core.connect(remote, now)
