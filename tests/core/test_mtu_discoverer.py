@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import pytest
 
+from quicsilver.ackhandler import SentPacket, SentPacketHandler
+from quicsilver.congestion import NewRenoSender, RTTStats
 from quicsilver.core.mtu_discoverer import (
     MAX_PROBES,
     MIN_SEARCH_WINDOW,
@@ -13,8 +16,9 @@ from quicsilver.core.mtu_discoverer import (
     MTUDiscoverer,
     mtu_probe_frames,
 )
+from quicsilver.protocol import PacketNumberSpace, Perspective
 from quicsilver.qlog.tracer import ConnectionTracer
-from quicsilver.wire.frames import PaddingFrame, PingFrame, parse_frame
+from quicsilver.wire.frames import AckFrame, PaddingFrame, PingFrame, parse_frame
 
 SRTT = 0.05
 
@@ -245,3 +249,48 @@ def test_probe_frames_fill_the_payload_exactly(payload_length: int) -> None:
 def test_probe_frames_need_a_payload() -> None:
     with pytest.raises(ValueError):
         mtu_probe_frames(0)
+
+
+# -- with real recovery: lost probes are not congestion (RFC 9000 §14.4) -------------------------
+
+
+def lose_first_of_five(mtu_probe: bool) -> tuple[SentPacketHandler, MTUDiscoverer]:
+    rtt = RTTStats()
+    handler = SentPacketHandler(rtt, NewRenoSender(rtt, 1280), Perspective.CLIENT, rng=random.Random(7))
+    for space in (PacketNumberSpace.INITIAL, PacketNumberSpace.HANDSHAKE):
+        handler.drop_space(space, 0.0)
+    handler.set_handshake_confirmed(0.0)
+    d = MTUDiscoverer(rtt)
+    d.start(0.0)
+    app = PacketNumberSpace.APPLICATION
+    size = d.next_probe_size() if mtu_probe else 1280
+    sent = []
+    for i in range(5):
+        pn = handler.pop_packet_number(app)
+        probe = mtu_probe and i == 0
+        packet_size = size if i == 0 else 1280
+        handler.sent_packet(
+            SentPacket(pn, app, 1.0 + i * 0.001, packet_size, True, True, [], is_mtu_probe=probe)
+        )
+        if probe:
+            d.on_probe_sent(packet_size, 1.0)
+        sent.append(pn)
+    # The peer acknowledges all but the first: packet threshold loss (RFC 9002 §6.1.1).
+    result = handler.received_ack(AckFrame(((sent[1], sent[-1]),), 0, None), app, 1.1)
+    assert [p.pn for p in result.lost] == [sent[0]]
+    for p in result.lost:
+        if p.is_mtu_probe:
+            d.on_probe_lost(p.size, 1.1)
+        else:
+            d.on_packet_lost(p.size, p.time_sent, 1.1)
+    return handler, d
+
+
+def test_a_lost_probe_leaves_congestion_control_alone() -> None:
+    handler, d = lose_first_of_five(mtu_probe=True)
+    assert not handler.congestion.in_recovery()
+    assert handler.congestion.congestion_window >= 32 * 1280
+    assert d.probe_in_flight is None and d.current_size == 1280
+    regular, _ = lose_first_of_five(mtu_probe=False)
+    assert regular.congestion.in_recovery()
+    assert regular.congestion.congestion_window < handler.congestion.congestion_window
