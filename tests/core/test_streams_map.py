@@ -535,3 +535,41 @@ def test_reset_stream_kept_until_the_application_reads_the_reset() -> None:
     assert exc.value.code == 0x99
     assert 2 not in smap
     assert smap.pop_control_frame(100) == MaxStreamsFrame(False, 2)
+
+
+def test_has_data_is_false_when_every_stream_waits_for_credit() -> None:
+    params = dict(PEER_PARAMS, initial_max_data=100)
+    smap, _ = make_map(CLIENT, params=params)
+    a, b = smap.open_stream(), smap.open_stream()
+    for sid in (a, b):
+        send = smap.get_send_stream(sid)
+        assert send is not None
+        send.write(b"x" * 80)
+    assert smap.has_data()
+    while smap.pop_stream_frame(1000) is not None:
+        pass
+    while smap.pop_control_frame(100) is not None:
+        pass
+    assert not smap.has_data()  # both streams wait for MAX_DATA: nothing to pack
+    smap.handle_frame(MaxDataFrame(1000))
+    assert smap.has_data()
+
+
+def test_has_data_drops_streams_that_lost_their_credit_to_another() -> None:
+    params = dict(PEER_PARAMS, initial_max_data=100)
+    smap, _ = make_map(CLIENT, params=params)
+    a, b = smap.open_stream(), smap.open_stream()
+    for sid, n in ((a, 100), (b, 50)):
+        send = smap.get_send_stream(sid)
+        assert send is not None
+        send.write(b"x" * n)
+    frame = smap.pop_stream_frame(1000)
+    assert frame is not None and frame.stream_id == a and len(frame.data) == 100
+    # b is still queued but the connection credit is gone: only DATA_BLOCKED is left to send.
+    assert smap.has_data()
+    assert smap.pop_stream_frame(1000) is None
+    assert smap.pop_control_frame(100) == DataBlockedFrame(100)
+    assert not smap.has_data()
+    smap.handle_frame(MaxDataFrame(150))
+    frame = smap.pop_stream_frame(1000)
+    assert frame is not None and frame.stream_id == b and len(frame.data) == 50

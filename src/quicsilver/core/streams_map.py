@@ -484,14 +484,31 @@ class StreamsMap:
 
     def has_data(self) -> bool:
         """True if a control frame or STREAM data is waiting to be sent."""
+        if self._has_sendable_stream():
+            return True
         return bool(
-            self._control
+            self._control  # after the check above, which may have queued a BLOCKED frame
             or self._window_updates
-            or self._active
             or self._max_streams_due[0]
             or self._max_streams_due[1]
             or self.connection_receive_flow.has_window_update()
         )
+
+    def _has_sendable_stream(self) -> bool:
+        """True if a stream can send; drops stale entries from the front of the active deque."""
+        active = self._active
+        while active:
+            stream_id = active[0]
+            stream = self._send.get(stream_id)
+            if stream is not None and stream.can_send_now():
+                return True
+            active.popleft()
+            self._active_set.discard(stream_id)
+            if stream is not None:
+                if stream.blocked_by_connection():
+                    self._conn_blocked.add(stream_id)
+                stream.report_blocked()
+        return False
 
     def pop_control_frame(self, max_size: int) -> Frame | None:
         """The next control frame of at most ``max_size`` bytes, or None.
