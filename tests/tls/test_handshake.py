@@ -397,3 +397,23 @@ def test_exported_keying_material_matches_and_depends_on_label(
     assert ours == server.export_keying_material(b"EXPORTER-test", b"ctx", 48) and len(ours) == 48
     assert ours != client.export_keying_material(b"EXPORTER-other", b"ctx", 48)
     assert ours != client.export_keying_material(b"EXPORTER-test", b"", 48)
+
+
+def test_default_trust_is_the_system_bundle(
+    ca: CA,
+    server_configs: dict[str, TLSConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    """Without cafile/cadata the client trusts $SSL_CERT_FILE (or the system CA bundle)."""
+    bundle = tmp_path / "bundle.pem"  # type: ignore[operator]
+    bundle.write_bytes(ca.pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    client, server = engines(TLSConfig(alpn=ALPN), server_configs["ec"])
+    assert of_type(drive(client, server)[0], HandshakeComplete)
+    # A bundle without our CA: the same server is not trusted.
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle.with_name("other.pem")))  # missing: system bundle
+    client, server = engines(TLSConfig(alpn=ALPN), server_configs["ec"])
+    with pytest.raises(TransportError) as info:
+        drive(client, server)
+    assert info.value.code == crypto_error(AlertDescription.BAD_CERTIFICATE)

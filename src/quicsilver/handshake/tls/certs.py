@@ -15,12 +15,14 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.general_name import DNSName, IPAddress
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
@@ -40,6 +42,7 @@ __all__ = [
     "generate_self_signed",
     "load_pem_certificates",
     "load_private_key",
+    "load_trust_bundle",
     "public_key_of",
     "system_ca_file",
 ]
@@ -56,14 +59,37 @@ _PARSED_CACHE_SIZE = 128
 
 
 def system_ca_file() -> str | None:
-    """The system CA bundle: ``$SSL_CERT_FILE`` or the first distribution path that exists."""
+    """The system CA bundle: ``$SSL_CERT_FILE``, the first distribution path that exists, or certifi's
+    bundle when that package is installed."""
     env = os.environ.get("SSL_CERT_FILE")
     if env and os.path.isfile(env):
         return env
     for path in _SYSTEM_CA_FILES:
         if os.path.isfile(path):
             return path
-    return None
+    try:
+        import certifi  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    where: str = certifi.where()
+    return where if os.path.isfile(where) else None
+
+
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def load_trust_bundle(data: bytes) -> list[x509.Certificate]:
+    """The certificates of a CA bundle, one by one: an entry that does not parse (or that only parses
+    with a deprecation warning, such as a negative serial number) is skipped, not fatal."""
+    anchors: list[x509.Certificate] = []
+    for block in data.split(_PEM_END)[:-1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                anchors.append(x509.load_pem_x509_certificate(block + _PEM_END))
+            except ValueError:
+                continue
+    return anchors
 
 
 def load_pem_certificates(data: bytes, field: str) -> list[x509.Certificate]:

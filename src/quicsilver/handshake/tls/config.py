@@ -23,6 +23,7 @@ from .certs import (
     key_matches_certificate,
     load_pem_certificates,
     load_private_key,
+    load_trust_bundle,
     system_ca_file,
 )
 from .groups import NamedGroup
@@ -76,7 +77,8 @@ class TLSConfig:
             no resumption, as Go's nil ClientSessionCache).
         ticket_key: server: 16/24/32-byte AES-GCM key sealing session tickets (default: random per
             config, so tickets survive only as long as this config object).
-        session_tickets: server: issue tickets when asked (default True).
+        session_tickets: server: issue tickets when asked (default True; never with client_auth, as a
+            ticket does not carry the client's certificate).
         ticket_lifetime: server: seconds a ticket is valid (default and maximum 7 days, RFC 8446 §4.6.1).
     """
 
@@ -217,7 +219,7 @@ class TLSConfig:
             anchors = self._anchors
             if anchors is None:
                 path = system_ca_file()
-                anchors = load_pem_certificates(_read(path, "cafile"), "cafile") if path else []
+                anchors = load_trust_bundle(_read(path, "cafile")) if path else []
             self._verifier = CertificateVerifier(anchors)
         return self._verifier
 
