@@ -564,3 +564,64 @@ def test_random_peer_behaviour_keeps_the_invariants(ops: list[tuple[object, ...]
         changes = [e for e in iter(m.next_event, None) if isinstance(e, ActivePathChanged)]
         if changes:
             assert changes[-1].path is m.active
+
+
+# -- both ends together: an active client migration end to end -------------------------------------
+
+
+def deliver(probe: PathProbe, to: PathManager, now: float, *, size: int) -> None:
+    """Carry a probe datagram from its path's local address to the other end and process its frames."""
+    path = probe.path
+    arrived = to.on_packet_received(
+        path.remote_addr,
+        path.local_addr,
+        now,
+        datagram_size=size,
+        dcid=path.peer_cid or CID,
+        non_probing=not is_probing_packet(probe.frames),
+    )
+    assert arrived is not None
+    for frame in probe.frames:
+        if isinstance(frame, PathChallengeFrame):
+            to.on_path_challenge(arrived, frame)
+        elif isinstance(frame, PathResponseFrame):
+            to.on_path_response(frame, now)
+
+
+def test_active_client_migration_end_to_end() -> None:
+    cl = PathManager(Perspective.CLIENT, CLIENT, SERVER, FakeRTT())
+    sv = server()
+    cl.set_handshake_confirmed()
+    old_client_path, old_server_path = cl.active, sv.active
+    new_local = ("203.0.113.9", 50001)
+    path = cl.migrate(new_local, 2.0)
+    cl.assign_peer_cid(path, NEW_CID)  # an unused CID the server issued (§9.5)
+    now = 2.0
+    # The client's probe: the server answers on the new path and challenges it in turn, no switch.
+    probe = cl.pop_probe(now)
+    assert probe is not None
+    deliver(probe, sv, now, size=max(probe.min_size, 1200))
+    assert sv.active is old_server_path
+    new_server_path = sv.get(SERVER, new_local)
+    assert new_server_path is not None and new_server_path.needs_new_peer_cid
+    sv.assign_peer_cid(new_server_path, b"client-cid-1")
+    reply = sv.pop_probe(now + 0.01)
+    assert reply is not None and reply.path is new_server_path and reply.min_size == 1200
+    assert {type(f) for f in reply.frames} == {PathChallengeFrame, PathResponseFrame}
+    deliver(reply, cl, now + 0.02, size=reply.min_size)
+    # The client validated the path and moves its traffic; it answers the server's challenge.
+    assert cl.active is path
+    assert events(cl) == [PathValidated(path), ActivePathChanged(path, old_client_path, True)]
+    answer = cl.pop_probe(now + 0.02)
+    assert answer is not None and answer.path is path
+    assert answer.frames == (PathResponseFrame(challenge_of(reply)),)
+    deliver(answer, sv, now + 0.03, size=answer.min_size)
+    assert new_server_path.state is PathState.VALIDATED
+    # The first non-probing packet from the new address moves the server too (§9.3).
+    assert receive(sv, new_local, now + 0.04, dcid=NEW_CID) is new_server_path
+    assert sv.active is new_server_path
+    assert events(sv) == [
+        PathValidated(new_server_path),
+        ActivePathChanged(new_server_path, old_server_path, reset_congestion=True),
+    ]
+    assert sv.get_timer() is None and cl.get_timer() is None
