@@ -21,7 +21,7 @@ from .errors import (
     TransportErrorCode,
     VersionNegotiationError,
 )
-from .handshake.tls import TLSConfig
+from .handshake.tls import MemorySessionTicketStore, TLSConfig
 from .listener import EarlyListener, Listener, listen_addr, listen_addr_early
 from .protocol import VERSION_1, VERSION_2
 from .server import ServerClosedError
@@ -45,6 +45,7 @@ __all__ = [
     "IdleTimeoutError",
     "LRUTokenStore",
     "Listener",
+    "MemorySessionTicketStore",
     "QuicError",
     "ReceiveStream",
     "SendStream",

@@ -173,15 +173,19 @@ class Connection:
         self._waiting_for_room = False
         self._schedule_flush()
 
-    def matches_stateless_reset(self, token: bytes, addr: Address) -> bool:
-        """Whether ``token`` (the last 16 bytes of an unroutable packet) is our peer's reset token."""
-        if self._error is not None:
-            return False
-        return bool(self._core.is_stateless_reset(token))
+    def try_stateless_reset(self, data: bytes | memoryview, addr: Address, ecn: int, now: float) -> bool:
+        """Client: whether an unroutable datagram is a stateless reset from our peer (RFC 9000 §10.3.1).
 
-    def received_stateless_reset(self, now: float) -> None:
-        """RFC 9000 §10.3.1: the peer lost our state; enter draining and fail everything."""
-        self._terminate(StatelessResetError("the peer sent a stateless reset"), [])
+        The packet's DCID is random, so it cannot be routed; the core recognises the peer's reset
+        token at the end of a packet it cannot decrypt, and then ends the connection.
+        """
+        if self._error is not None or not self.is_client:
+            return False
+        self._core.receive_datagram(data, addr, now, ecn)
+        if isinstance(self._core.terminal_error, StatelessResetError):
+            self._process_events()  # ConnectionTerminated(StatelessResetError) ends us
+            return True
+        return False
 
     def discard(self, error: Exception) -> None:
         """End without a word and stop routing at once (a server connection whose first datagram

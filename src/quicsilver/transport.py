@@ -500,12 +500,10 @@ class Transport:
     ) -> None:
         size = len(data)
         # A stateless reset from a peer looks like a short header with a random DCID: before
-        # answering it, let each connection check its peer's reset tokens (RFC 9000 §10.3.1).
+        # answering it, let each client connection check its peer's reset tokens (RFC 9000 §10.3.1).
         if size >= MIN_STATELESS_RESET_SIZE:
-            tail = bytes(data[size - STATELESS_RESET_TOKEN_LENGTH :])
             for conn in list(self._connections):
-                if conn.matches_stateless_reset(tail, addr):
-                    conn.received_stateless_reset(now)
+                if conn.is_client and conn.try_stateless_reset(data, addr, 0, now):
                     return
         self._drop(addr, "1RTT", size, DropReason.UNKNOWN_CONNECTION_ID)
         if size < MIN_PACKET_FOR_RESET or self.connection_id_length == 0:

@@ -364,13 +364,20 @@ async def test_version_2(server_tls: quic.TLSConfig) -> None:
         conn.close()
 
 
-async def test_stateless_reset_after_server_restart(server_tls: quic.TLSConfig) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["single-use-dial", "shared-transport"])
+async def test_stateless_reset_after_server_restart(server_tls: quic.TLSConfig, shared: bool) -> None:
     key = os.urandom(32)
     async with asyncio.timeout(10):
         first = await quic.listen_addr("127.0.0.1:0", server_tls, stateless_reset_key=key)
         port = first.local_addr[1]
         accept = asyncio.create_task(first.accept())
-        conn = await quic.dial_addr(f"127.0.0.1:{port}", client_tls())
+        # single-use dial: zero-length client CIDs route everything to the connection; a shared
+        # Transport (4-byte CIDs) cannot route the reset's random DCID and asks its clients.
+        client_transport = quic.Transport("127.0.0.1:0") if shared else None
+        if client_transport is not None:
+            conn = await client_transport.dial(f"127.0.0.1:{port}", client_tls())
+        else:
+            conn = await quic.dial_addr(f"127.0.0.1:{port}", client_tls())
         await accept
         # a crash: the server's state vanishes without a CONNECTION_CLOSE leaving the host
         first.transport.packet_conn.write_batch = lambda queue: (queue.clear(), True)[1]  # type: ignore[method-assign]
@@ -380,10 +387,54 @@ async def test_stateless_reset_after_server_restart(server_tls: quic.TLSConfig) 
             stream = conn.open_stream()
             await stream.write(b"x" * 100)
             await conn.wait_closed()
+            # RFC 9000 §10.3.1: the token (HMAC of the key and the CID) ends the connection
             assert isinstance(conn.error, quic.StatelessResetError)
             assert second.stats().stateless_resets_sent >= 1
         finally:
             second.close()
+            if client_transport is not None:
+                client_transport.close()
+
+
+async def test_resumption_and_0rtt(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(allow_0rtt=True)
+    async with (
+        asyncio.timeout(15),
+        await quic.listen_addr_early("127.0.0.1:0", server_tls, config) as listener,
+    ):
+        received: list[tuple[bytes, bool]] = []
+
+        async def server() -> None:
+            async for conn in listener:
+                stream = await conn.accept_stream()
+                data = await stream.read()
+                await conn.wait_handshake()
+                received.append((data, conn.connection_state().used_0rtt))
+                await stream.write(data)
+                await stream.close()
+
+        task = asyncio.create_task(server())
+        tls = client_tls(session_ticket_store=quic.MemorySessionTicketStore())
+        first = await quic.dial_addr(url(listener), tls)
+        stream = first.open_stream()
+        await stream.write(b"one")
+        await stream.close()
+        assert await stream.read() == b"one"
+        assert not first.connection_state().session_resumed
+        first.close()
+
+        second = await quic.dial_addr_early(url(listener), tls)
+        assert not second.handshake_complete  # returned before the handshake: 0-RTT is possible
+        stream = second.open_stream()
+        await stream.write(b"early")
+        await stream.close()
+        assert await stream.read() == b"early"
+        await second.wait_handshake()
+        state = second.connection_state()
+        assert state.session_resumed and state.used_0rtt
+        assert received == [(b"one", False), (b"early", True)]
+        second.close()
+        task.cancel()
 
 
 async def test_accept_queue_overflow_refuses(server_tls: quic.TLSConfig) -> None:
