@@ -113,6 +113,15 @@ def test_peer_max_udp_payload_size_caps_the_search() -> None:
     assert 1350 - MIN_SEARCH_WINDOW < d.current_size <= 1350
 
 
+def test_a_peer_limit_below_the_base_size_lowers_the_base() -> None:
+    d = MTUDiscoverer(FakeRTT())
+    d.set_peer_max_udp_payload_size(1250)
+    assert d.current_size == d.base_size == d.max_size == 1250
+    assert d.done
+    d.start(0.0)
+    assert d.next_probe_time() is None
+
+
 def test_a_size_is_abandoned_after_three_lost_probes() -> None:
     d = MTUDiscoverer(FakeRTT())
     d.start(0.0)

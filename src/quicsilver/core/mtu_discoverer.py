@@ -142,6 +142,9 @@ class MTUDiscoverer:
     def set_peer_max_udp_payload_size(self, size: int) -> None:
         """The peer's max_udp_payload_size transport parameter (RFC 9000 §18.2) caps the search."""
         self._peer_max = size
+        if size < self._base:
+            # The peer cannot take even the base size: it becomes the base (never below 1200, §14.1).
+            self._base = max(size, MIN_INITIAL_PACKET_SIZE)
         top = self._max_size()
         self._bad = min(self._bad, top + 1)
         if self._current > top:
