@@ -233,10 +233,14 @@ class CertificateVerifier:
 
 
 def parse_der_certificate(der: bytes) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise tls_error(AlertDescription.DECODE_ERROR, "certificate is not valid DER")
+    """A peer's DER certificate; decode_error if it does not parse. Deprecation warnings that
+    ``cryptography`` raises for lax encodings are not passed on: the peer controls these bytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            return x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise tls_error(AlertDescription.DECODE_ERROR, "certificate is not valid DER")
 
 
 def _check_validity(cert: x509.Certificate) -> None:
