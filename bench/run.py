@@ -323,32 +323,36 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="quicsilver-bench-") as workdir:
         certs = make_certificate(workdir)
+        peers: list[Peer] = []
         for name in opts.only:
             try:
-                peer = make_peer(name, workdir, opts.no_gso)
+                peers.append(make_peer(name, workdir, opts.no_gso))
             except Unavailable as exc:
                 print(exc, flush=True)
                 skipped[name] = str(exc)
-                continue
-            for scenario in opts.scenarios:
-                samples: list[dict[str, Any]] = []
-                errors: list[str] = []
-                for rep in range(opts.reps):
+        # Interleaved (scenario, repetition, implementation) so that a change in the machine's load
+        # during the run weighs on every implementation alike.
+        for scenario in opts.scenarios:
+            for rep in range(opts.reps):
+                for peer in peers:
+                    entry = results.setdefault(peer.name, {}).setdefault(
+                        scenario, {"samples": [], "errors": []}
+                    )
                     started = time.perf_counter()
                     try:
                         sample = run_once(peer, scenario, opts, certs)
                     except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
-                        errors.append(str(exc))
-                        print(f"{name:>10} {scenario:<10} rep {rep + 1}: FAILED {exc}", flush=True)
+                        entry["errors"].append(str(exc))
+                        print(f"{peer.name:>10} {scenario:<10} rep {rep + 1}: FAILED {exc}", flush=True)
                         continue
-                    samples.append(sample)
+                    entry["samples"].append(sample)
                     shown = ", ".join(f"{k}={v:,.1f}" for k, v in sample.items() if isinstance(v, float))
                     took = time.perf_counter() - started
-                    print(f"{name:>10} {scenario:<10} rep {rep + 1}: {shown} ({took:.1f} s)", flush=True)
-                entry: dict[str, Any] = {"samples": samples, "errors": errors}
-                if samples:
-                    entry["median"] = summarize(samples)
-                results.setdefault(name, {})[scenario] = entry
+                    print(f"{peer.name:>10} {scenario:<10} rep {rep + 1}: {shown} ({took:.1f} s)", flush=True)
+        for per_impl in results.values():
+            for entry in per_impl.values():
+                if entry["samples"]:
+                    entry["median"] = summarize(entry["samples"])
     impls = [i for i in opts.only if i in results]
     print()
     print(format_table(results, impls))
