@@ -480,3 +480,31 @@ async def test_receive_queue_drops_under_initial_flood(server_tls: quic.TLSConfi
         assert listener.stats().dropped_dos > 0
         assert any(reason == DropReason.DOS_PREVENTION for _, _, reason in tracer.dropped)
         conn.close()
+
+
+async def test_dial_nobody_times_out() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives and never answers
+        config = quic.Config(handshake_idle_timeout=0.3)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with asyncio.timeout(10):
+            with pytest.raises(quic.HandshakeTimeoutError):
+                await quic.dial_addr(f"127.0.0.1:{silent.getsockname()[1]}", client_tls(), config)
+        # RFC 9000 §10.1 / quic-go: the handshake must complete within 2 * handshake_idle_timeout
+        assert loop.time() - start < 2.0
+
+
+async def test_cancelled_dial_releases_its_socket() -> None:
+    from quicsilver.multiplexer import registered
+
+    before = registered()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        dial = asyncio.create_task(quic.dial_addr(f"127.0.0.1:{silent.getsockname()[1]}", client_tls()))
+        await asyncio.sleep(0.05)
+        assert registered() == before + 1
+        dial.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await dial
+        assert registered() == before
