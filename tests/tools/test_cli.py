@@ -173,3 +173,28 @@ def test_resumption_and_0rtt_from_the_ticket_file(server: tuple[str, Path, Path]
     assert second.returncode == 0, second.stderr
     assert "session resumed: yes, 0-RTT: accepted" in second.stdout
     assert (out / "a.txt").read_bytes() == b"abc"
+
+
+def test_perf_command_against_the_server(server: tuple[str, Path, Path]) -> None:
+    base, _, _ = server
+    address = base.removeprefix("https://")
+    result = run("perf", "-k", address, "--download", "500kB", "--upload", "100kB")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^handshake\s+[\d.]+ ms", result.stdout, re.MULTILINE)
+    assert re.search(r"^throughput\s+[\d.]+ MB/s", result.stdout, re.MULTILINE)
+    assert re.search(r"^RTT\s+[\d.]+ ms smoothed", result.stdout, re.MULTILINE)
+
+
+def test_refused_requests_fail_the_client_without_leaving_a_file(
+    server: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    base, www, _ = server
+    (www / "there.txt").write_bytes(b"yes")
+    out = tmp_path / "dl"
+    result = run("client", "-k", "-o", str(out), f"{base}/there.txt", f"{base}/missing.txt", f"{base}/../x")
+    assert result.returncode == 1
+    assert (out / "there.txt").read_bytes() == b"yes"
+    assert sorted(p.name for p in out.iterdir()) == ["there.txt"]
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert all("refused by the server (stream reset, code 2)" in line for line in errors)
