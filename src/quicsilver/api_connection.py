@@ -14,6 +14,7 @@ Waiting is done with futures that carry no data: a woken coroutine takes its dat
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .errors import (
     StatelessResetError,
     StreamLimitReachedError,
     TransportClosedError,
+    TransportError,
     TransportErrorCode,
 )
 from .stream import ReceiveStream, SendStream, Stream
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = ["Connection", "ConnectionState"]
+
+logger = logging.getLogger("quicsilver.connection")
 
 _ECT0 = 0b10
 
@@ -146,10 +150,34 @@ class Connection:
         if self._error is not None:
             return
         self._pktinfo = pktinfo
-        self._core.receive_datagram(data, addr, now, ecn)
+        try:
+            self._core.receive_datagram(data, addr, now, ecn)
+        except Exception as exc:
+            self._internal_error(exc)
 
     def flush(self, now: float) -> None:
         """Deliver events, queue the datagrams due now, re-arm the timer. No socket call."""
+        try:
+            self._flush(now)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """A bug below us must cost one connection, not the Transport's receive loop: close it with
+        INTERNAL_ERROR (RFC 9000 §20.1) and fail its waiters."""
+        if self._error is not None:
+            return
+        logger.error("internal error in %r", self, exc_info=exc)
+        error = TransportError(TransportErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        close: list[OutgoingDatagram] = []
+        try:
+            self._core.close(TransportErrorCode.INTERNAL_ERROR, "internal error", is_application=False)
+            close = self._pull_close_datagrams()
+        except Exception:
+            close = []
+        self._terminate(error, close)
+
+    def _flush(self, now: float) -> None:
         self._process_events()
         if self._error is None:
             if self._transport.send_queue_full:
@@ -161,7 +189,11 @@ class Connection:
                 if datagrams:
                     self.datagrams_sent += len(datagrams)
                     pktinfo = self._pktinfo
-                    self._transport.enqueue([(data, addr, _ECT0, pktinfo) for data, addr in datagrams])
+                    # (data, addr) from the core; a third element, if the core gives one, is the
+                    # datagram's ECN codepoint (ECT(0) by default, RFC 9000 §13.4).
+                    self._transport.enqueue(
+                        [(d[0], d[1], d[2] if len(d) > 2 else _ECT0, pktinfo) for d in datagrams]
+                    )
                 self._process_events()
         if self._open_waiters:
             _wake(self._open_waiters)  # a MAX_STREAMS may have arrived: open_stream_sync retries
@@ -242,7 +274,10 @@ class Connection:
         if self._error is not None:
             return
         now = self._loop.time()
-        self._core.handle_timer(now)
+        try:
+            self._core.handle_timer(now)
+        except Exception as exc:
+            self._internal_error(exc)
         self.flush(now)
         self._transport.flush_sends()
 

@@ -246,7 +246,9 @@ class Transport:
                 sock.close()
             raise
         self._sock: socket.socket = sock
-        self._pconn: PacketConn = wrap_conn(sock, gso=gso, gro=gro, ecn=ecn)
+        # A dial's own socket answers nobody: no need to learn each datagram's destination address.
+        pktinfo = False if _single_use and length == 0 else None
+        self._pconn: PacketConn = wrap_conn(sock, gso=gso, gro=gro, ecn=ecn, pktinfo=pktinfo)
         self.connection_id_length = length
         self.connection_id_generator: ConnectionIDGenerator = (
             connection_id_generator or RandomConnectionIDGenerator(length)

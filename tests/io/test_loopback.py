@@ -508,3 +508,21 @@ async def test_cancelled_dial_releases_its_socket() -> None:
         with pytest.raises(asyncio.CancelledError):
             await dial
         assert registered() == before
+
+
+async def test_a_core_bug_costs_one_connection(echo_listener: quic.Listener) -> None:
+    async with asyncio.timeout(10):
+        broken = await quic.dial_addr(url(echo_listener), client_tls())
+        healthy = await quic.dial_addr(url(echo_listener), client_tls())
+
+        def explode(now: float) -> list[tuple[bytes, Any]]:
+            raise RuntimeError("bug")
+
+        broken._core.datagrams_to_send = explode  # type: ignore[attr-defined]
+        stream = broken.open_stream()
+        with pytest.raises(quic.TransportError) as info:
+            await stream.write(b"x")
+            await stream.read()
+        assert info.value.code == quic.TransportErrorCode.INTERNAL_ERROR and not info.value.remote
+        assert await roundtrip(healthy, b"still fine") == b"still fine"
+        healthy.close()

@@ -234,6 +234,7 @@ def wrap_conn(
     gso: bool | None = None,
     gro: bool | None = None,
     ecn: bool | None = None,
+    pktinfo: bool | None = None,
     max_batch: int = 64,
 ) -> PacketConn:
     """Prepare a bound UDP socket for QUIC (quic-go ``wrapConn``) and return a :class:`PacketConn`.
@@ -242,7 +243,8 @@ def wrap_conn(
     grants less, silenced by ``QUICSILVER_DISABLE_RECEIVE_BUFFER_WARNING``), sets don't-fragment, enables
     ECN and, on wildcard binds, packet info. ``gso`` / ``gro`` / ``ecn``: None detects (and honours the
     ``QUICSILVER_DISABLE_GSO`` / ``_GRO`` / ``_ECN`` environment variables), False forces the feature
-    off, True enables it only if the kernel supports it. Raises ValueError for a non-UDP socket.
+    off, True enables it only if the kernel supports it. ``pktinfo``: None enables it on wildcard
+    binds, False never (a client answers nobody). Raises ValueError for a non-UDP socket.
     """
     if sock.type != socket.SOCK_DGRAM:
         raise ValueError(f"wrap_conn needs a UDP (SOCK_DGRAM) socket, got {sock.type!r}")
@@ -274,7 +276,7 @@ def wrap_conn(
         except OSError:
             caps.gro = False
     local = sock.getsockname()
-    if _is_wildcard(local):
+    if _is_wildcard(local) and pktinfo is not False:
         caps.pktinfo = enable_pktinfo(sock, family, v6only)
     logger.debug("wrapped UDP socket %s: %r", local, caps)
     return PacketConn(sock, caps, max_batch=max_batch)
