@@ -69,6 +69,7 @@ class RecordLayer:
         self.events: list[TLSEvent] = []
         self.application_data = bytearray()
         self._buffer = bytearray()
+        self.closed = False
 
     def flush(self) -> None:
         """Turns queued engine events into records on the socket (and installs keys)."""
@@ -114,6 +115,9 @@ class RecordLayer:
             if content_type == APPLICATION_DATA and self.read is not None:
                 content_type, body = self.read.open(header, body)
             if content_type == ALERT:
+                if body[-1:] == b"\x00":  # close_notify: the peer is done sending (RFC 8446 §6.1)
+                    self.closed = True
+                    continue
                 raise ConnectionError(f"peer sent alert {body.hex()}")
             if content_type == HANDSHAKE:
                 self.engine.handle_message(body, self.read_level)
@@ -129,6 +133,8 @@ class RecordLayer:
 
     def receive_application_data(self, n: int) -> bytes:
         while len(self.application_data) < n:
+            if self.closed:
+                raise ConnectionError("peer closed the connection (close_notify)")
             self.receive_once()
         data = bytes(self.application_data[:n])
         del self.application_data[:n]
