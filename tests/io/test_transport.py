@@ -340,3 +340,40 @@ def _decrypt_server_initial(packet: bytes, client_dcid: bytes) -> Any:
     plaintext = open_keys.open(pn, bytes(buf[:payload_start]), bytes(buf[payload_start : header.packet_end]))
     frame, _ = parse_frame(plaintext, 0)
     return frame
+
+
+def zero_rtt_packet(dcid: bytes, size: int = 1200) -> bytes:
+    buf = bytearray()
+    header_len = long_header_length(len(dcid), 4, None, 2)
+    build_long_header(
+        buf, VERSION_1, PacketType.ZERO_RTT, dcid, os.urandom(4), b"", size - header_len + 2, 0, 2
+    )
+    buf += os.urandom(size - len(buf))
+    return bytes(buf)
+
+
+async def test_0rtt_before_initial_is_queued_bounded_and_expires(server_tls: quic.TLSConfig) -> None:
+    tracer = RecordingTracer()
+    config = quic.Config(allow_0rtt=True)
+    async with await quic.listen_addr_early("127.0.0.1:0", server_tls, config, tracer=tracer) as lst:
+        server = lst._server
+        peer = Peer()
+        try:
+            dcid = os.urandom(8)
+            for _ in range(40):
+                peer.send(zero_rtt_packet(dcid), lst.local_addr)
+            await asyncio.sleep(0.03)
+            # quic-go's bounds: 31 packets per queue; the rest dropped as DoS prevention
+            assert len(server._zero_rtt[dcid][1]) == 31
+            assert sum(1 for t, _, r in tracer.dropped if t == "0RTT" and r == DropReason.DOS_PREVENTION) == 9
+            # at most 32 queues
+            for _ in range(40):
+                peer.send(zero_rtt_packet(os.urandom(8)), lst.local_addr)
+            await asyncio.sleep(0.03)
+            assert len(server._zero_rtt) == 32
+            # unclaimed after 100 ms: dropped
+            await asyncio.sleep(0.15)
+            assert not server._zero_rtt
+            assert sum(1 for t, _, r in tracer.dropped if r == DropReason.UNKNOWN_CONNECTION_ID) >= 31
+        finally:
+            peer.close()
