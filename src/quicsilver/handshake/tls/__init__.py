@@ -18,6 +18,7 @@ from .events import (
 from .groups import NamedGroup
 from .signatures import SignatureScheme
 from .tickets import MemorySessionTicketStore, SessionTicket, SessionTicketStore
+from .zero_rtt import early_data_check
 
 __all__ = [
     "DEFAULT_CIPHER_SUITES",
@@ -37,5 +38,6 @@ __all__ = [
     "TLSEngine",
     "TLSEvent",
     "WriteData",
+    "early_data_check",
     "tls_error",
 ]
