@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quicsilver.congestion import NewRenoSender, Pacer, RTTStats
 
@@ -22,7 +24,7 @@ def test_rate_burst_and_refill() -> None:
     assert pacer.budget(0.0) == 0
     # The next datagram after MDS / rate = 2.5 ms (more than the 1 ms minimum).
     wake = pacer.time_until_send(0.0)
-    assert wake == pytest.approx(MDS / rate)
+    assert wake == pytest.approx((MDS + 1) / rate)  # the deficit plus one byte of rounding margin
     assert pacer.budget(wake) >= MDS - 1
     assert pacer.budget(0.001) == int(rate * 0.001)
     # Long idle: the bucket holds at most one burst.
@@ -53,5 +55,22 @@ def test_sender_pacing_follows_window_and_rtt() -> None:
         cc.on_packet_sent(0.0, 0, pn, MDS, True)
     assert not cc.has_pacing_budget(0.0)
     wake = cc.time_until_send(10 * MDS, 0.0)
-    assert wake == pytest.approx(MDS / (1.25 * 32 * MDS / 0.05))
+    assert wake == pytest.approx((MDS + 1) / (1.25 * 32 * MDS / 0.05))
     assert cc.has_pacing_budget(wake + 1e-9)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    st.floats(min_value=1e4, max_value=1e10),
+    st.lists(st.tuples(st.floats(min_value=0, max_value=0.01), st.integers(1, 1500)), max_size=40),
+    st.floats(min_value=0, max_value=1e6),
+)
+def test_time_until_send_really_has_budget(bw: float, sends: list[tuple[float, int]], start: float) -> None:
+    pacer = Pacer(lambda: bw, MDS)
+    now = start
+    for gap, size in sends:
+        now += gap
+        pacer.sent_packet(now, size)
+        wake = pacer.time_until_send(now)
+        assert wake >= now
+        assert pacer.budget(wake) >= MDS

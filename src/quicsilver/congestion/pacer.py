@@ -68,5 +68,7 @@ class Pacer:
         rate = self._rate()
         if rate <= 0:
             return self._last_sent_time + MIN_PACING_DELAY
-        wait = (self.max_datagram_size - self._budget_at_last_sent) / rate
+        # One byte more than the deficit: budget() truncates the refill to whole bytes, and the instant
+        # returned must really have the budget (or the caller would spin at the same instant).
+        wait = (self.max_datagram_size - self._budget_at_last_sent + 1) / rate
         return max(now, self._last_sent_time + max(MIN_PACING_DELAY, wait))
