@@ -389,6 +389,17 @@ class Connection:
 
     # --- stream plumbing used by stream.py ---------------------------------------------------------
 
+    def _forget_stream(self, stream_id: int, stream: object) -> None:
+        """The application is done with every side of ``stream``: drop our handle (the core keeps its
+        own state until the peer has acknowledged everything)."""
+        if self._streams.get(stream_id) is stream:
+            del self._streams[stream_id]
+
+    @property
+    def open_stream_count(self) -> int:
+        """Streams the application still uses (for tests and diagnostics)."""
+        return len(self._streams)
+
     def _stream_read(self, stream_id: int, n: int) -> bytes:
         data: bytes = self._core.stream_read(stream_id, n)
         if data:

@@ -31,7 +31,16 @@ _DEFAULT_CHUNK = 65536
 
 
 class _StreamBase:
-    __slots__ = ("_conn", "_eof", "_read_error", "_read_waiter", "_write_error", "_write_waiter", "stream_id")
+    __slots__ = (
+        "_conn",
+        "_eof",
+        "_read_error",
+        "_read_waiter",
+        "_write_done",
+        "_write_error",
+        "_write_waiter",
+        "stream_id",
+    )
 
     def __init__(self, conn: Connection, stream_id: int) -> None:
         self._conn = conn
@@ -42,6 +51,19 @@ class _StreamBase:
         self._eof = False
         self._read_error: StreamError | None = None
         self._write_error: StreamError | None = None
+        self._write_done = False  # FIN requested or reset: nothing more will be written
+
+    def _finished(self) -> bool:
+        """True when the application is done with every side of the stream it has (both here;
+        the one-sided classes override it)."""
+        return self._write_done and self._read_finished()
+
+    def _read_finished(self) -> bool:
+        return self._eof or self._read_error is not None
+
+    def _side_done(self) -> None:
+        if self._finished():
+            self._conn._forget_stream(self.stream_id, self)
 
     @property
     def connection(self) -> Connection:
@@ -90,6 +112,9 @@ class ReceiveStream(_StreamBase):
 
     __slots__ = ()
 
+    def _finished(self) -> bool:
+        return self._read_finished()
+
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes, waiting for at least one; b"" at the end of the stream (FIN).
 
@@ -117,13 +142,16 @@ class ReceiveStream(_StreamBase):
                         return data
                     if conn._stream_at_eof(sid):
                         self._eof = True
+                        self._side_done()
                         return b""
                 except StreamError as exc:
                     self._read_error = exc
+                    self._side_done()
                     raise
                 except ValueError:
                     # The core forgot the stream: everything up to the FIN was read.
                     self._eof = True
+                    self._side_done()
                     return b""
             await self._wait_reader()
 
@@ -149,6 +177,7 @@ class ReceiveStream(_StreamBase):
             if self._conn._error is None:
                 with contextlib.suppress(ValueError):
                     self._conn._stream_stop_sending(self.stream_id, code)
+            self._side_done()
         self._wake_reader()
 
     def __aiter__(self) -> ReceiveStream:
@@ -165,6 +194,9 @@ class SendStream(_StreamBase):
     """The sending side of a stream (our unidirectional stream, or half of a :class:`Stream`)."""
 
     __slots__ = ()
+
+    def _finished(self) -> bool:
+        return self._write_done
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` for sending, waiting while the send buffer is full (backpressure).
@@ -187,6 +219,8 @@ class SendStream(_StreamBase):
                         sent += conn._stream_write(sid, view[sent:])
                     except StreamError as exc:
                         self._write_error = exc
+                        self._write_done = True
+                        self._side_done()
                         raise
                 if sent >= total:
                     return
@@ -198,9 +232,11 @@ class SendStream(_StreamBase):
 
     async def close(self) -> None:
         """Send the FIN after the buffered data (does not wait for it to be acknowledged)."""
-        if self._conn._error is None and self._write_error is None:
+        if self._conn._error is None and self._write_error is None and not self._write_done:
             with contextlib.suppress(ValueError):  # already complete and forgotten by the core
                 self._conn._stream_close(self.stream_id)
+            self._write_done = True
+            self._side_done()
 
     def cancel_write(self, code: int = 0) -> None:
         """Abandon sending: RESET_STREAM with ``code``; buffered data is discarded."""
@@ -209,6 +245,8 @@ class SendStream(_StreamBase):
             if self._conn._error is None:
                 with contextlib.suppress(ValueError):
                     self._conn._stream_reset(self.stream_id, code)
+            self._write_done = True
+            self._side_done()
         self._wake_writer()
 
 
@@ -216,6 +254,9 @@ class Stream(SendStream, ReceiveStream):
     """A bidirectional stream: ``read`` / ``readexactly`` / ``write`` / ``close`` (FIN) / cancel both ways."""
 
     __slots__ = ()
+
+    def _finished(self) -> bool:
+        return self._write_done and self._read_finished()
 
     def cancel(self, code: int = 0) -> None:
         """Reset the send side and stop the receive side with the same code."""

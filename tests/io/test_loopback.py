@@ -526,3 +526,12 @@ async def test_a_core_bug_costs_one_connection(echo_listener: quic.Listener) -> 
         assert info.value.code == quic.TransportErrorCode.INTERNAL_ERROR and not info.value.remote
         assert await roundtrip(healthy, b"still fine") == b"still fine"
         healthy.close()
+
+
+async def test_finished_streams_are_released(echo_listener: quic.Listener) -> None:
+    async with asyncio.timeout(30):
+        conn = await quic.dial_addr(url(echo_listener), client_tls())
+        for i in range(300):  # more than max_incoming_streams: MAX_STREAMS is re-granted as they finish
+            assert await roundtrip(conn, b"%d" % i) == b"%d" % i
+        assert conn.open_stream_count == 0
+        conn.close()
