@@ -535,3 +535,20 @@ async def test_finished_streams_are_released(echo_listener: quic.Listener) -> No
             assert await roundtrip(conn, b"%d" % i) == b"%d" % i
         assert conn.open_stream_count == 0
         conn.close()
+
+
+async def test_handshake_failures_surface_at_dial(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        # RFC 9001 §8.1: no common application protocol is the no_application_protocol alert (0x178)
+        with pytest.raises(quic.TransportError) as info:
+            await quic.dial_addr(url(listener), quic.TLSConfig(alpn=["other"], verify=False))
+        assert info.value.code == 0x100 + 120 and info.value.remote
+        # a self-signed certificate fails verification on our side (a CRYPTO_ERROR we raise)
+        with pytest.raises(quic.TransportError) as info2:
+            await quic.dial_addr(url(listener), quic.TLSConfig(alpn=["TEST"], server_name="localhost"))
+        assert 0x100 <= info2.value.code <= 0x1FF and not info2.value.remote
+        # the listener is unaffected
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        await accept
+        conn.close()
