@@ -417,3 +417,20 @@ def test_default_trust_is_the_system_bundle(
     with pytest.raises(TransportError) as info:
         drive(client, server)
     assert info.value.code == crypto_error(AlertDescription.BAD_CERTIFICATE)
+
+
+def test_server_name_in_sni_is_an_a_label_without_trailing_dot(server_configs: dict[str, TLSConfig]) -> None:
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+
+    for given, sent in (("bücher.example", "xn--bcher-kva.example"), ("localhost.", "localhost")):
+        client = TLSEngine(
+            TLSConfig(alpn=ALPN, verify=False),
+            is_client=True,
+            transport_parameters=b"",
+            server_name=given,
+            now=0.0,
+        )
+        client.start()
+        hello = client.next_event()
+        assert isinstance(hello, WriteData)
+        assert parse_untrusted_client_hello(hello.data[4:]).server_name == sent

@@ -37,6 +37,20 @@ MAX_HANDSHAKE_MESSAGE_SIZE = 1 << 17
 _FORBIDDEN_IN_QUIC = frozenset({HandshakeType.KEY_UPDATE, HandshakeType.END_OF_EARLY_DATA})
 
 
+def _ascii_host(name: str | None) -> str | None:
+    """The host as sent in SNI and matched against certificates: A-labels (IDNA), no trailing dot
+    (RFC 6066 §3: "The hostname is represented ... without a trailing dot")."""
+    if name is None:
+        return None
+    name = name.rstrip(".")
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ConfigError("server_name", f"{name!r} is not a valid host name ({exc})")
+
+
 class TLSEngine:
     """The TLS 1.3 handshake of one QUIC connection.
 
@@ -76,7 +90,7 @@ class TLSEngine:
         self.is_client = is_client
         self._handshake: ClientHandshake | ServerHandshake
         if is_client:
-            name = server_name if server_name is not None else config.server_name
+            name = _ascii_host(server_name if server_name is not None else config.server_name)
             if config.verify and not name:
                 raise ConfigError("server_name", "verifying the server needs its name: pass server_name=")
             store = config.session_ticket_store
