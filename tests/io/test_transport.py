@@ -377,3 +377,66 @@ async def test_0rtt_before_initial_is_queued_bounded_and_expires(server_tls: qui
             assert sum(1 for t, _, r in tracer.dropped if r == DropReason.UNKNOWN_CONNECTION_ID) >= 31
         finally:
             peer.close()
+
+
+async def test_expired_retry_token_is_invalid_token(server_tls: quic.TLSConfig) -> None:
+    # RFC 9000 §8.1.2 / DESIGN.md §6: Retry tokens expire; an expired one gets INVALID_TOKEN
+    config = quic.Config(max_retry_token_age=0.001)
+    async with await quic.listen_addr(
+        "127.0.0.1:0", server_tls, config, verify_source_address=lambda addr: True
+    ) as lst:
+        peer = Peer()
+        try:
+            odcid, scid = os.urandom(8), os.urandom(4)
+            peer.send(initial_packet(odcid, scid), lst.local_addr)
+            retry = await peer.recv()
+            assert retry is not None
+            _, _, retry_scid, token, _ = parse_retry(retry)
+            await asyncio.sleep(0.05)
+            peer.send(initial_packet(retry_scid, scid, token=token), lst.local_addr)
+            close = await peer.recv()
+            assert close is not None
+            frame = _decrypt_server_initial(close, retry_scid)
+            assert isinstance(frame, ConnectionCloseFrame)
+            assert frame.error_code == quic.TransportErrorCode.INVALID_TOKEN
+        finally:
+            peer.close()
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.woken = 0
+
+    def on_send_room(self) -> None:
+        self.woken += 1
+
+
+async def test_send_queue_waits_for_writable_socket() -> None:
+    rx = Peer()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        transport = quic.Transport(sock)
+        try:
+            transport._start()
+            pconn = transport.packet_conn
+            real_write = pconn.write_batch
+            calls = {"n": 0}
+
+            def eagain_once(queue: Any) -> bool:
+                calls["n"] += 1
+                return False if calls["n"] == 1 else real_write(queue)
+
+            pconn.write_batch = eagain_once  # type: ignore[method-assign]
+            waiter = _Waiter()
+            transport.send_now(
+                [(b"a", rx.sock.getsockname(), 0b10, None), (b"b", rx.sock.getsockname(), 0b10, None)]
+            )
+            assert len(transport._send_queue) == 2  # EAGAIN: kept, the writer callback is armed
+            transport.wait_for_room(waiter)  # type: ignore[arg-type]
+            assert await rx.recv() == b"a"
+            assert await rx.recv() == b"b"
+            assert waiter.woken == 1 and not transport._send_queue
+            assert transport.stats.datagrams_sent == 2
+        finally:
+            transport.close()
+            rx.close()
