@@ -208,9 +208,10 @@ class SentPacketHandler:
 
     def send_mode(self, now: float) -> SendMode:
         """What may be sent now (checked before every packet)."""
-        if self.is_amplification_limited():
-            return _MODE_NONE
-        tracked = len(self._spaces[0].packets) + len(self._spaces[1].packets) + len(self._spaces[2].packets)
+        if not self._peer_address_validated and self.bytes_sent >= AMPLIFICATION_FACTOR * self.bytes_received:
+            return _MODE_NONE  # RFC 9000 §8.1 (is_amplification_limited, inlined: runs per packet)
+        initial, handshake, application = self._spaces
+        tracked = len(initial.packets) + len(handshake.packets) + len(application.packets)
         if tracked >= MAX_TRACKED_SENT_PACKETS:
             return _MODE_NONE
         if self._probes_to_send > 0:
@@ -516,8 +517,12 @@ class SentPacketHandler:
         return best, best_space
 
     def _scaled_pto(self, include_max_ack_delay: bool) -> float:
-        pto = self.rtt.pto(include_max_ack_delay) * (1 << min(self.pto_count, 30))
-        return min(pto, MAX_PTO_DURATION)
+        pto = self.rtt.pto(include_max_ack_delay)
+        count = self.pto_count
+        if count:
+            # RFC 9002 §6.2.1: exponential backoff, truncated (RFC 8961 §4.4).
+            pto *= 1 << (count if count < 30 else 30)
+        return pto if pto < MAX_PTO_DURATION else MAX_PTO_DURATION
 
     def _has_outstanding_crypto(self) -> bool:
         return self._spaces[0].eliciting_outstanding > 0 or self._spaces[1].eliciting_outstanding > 0
@@ -719,6 +724,8 @@ class SentPacketHandler:
         if self.pto_count == 0 and initial.packets:
             first_sent = min(p.time_sent for p in initial.packets.values())
             self.rtt.update(max(MIN_RTT_AFTER_RETRY, now - first_sent), 0.0, now)
+            if self._first_rtt_sample_time is None:
+                self._first_rtt_sample_time = now
         for s in (initial, application):
             for p in s.packets.values():
                 if p.counted_in_flight:

@@ -76,7 +76,8 @@ class NewRenoSender:
 
     def bandwidth_estimate(self) -> float:
         """``cwnd / smoothed_rtt`` in bytes per second (the pacer's base rate)."""
-        return self._cwnd / max(self._rtt.smoothed_rtt, TIMER_GRANULARITY)
+        srtt = self._rtt.smoothed_rtt
+        return self._cwnd / (srtt if srtt > TIMER_GRANULARITY else TIMER_GRANULARITY)
 
     def in_slow_start(self) -> bool:
         return self._cwnd < self.ssthresh

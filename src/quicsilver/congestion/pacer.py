@@ -19,6 +19,7 @@ __all__ = ["MAX_BURST_SIZE_PACKETS", "MIN_PACING_DELAY", "PACING_GAIN", "Pacer"]
 MIN_PACING_DELAY = 0.001  # seconds; quic-go's MinPacingDelay
 MAX_BURST_SIZE_PACKETS = 10
 PACING_GAIN = 1.25  # RFC 9002 §7.7: N = 1.25
+_BURST_INTERVAL = MIN_PACING_DELAY + TIMER_GRANULARITY
 
 
 class Pacer:
@@ -44,15 +45,19 @@ class Pacer:
 
     def budget(self, now: float) -> int:
         """Bytes that may be sent at ``now`` without waiting."""
-        rate = self._rate()
-        max_burst = self._max_burst_size(rate)
-        if self._last_sent_time is None:
+        # Called for every packet (twice): written without helper calls or min/max builtins.
+        rate = PACING_GAIN * self._bandwidth()
+        max_burst = int(rate * _BURST_INTERVAL)
+        floor = MAX_BURST_SIZE_PACKETS * self.max_datagram_size
+        if max_burst < floor:
+            max_burst = floor
+        last = self._last_sent_time
+        if last is None:
             return max_burst
-        elapsed = now - self._last_sent_time
         budget = self._budget_at_last_sent
-        if elapsed > 0:
-            budget += int(rate * elapsed)
-        return min(max_burst, budget)
+        if now > last:
+            budget += int(rate * (now - last))
+        return budget if budget < max_burst else max_burst
 
     def sent_packet(self, now: float, size: int) -> None:
         """Take ``size`` bytes out of the bucket."""
