@@ -552,3 +552,76 @@ async def test_handshake_failures_surface_at_dial(server_tls: quic.TLSConfig) ->
         conn = await quic.dial_addr(url(listener), client_tls())
         await accept
         conn.close()
+
+
+class ReorderingProxy(asyncio.DatagramProtocol):
+    """A UDP relay for one client that holds back the client's Initial datagrams for ``delay`` seconds,
+    so 0-RTT packets sent right after them reach the server first."""
+
+    def __init__(self, server: tuple[str, int], delay: float) -> None:
+        self.server = server
+        self.delay = delay
+        self.client: Any = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.held = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        if addr[:2] == self.server:
+            self.transport.sendto(data, self.client)
+            return
+        self.client = addr
+        is_initial = data[0] & 0xB0 == 0x80  # long header, v1 type bits 00 (RFC 9000 §17.2)
+        if is_initial:
+            self.held += 1
+            asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, data, self.server)
+        else:
+            self.transport.sendto(data, self.server)
+
+
+async def test_0rtt_arriving_before_its_initial_is_buffered(server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(allow_0rtt=True)
+    async with (
+        asyncio.timeout(15),
+        await quic.listen_addr_early("127.0.0.1:0", server_tls, config) as listener,
+    ):
+        results: list[tuple[bytes, bool]] = []
+
+        async def server() -> None:
+            async for conn in listener:
+                stream = await conn.accept_stream()
+                data = await stream.read()
+                await conn.wait_handshake()
+                results.append((data, conn.connection_state().used_0rtt))
+                await stream.write(data)
+                await stream.close()
+
+        task = asyncio.create_task(server())
+        tls = client_tls(session_ticket_store=quic.MemorySessionTicketStore())
+        first = await quic.dial_addr(url(listener), tls)
+        stream = first.open_stream()
+        await stream.write(b"ticket please")
+        await stream.close()
+        assert await stream.read() == b"ticket please"
+        first.close()
+
+        loop = asyncio.get_running_loop()
+        proxy_transport, proxy = await loop.create_datagram_endpoint(
+            lambda: ReorderingProxy(("127.0.0.1", listener.local_addr[1]), 0.05), local_addr=("127.0.0.1", 0)
+        )
+        try:
+            proxy_port = proxy_transport.get_extra_info("sockname")[1]
+            second = await quic.dial_addr_early(f"127.0.0.1:{proxy_port}", tls)
+            stream = second.open_stream()
+            await stream.write(b"zero rtt")
+            await stream.close()
+            assert await stream.read() == b"zero rtt"
+            assert proxy.held >= 1
+            assert results[-1] == (b"zero rtt", True)
+            second.close()
+        finally:
+            proxy_transport.close()
+            task.cancel()
