@@ -178,7 +178,10 @@ def _bind_socket(addr: str | tuple[Any, ...]) -> socket.socket:
                 logger.debug("no IPv6 wildcard socket (%s); using 0.0.0.0", exc)
         host = "0.0.0.0"
     flags = socket.AI_NUMERICHOST if _is_ip_literal(host) else 0
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=flags)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=flags)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve host {host!r} in address {addr!r}: {exc}") from exc
     last: OSError | None = None
     for family, kind, proto, _, sockaddr in infos:
         sock = socket.socket(family, kind, proto)

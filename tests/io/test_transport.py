@@ -151,6 +151,10 @@ async def test_listen_addr_rejects_bad_input(server_tls: quic.TLSConfig) -> None
         await quic.listen_addr("127.0.0.1:99999", server_tls)
     with pytest.raises(ValueError, match="no port"):
         await quic.listen_addr("127.0.0.1", server_tls)
+    with pytest.raises(ValueError, match="cannot resolve"):
+        await quic.listen_addr("no-such-host.invalid:443", server_tls)
+    with pytest.raises(ValueError, match="cannot resolve"):
+        await quic.dial_addr("no-such-host.invalid:443", quic.TLSConfig(alpn=["TEST"], verify=False))
     with pytest.raises(quic.ConfigError, match="certificate"):
         await quic.listen_addr("127.0.0.1:0", quic.TLSConfig(alpn=["TEST"]))
     with pytest.raises(quic.ConfigError, match="tls_config"):
