@@ -212,7 +212,7 @@ def run_once(peer: Peer, scenario: str, opts: argparse.Namespace, certs: tuple[s
             client.kill()
             _, err = client.communicate()
             raise RuntimeError(f"idle client failed: {ready.strip()} {err.strip()[-600:]}")
-        result = json.loads(ready)
+        result: dict[str, Any] = json.loads(ready)
         result["server_rss_per_conn"] = (server.rss() - baseline) / opts.idle
         client.stdin.write("\n")
         client.stdin.flush()
