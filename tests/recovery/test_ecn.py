@@ -8,6 +8,11 @@ from quicsilver.protocol import ECN
 from tests.recovery.helpers import APP, INITIAL, MDS, ack, make_handler, send
 
 
+def state(h: SentPacketHandler) -> ECNState:
+    assert h.ecn is not None
+    return h.ecn.state
+
+
 def send_marked(h: SentPacketHandler, n: int, now: float) -> list[SentPacket]:
     return [send(h, now, ecn=h.ecn_marking()) for _ in range(n)]
 
@@ -22,11 +27,11 @@ def test_testing_then_unknown_then_capable() -> None:
     assert h.ecn_marking(INITIAL) == ECN.NOT_ECT
     pkts = send_marked(h, 10, 0.0)
     assert all(p.ecn == ECN.ECT0 for p in pkts)
-    assert h.ecn.state is ECNState.UNKNOWN
+    assert state(h) is ECNState.UNKNOWN
     assert h.ecn_marking() == ECN.NOT_ECT  # wait for validation
     r = h.received_ack(ack(span(pkts), ecn=(10, 0, 0)), APP, 0.1)
     assert not r.ecn_ce
-    assert h.ecn.state is ECNState.CAPABLE
+    assert state(h) is ECNState.CAPABLE
     assert h.ecn_marking() == ECN.ECT0
 
 
@@ -39,14 +44,14 @@ def test_capable_path_ce_is_congestion() -> None:
     r = h.received_ack(ack(span(more), ecn=(11, 0, 1)), APP, 0.3)
     assert r.ecn_ce
     assert h.congestion.congestion_window == cwnd // 2
-    assert h.ecn is not None and h.ecn.state is ECNState.CAPABLE
+    assert state(h) is ECNState.CAPABLE
 
 
 def test_missing_counts_fail_validation() -> None:
     h = make_handler()
     pkts = send_marked(h, 3, 0.0)
     h.received_ack(ack(span(pkts)), APP, 0.1)
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
     assert h.ecn_marking() == ECN.NOT_ECT
 
 
@@ -54,14 +59,14 @@ def test_more_marks_than_sent_fail_validation() -> None:
     h = make_handler()
     pkts = send_marked(h, 3, 0.0)
     h.received_ack(ack(span(pkts), ecn=(4, 0, 0)), APP, 0.1)
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
 
 
 def test_bleached_marks_fail_validation() -> None:
     h = make_handler()
     pkts = send_marked(h, 3, 0.0)
     h.received_ack(ack(span(pkts), ecn=(1, 0, 0)), APP, 0.1)  # 3 ECT(0) packets, 1 mark
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
 
 
 def test_decreasing_counts_fail_validation() -> None:
@@ -70,7 +75,7 @@ def test_decreasing_counts_fail_validation() -> None:
     h.received_ack(ack(span(a), ecn=(2, 0, 0)), APP, 0.1)
     b = send_marked(h, 1, 0.2)
     h.received_ack(ack((a[0].pn, b[0].pn), ecn=(1, 0, 0)), APP, 0.3)
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
 
 
 def test_all_testing_packets_lost_fails_validation() -> None:
@@ -80,7 +85,7 @@ def test_all_testing_packets_lost_fails_validation() -> None:
     later = [send(h, 1.5) for _ in range(3)]
     r = h.received_ack(ack(span(later)), APP, 1.6)
     assert len(r.lost) == 10
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
     assert testing[0].ecn == ECN.ECT0
 
 
@@ -90,7 +95,7 @@ def test_all_ce_mangling_fails_validation() -> None:
     cwnd = h.congestion.congestion_window
     r = h.received_ack(ack(span(pkts), ecn=(0, 0, 10)), APP, 0.1)
     assert not r.ecn_ce  # CE before validation is not trusted
-    assert h.ecn is not None and h.ecn.state is ECNState.FAILED
+    assert state(h) is ECNState.FAILED
     assert h.congestion.congestion_window >= cwnd
 
 

@@ -120,10 +120,10 @@ def test_random_operations_keep_accounting_consistent(perspective: Perspective, 
         elif kind == "confirm":
             h.set_handshake_confirmed(now)
         elif kind == "probe":
-            p = h.queue_probe_packet(o[1])
-            if p is not None:
-                assert p.ack_eliciting and id(p) not in seen
-                seen.add(id(p))
+            probe = h.queue_probe_packet(o[1])
+            if probe is not None:
+                assert probe.ack_eliciting and id(probe) not in seen
+                seen.add(id(probe))
         elif kind == "received_bytes":
             h.received_bytes(o[1], now)
         check(h)

@@ -8,18 +8,24 @@ from typing import Any
 
 import pytest
 
-from quicsilver.ackhandler import SendMode
+from quicsilver.ackhandler import SendMode, SentPacket, SentPacketHandler
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import Perspective
 from quicsilver.qlog.tracer import ConnectionTracer
 from tests.recovery.helpers import APP, HANDSHAKE, INITIAL, MDS, ack, make_handler, send
 
 
-def rtt_sample(h, t0: float = 0.0, rtt: float = 0.1):  # type: ignore[no-untyped-def]
+def rtt_sample(h: SentPacketHandler, t0: float = 0.0, rtt: float = 0.1) -> SentPacket:
     """One packet and its ACK: smoothed_rtt = latest_rtt = rtt, rttvar = rtt / 2."""
     p = send(h, t0)
     h.received_ack(ack((p.pn, p.pn)), APP, t0 + rtt)
     return p
+
+
+def alarm_of(h: SentPacketHandler) -> float:
+    alarm = h.loss_detection_timeout()
+    assert alarm is not None
+    return alarm
 
 
 def test_ack_of_unsent_packet_is_protocol_violation() -> None:
@@ -93,14 +99,14 @@ def test_packet_and_time_threshold_loss() -> None:
     latest = 1.1 - 1.03
     srtt = 0.875 * 0.1 + 0.125 * latest
     loss_delay = 9 / 8 * max(latest, srtt)
-    alarm = h.loss_detection_timeout()
+    alarm = alarm_of(h)
     assert alarm == pytest.approx(1.01 + loss_delay)
     assert h.on_loss_detection_timeout(alarm - 1e-6).lost == []  # early: nothing
     res = h.on_loss_detection_timeout(alarm)
     assert [p.pn for p in res.lost] == [pkts[1].pn]
     assert res.probe_space is None
     assert h.loss_detection_timeout() == pytest.approx(1.02 + loss_delay)
-    res = h.on_loss_detection_timeout(h.loss_detection_timeout())  # type: ignore[arg-type]
+    res = h.on_loss_detection_timeout(alarm_of(h))
     assert [p.pn for p in res.lost] == [pkts[2].pn]
     # Only the unacknowledged packet above the largest acknowledged remains: PTO armed for it.
     assert [p.pn for p in h.outstanding(APP)] == [pkts[4].pn]
@@ -338,8 +344,6 @@ def test_send_mode_congestion_and_pacing_limits() -> None:
 def test_reused_packet_number_rejected() -> None:
     h = make_handler()
     p = send(h, 0.0)
-    from quicsilver.ackhandler import SentPacket
-
     with pytest.raises(ValueError):
         h.sent_packet(SentPacket(p.pn, APP, 0.1, 100, True, True, []))
 
@@ -373,7 +377,7 @@ def test_tracer_hooks() -> None:
     h.received_ack(ack((pkts[3].pn, pkts[3].pn)), APP, 1.1)
     assert ("lost", "1RTT", pkts[0].pn, "reordering_threshold") in tracer.events
     assert any(e[:3] == ("set_timer", "ack", "1RTT") for e in tracer.events)
-    h.on_loss_detection_timeout(h.loss_detection_timeout())  # type: ignore[arg-type]
+    h.on_loss_detection_timeout(alarm_of(h))
     assert ("expired", "ack", "1RTT") in tracer.events
     assert ("lost", "1RTT", pkts[1].pn, "time_threshold") in tracer.events
 

@@ -80,6 +80,7 @@ class Sim:
                 break
             if mode not in (SendMode.ANY, SendMode.PTO_APPLICATION):
                 break
+            frames: list[Any]
             if self.pending:
                 frames = [self.pending.popleft()]
             elif mode == SendMode.PTO_APPLICATION:
