@@ -95,7 +95,7 @@ def test_handshake_timeout_fires_at_handshake_idle_timeout() -> None:
 
 
 def test_idle_timeout_fires_at_the_negotiated_value() -> None:
-    cfg = Config(max_idle_timeout=3.0)
+    cfg = Config(max_idle_timeout=3.0, disable_path_mtu_discovery=True)
     sim = confirmed_sim(config=cfg, server_config=Config(max_idle_timeout=5.0))
     start = sim.now
     sim.to_server.black_holes.append((start, INF))
@@ -523,3 +523,40 @@ def test_new_path_is_amplification_limited_until_validated() -> None:
     path = sim.server._path
     assert path.migrations == 1
     assert path.bytes_sent - start_sent <= 3 * path.bytes_received
+
+
+# -- path MTU discovery (RFC 9000 §14.3, RFC 8899) ---------------------------------------------
+
+
+def test_pmtud_finds_the_path_mtu() -> None:
+    payload = random.Random(12).randbytes(1_000_000)
+    sim = TransferSim(payload, to_server=Link(mtu=1400), to_client=Link(mtu=1400))
+    assert sim.run_until(sim.done, max_time=60)
+    assert sim.digest_ok()
+    # A probe every 5 RTTs (100 ms here): the search needs a few of them, then it is done.
+    assert sim.run_until(lambda: sim.client._pmtud.done and sim.server._pmtud.done, max_time=sim.now + 20)
+    for conn in (sim.client, sim.server):
+        size = conn._max_datagram_size
+        # Binary search between 1280 and 1452 ends within 20 bytes below the path MTU.
+        assert 1400 - 20 <= size <= 1400, size
+
+
+def test_pmtud_reaches_the_cap_and_recovers_when_the_path_shrinks() -> None:
+    payload = random.Random(13).randbytes(3_000_000)
+    sim = TransferSim(payload)
+    sim.paused = True
+    assert sim.run_until(lambda: sim.client._pmtud.done, max_time=30)
+    assert 1432 <= sim.client._max_datagram_size <= 1452
+    # The path shrinks under the discovered size: full-size packets vanish (a black hole).
+    sim.to_server.mtu = 1300
+    sim.to_client.mtu = 1300
+    sim.paused = False
+    assert sim.run_until(sim.done, max_time=120)
+    assert sim.digest_ok()
+    assert sim.client._pmtud.resets >= 1 and sim.client._max_datagram_size <= 1300
+
+
+def test_pmtud_disabled() -> None:
+    sim = confirmed_sim(config=Config(disable_path_mtu_discovery=True))
+    sim.run_until(lambda: False, max_time=sim.now + 5)
+    assert sim.client._max_datagram_size == 1280

@@ -20,8 +20,11 @@ class TransferSim(Sim):
         self.stream_id: int | None = None
         self.received = bytearray()
         self.fin = False
+        self.paused = False  # tests hold the writer back to shape the scenario
 
     def pump_writer(self) -> None:
+        if self.paused:
+            return
         if self.stream_id is None:
             if not self.client._handshake_complete:
                 return

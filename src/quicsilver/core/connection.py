@@ -276,6 +276,7 @@ class QuicConnection(MigrationMixin):
                 if self._is_client and not self._handshake_confirmed and self._handshake_complete:
                     # RFC 9001 §4.1.2: an acknowledged 1-RTT packet confirms the handshake.
                     self._confirm_handshake(now)
+                self._on_mtu_packet_acked(sent, now)
             for f in sent.frames:
                 kind = type(f)
                 if kind is CryptoFrame:
@@ -354,6 +355,8 @@ class QuicConnection(MigrationMixin):
         """Datagrams to send now, each with its destination; consecutive ones of equal size can be
         batched with GSO."""
         state = self._state
+        if now > self._last_now:
+            self._last_now = now
         if state is ConnState.CLOSING:
             return self._close_datagrams()
         if state is not ConnState.ACTIVE or self._peer_addr is None:
@@ -408,6 +411,10 @@ class QuicConnection(MigrationMixin):
                 self._consume_probe(probe_level)
                 return self._finish_datagram(packed, now)
             send_data = mode == SendMode.ANY
+            if send_data and self._handshake_confirmed:
+                probe = self._maybe_send_mtu_probe(now)
+                if probe is not None:
+                    return probe
             if mode == SendMode.PACING_LIMITED and self._packer.has_pending_data():
                 # RFC 9002 §7.7: wait for the pacer; ACKs may still go now.
                 self._pacing_at = max(self._sph.time_until_send(now), now + 1e-6)

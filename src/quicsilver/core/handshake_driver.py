@@ -283,7 +283,9 @@ class HandshakeDriver(Lifecycle):
         self._sph.peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
-        self._max_datagram_size = min(self._config.initial_packet_size, params.max_udp_payload_size)
+        if params.max_udp_payload_size < self._max_datagram_size:
+            self._set_max_datagram_size(params.max_udp_payload_size)
+        self._set_peer_max_udp_payload(params.max_udp_payload_size)
         self._datagrams.set_max_payload_size(self._max_datagram_size - SHORT_HEADER_OVERHEAD)
         if self._config.enable_datagrams:
             self._datagrams.set_peer_max_frame_size(params.max_datagram_frame_size)
@@ -345,6 +347,7 @@ class HandshakeDriver(Lifecycle):
         self._discard_space(PacketNumberSpace.INITIAL)
         self._discard_space(PacketNumberSpace.HANDSHAKE)
         self._unpacker.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        self._start_mtu_discovery(now)
         if not self._is_client:
             self._conn_ids_ours.drop_initial_client_dcid()
         self._flush_cid_frames()
@@ -368,6 +371,16 @@ class HandshakeDriver(Lifecycle):
     def _on_packet_processed(self, pkt: UnpackedPacket, now: float) -> None:
         self._last_received = now
         self._first_eliciting_after_receive = None
+
+    def _set_max_datagram_size(self, size: int) -> None:
+        """Overridden by the path mixin (congestion controller and datagram queue follow)."""
+        self._max_datagram_size = size
+
+    def _set_peer_max_udp_payload(self, size: int) -> None:
+        """Overridden by the path mixin (bounds the path MTU search)."""
+
+    def _start_mtu_discovery(self, now: float) -> None:
+        """Overridden by the path mixin."""
 
     def _send_levels(self) -> tuple[EncryptionLevel, ...]:
         packer = self._packer

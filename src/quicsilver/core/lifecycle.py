@@ -131,6 +131,12 @@ class Lifecycle(ConnectionBase):
     def _on_path_timer(self, now: float) -> None:
         """Overridden by the migration mixin (path validation timeouts)."""
 
+    def _on_mtu_packet_lost(self, packet: SentPacket, now: float) -> None:
+        """Overridden by the migration mixin (path MTU discovery)."""
+
+    def _on_repeated_pto(self, now: float) -> None:
+        """Overridden by the migration mixin (a PMTU black hole is suspected)."""
+
     def _path_timer(self) -> float | None:
         """Overridden by the migration mixin."""
         return None
@@ -190,11 +196,16 @@ class Lifecycle(ConnectionBase):
         if not self._packer.can_send(level):
             return
         self._probes[level] = count
+        if space == PacketNumberSpace.APPLICATION and self._sph.pto_count >= 2:
+            self._on_repeated_pto(self._last_now)
         pstate = self._spaces[space]
         # RFC 9002 §6.2.4: probes carry data the peer has not acknowledged yet, if there is some.
         if not pstate.crypto.queue_probe():
             oldest = self._sph.queue_probe_packet(space)
             if oldest is not None:
+                if oldest.is_mtu_probe:
+                    # Taken out of flight unanswered: for the MTU search it is a lost probe.
+                    self._on_mtu_packet_lost(oldest, self._last_now)
                 self._requeue_frames(oldest, crypto_too=True)
 
     def _next_probe_level(self) -> EncryptionLevel | None:
@@ -240,6 +251,8 @@ class Lifecycle(ConnectionBase):
         for packet in lost:
             if tracer is not None:
                 tracer.lost_packet(_packet_type_name(packet), packet.pn, "loss_detection")
+            if packet.space is PacketNumberSpace.APPLICATION:
+                self._on_mtu_packet_lost(packet, now)
             self._requeue_frames(packet, crypto_too=True)
 
     def _requeue_frames(self, packet: SentPacket, crypto_too: bool) -> None:
