@@ -193,3 +193,68 @@ def test_parsers_raise_only_transport_errors(parser: object, data: bytes) -> Non
         parser(data)  # type: ignore[operator]
     except TransportError as exc:
         assert 0x100 <= exc.code <= 0x1FF and exc.code != INTERNAL_ERROR
+
+
+@cache
+def resumption_hello() -> tuple[bytes, float]:
+    """A ClientHello offering a ticket and 0-RTT to the server of ``configs()``."""
+    from quicsilver.handshake.tls import MemorySessionTicketStore
+
+    _, server_config = configs()
+    store = MemorySessionTicketStore()
+    first_config = TLSConfig(alpn=ALPN, verify=False, session_ticket_store=store)
+    client = TLSEngine(
+        first_config, is_client=True, transport_parameters=b"c", server_name="localhost", now=0.0
+    )
+    server = TLSEngine(server_config, is_client=False, transport_parameters=b"s", now=0.0, early_data=True)
+    client.start()
+    pending = [(client, server)]
+    while pending:
+        src, dst = pending.pop()
+        for write in writes(src):
+            dst.handle_message(write.data, write.level)
+            pending.append((dst, src))
+    server.send_session_ticket(0.0)
+    for write in writes(server):
+        client.handle_message(write.data, write.level)
+    assert len(store) == 1
+    resuming = TLSEngine(
+        first_config,
+        is_client=True,
+        transport_parameters=b"c",
+        server_name="localhost",
+        now=1.0,
+        early_data=True,
+    )
+    resuming.start()
+    hello = writes(resuming)[0].data
+    parsed = parse_untrusted_client_hello(hello[4:])
+    assert parsed.psk_identities and parsed.early_data  # the fuzzed paths: tickets, binders, 0-RTT
+    return hello, 1.0
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_resumption_client_hello(data: st.DataObject) -> None:
+    hello, now = resumption_hello()
+    message = data.draw(mutated(hello))
+    _, server_config = configs()
+    server = TLSEngine(server_config, is_client=False, transport_parameters=b"s", now=now, early_data=True)
+    assert_clean_failure(lambda: server.handle_message(message, L.INITIAL, now))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_new_session_ticket(data: st.DataObject) -> None:
+    client, server = new_pair()
+    client.start()
+    server.handle_message(writes(client)[0].data, L.INITIAL)
+    for write in writes(server):
+        client.handle_message(write.data, write.level)
+    for write in writes(client):
+        server.handle_message(write.data, write.level)
+    writes(server)
+    assert server.send_session_ticket(0.0)
+    ticket = writes(server)[0].data
+    message = data.draw(mutated(ticket))
+    assert_clean_failure(lambda: client.handle_message(message, L.ONE_RTT))
