@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from quicsilver.ackhandler import SendMode, SentPacket, SentPacketHandler
+from quicsilver.congestion import NewRenoSender
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import Perspective
 from quicsilver.qlog.tracer import ConnectionTracer
@@ -391,3 +392,24 @@ def test_ack_only_history_is_bounded() -> None:
     r = h.received_ack(ack((p.pn - 10, p.pn)), APP, 1.1)
     assert len(r.acked) == 11
     assert r.ignore_below == 1000 - 1 + 1
+
+
+def test_reset_path_gives_fresh_rtt_and_congestion_state() -> None:
+    h = make_handler()
+    rtt_sample(h, rtt=0.02)
+    old = h.congestion
+    pkts = [send(h, 1.0) for _ in range(5)]
+    h.received_ack(ack((pkts[4].pn, pkts[4].pn)), APP, 1.02)
+    assert h.packets_lost == 2 and h.bytes_lost == 2 * MDS
+    assert old.congestion_window == 16 * MDS
+    new = NewRenoSender(h.rtt, MDS)
+    h.reset_path(new, 2.0)
+    assert h.congestion is new and new.congestion_window == 32 * MDS
+    assert not h.rtt.has_measurement
+    # The packets still in flight stay tracked; the pending loss timer fires as before.
+    assert h.bytes_in_flight == 2 * MDS
+    assert alarm_of(h) == pytest.approx(1.0 + 9 / 8 * 0.02)
+    res = h.on_loss_detection_timeout(2.0)
+    assert res.lost == pkts[2:4]
+    assert h.bytes_in_flight == 0
+    assert h.loss_detection_timeout() is None

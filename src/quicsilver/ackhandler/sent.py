@@ -119,6 +119,9 @@ class SentPacketHandler:
         self.packets_in_flight = 0
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: Packets declared lost (any kind) and in-flight bytes lost to congestion, for stats.
+        self.packets_lost = 0
+        self.bytes_lost = 0
         #: Scales the ACK Delay field of the peer's ACK frames (its ack_delay_exponent transport parameter).
         self.peer_ack_delay_exponent = ACK_DELAY_EXPONENT
         self.handshake_confirmed = False
@@ -491,6 +494,8 @@ class SentPacketHandler:
                 s.eliciting_outstanding -= 1
             if ecn is not None:
                 ecn.lost_packet(p.pn)
+        self.packets_lost += len(lost)
+        self.bytes_lost += lost_bytes
         if largest_lost >= 0:
             self.congestion.on_congestion_event(largest_lost, lost_bytes, prior_in_flight, now)
         if (
@@ -737,6 +742,20 @@ class SentPacketHandler:
         self._probes_to_send = 0
         self._set_loss_detection_timer(now)
         return [p for p in void if p.ack_eliciting]
+
+    def reset_path(self, congestion: SendAlgorithm, now: float | None = None) -> None:
+        """The connection moved to a new path (RFC 9000 §9.4): "reset the congestion controller and
+        round-trip time estimator". Packets in flight stay tracked (their ACKs may still arrive)."""
+        if now is not None:
+            self._last_now = now
+        self.rtt.reset()
+        self.congestion = congestion
+        self.pto_count = 0
+        # Persistent congestion needs an RTT sample on the new path first (RFC 9002 §7.6.2).
+        self._first_rtt_sample_time = None
+        for s in self._spaces:
+            s.pc_first_time = None
+        self._set_loss_detection_timer(self._last_now)
 
     def _forget(self, s: SpaceHistory, p: SentPacket) -> None:
         if p.counted_in_flight:
