@@ -115,6 +115,8 @@ class Connection:
         self._waiting_for_room = False
         self.datagrams_sent = 0
         """Datagrams this connection handed to the Transport."""
+        self.datagrams_received = 0
+        self.bytes_received = 0
         self.on_handshake_completed: Callable[[Connection], None] | None = None
         """Set by the server: called once when the handshake completes (the accept queue)."""
         self.on_closed: Callable[[Connection], None] | None = None
@@ -150,6 +152,8 @@ class Connection:
         if self._error is not None:
             return
         self._pktinfo = pktinfo
+        self.datagrams_received += 1
+        self.bytes_received += len(data)
         try:
             self._core.receive_datagram(data, addr, now, ecn)
         except Exception as exc:
@@ -563,6 +567,8 @@ class Connection:
         """The core's counters (RTT, cwnd, bytes and packets sent / received / lost), and ours."""
         stats: dict[str, Any] = dict(self._core.stats())
         stats["datagrams_queued"] = self.datagrams_sent
+        stats["datagrams_received"] = self.datagrams_received
+        stats["bytes_received"] = self.bytes_received
         return stats
 
     async def __aenter__(self) -> Connection:

@@ -111,6 +111,7 @@ async def test_handshake_and_echo(echo_listener: quic.Listener) -> None:
         assert await roundtrip(conn, payload) == payload
         stats = conn.stats()
         assert stats["smoothed_rtt"] is not None and stats["bytes_sent"] > 200_000
+        assert stats["bytes_received"] > 200_000 and stats["datagrams_received"] > 100
         conn.close()
         await conn.wait_closed()
 
