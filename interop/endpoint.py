@@ -69,6 +69,8 @@ def plan(
             args.append("--retry")
         if testcase == "zerortt":
             args.append("--0rtt")
+        if testcase == "v2":
+            args += ["--quic-versions", "v2,v1"]  # prefer v2: upgrade v1 clients that offer it (RFC 9368)
         return [args]
     if role != "client" or testcase not in CLIENT_CASES or not requests:
         return None

@@ -33,6 +33,9 @@ def test_server_cases() -> None:
     ]
     assert endpoint.plan("server", "retry", [])[0][-1] == "--retry"
     assert endpoint.plan("server", "zerortt", [])[0][-1] == "--0rtt"
+    assert endpoint.plan("server", "v2", [])[0][-2:] == ["--quic-versions", "v2,v1"]
+    (v2_client,) = endpoint.plan("client", "v2", ["https://server4:443/a"])
+    assert v2_client[v2_client.index("--quic-versions") + 1] == "v1,v2"
 
 
 def test_client_cases() -> None:
