@@ -53,6 +53,7 @@ class ConnectionState:
     used_0rtt: bool
     smoothed_rtt: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    """The core's ``stats()`` at the time of the call: further facts, by name."""
 
 
 def _wake(waiters: list[asyncio.Future[None]]) -> None:
@@ -561,6 +562,7 @@ class Connection:
             session_resumed=info.session_resumed if info is not None else False,
             used_0rtt=info.early_data_accepted if info is not None else False,
             smoothed_rtt=stats.get("smoothed_rtt"),
+            extra=stats,  # whatever else the core reports (cipher suite, group, ...)
         )
 
     def stats(self) -> dict[str, Any]:
