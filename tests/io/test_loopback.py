@@ -626,3 +626,26 @@ async def test_0rtt_arriving_before_its_initial_is_buffered(server_tls: quic.TLS
         finally:
             proxy_transport.close()
             task.cancel()
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+async def test_dual_stack_wildcard_listener(server_tls: quic.TLSConfig) -> None:
+    # ":port" binds the dual-stack wildcard (as Go's "udp"): IPv4 peers arrive v4-mapped, and replies
+    # leave from the address they were sent to (IPV6_PKTINFO / IP_PKTINFO)
+    async with (
+        asyncio.timeout(15),
+        await quic.listen_addr(":0", server_tls, verify_source_address=lambda addr: True) as listener,
+    ):
+        assert listener.transport.packet_conn.caps.pktinfo
+        port = listener.local_addr[1]
+        for host in ("127.0.0.1", "::1"):
+            accept = asyncio.create_task(listener.accept())
+            conn = await quic.dial_addr(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", client_tls())
+            server_conn = await accept
+            assert host in str(server_conn.remote_addr[0])
+            stream = conn.open_stream()
+            await stream.write(b"hi")
+            await stream.close()
+            assert await (await server_conn.accept_stream()).read() == b"hi"
+            conn.close()
+        assert listener.stats().retries_sent >= 2  # Retry tokens validated for both families
