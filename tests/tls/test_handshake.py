@@ -434,3 +434,23 @@ def test_server_name_in_sni_is_an_a_label_without_trailing_dot(server_configs: d
         hello = client.next_event()
         assert isinstance(hello, WriteData)
         assert parse_untrusted_client_hello(hello.data[4:]).server_name == sent
+
+
+def test_certfile_without_key_asks_for_keyfile(tmp_path: pytest.TempPathFactory, ca: CA) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key = ca.issue(["localhost"])
+    cert_path = tmp_path / "cert.pem"  # type: ignore[operator]
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ConfigError) as info:
+        TLSConfig(alpn=ALPN, certfile=cert_path)
+    assert info.value.field == "keyfile" and "keyfile=" in str(info.value)
+    # A combined PEM (certificate and key in one file) needs no keyfile.
+    both = tmp_path / "both.pem"  # type: ignore[operator]
+    both.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    assert TLSConfig(alpn=ALPN, certfile=both).private_key is not None

@@ -159,9 +159,14 @@ class TLSConfig:
         password: bytes | None = None,
     ) -> None:
         """Loads our PEM chain (leaf first) and its key; ConfigError if unreadable or mismatched."""
-        chain = load_pem_certificates(_read(certfile, "certfile"), "certfile")
-        key_data = _read(keyfile, "keyfile") if keyfile is not None else _read(certfile, "certfile")
-        key = load_private_key(key_data, password, "keyfile" if keyfile is not None else "certfile")
+        cert_data = _read(certfile, "certfile")
+        chain = load_pem_certificates(cert_data, "certfile")
+        if keyfile is None:
+            if b"PRIVATE KEY-----" not in cert_data:
+                raise ConfigError("keyfile", f"{os.fspath(certfile)!r} holds no private key: pass keyfile=")
+            key = load_private_key(cert_data, password, "certfile")
+        else:
+            key = load_private_key(_read(keyfile, "keyfile"), password, "keyfile")
         self.set_certificate(chain, key)
 
     def set_certificate(self, chain: Sequence[x509.Certificate], key: PrivateKey) -> None:
