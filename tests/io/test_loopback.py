@@ -649,3 +649,27 @@ async def test_dual_stack_wildcard_listener(server_tls: quic.TLSConfig) -> None:
             assert await (await server_conn.accept_stream()).read() == b"hi"
             conn.close()
         assert listener.stats().retries_sent >= 2  # Retry tokens validated for both families
+
+
+async def test_write_backpressure(server_tls: quic.TLSConfig) -> None:
+    # a reader that does not read: flow control stops the sender, and write() waits instead of
+    # buffering without bound (DESIGN.md §4, unlike aioquic)
+    config = quic.Config(initial_stream_receive_window=64 * 1024, max_stream_receive_window=64 * 1024)
+    async with asyncio.timeout(30), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await accept
+        stream = conn.open_stream()
+        payload = os.urandom(3_000_000)
+
+        async def send() -> None:
+            await stream.write(payload)
+            await stream.close()
+
+        writer = asyncio.create_task(send())
+        peer = await server_conn.accept_stream()
+        await asyncio.sleep(0.5)
+        assert not writer.done()  # blocked: the peer's window and our send buffer are full
+        assert await peer.read() == payload
+        await writer
+        conn.close()
