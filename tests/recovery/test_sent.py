@@ -413,3 +413,23 @@ def test_reset_path_gives_fresh_rtt_and_congestion_state() -> None:
     assert res.lost == pkts[2:4]
     assert h.bytes_in_flight == 0
     assert h.loss_detection_timeout() is None
+
+
+def test_too_many_tracked_packets_stops_sending() -> None:
+    from quicsilver.ackhandler.sent import MAX_TRACKED_SENT_PACKETS
+
+    h = make_handler()
+    for i in range(MAX_TRACKED_SENT_PACKETS - 1):
+        send(h, i * 1e-6)
+    assert h.send_mode(1.0) == SendMode.ACK_ONLY  # the window is long full
+    send(h, 1.0)
+    assert h.send_mode(1.0) == SendMode.NONE  # not even ACKs or probes: quic-go's MaxTrackedSentPackets
+
+
+def test_peer_ack_delay_exponent() -> None:
+    h = make_handler()
+    h.peer_ack_delay_exponent = 0
+    rtt_sample(h)
+    p = send(h, 2.0)
+    h.received_ack(ack((p.pn, p.pn), delay=10_000), APP, 2.2)  # 10 ms at exponent 0
+    assert h.rtt.smoothed_rtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.19)
