@@ -277,8 +277,12 @@ def write_chart(results: dict[str, Any], impls: list[str], path: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 4))
-    for ax, metric in zip(axes, METRICS, strict=True):
+    columns = (len(METRICS) + 1) // 2
+    fig, grid = plt.subplots(2, columns, figsize=(3.2 * columns, 7))
+    axes = list(grid.flat)
+    for spare in axes[len(METRICS) :]:
+        spare.set_visible(False)
+    for ax, metric in zip(axes, METRICS, strict=False):
         values = [metric_value(results, i, metric) or 0.0 for i in impls]
         ax.bar(impls, values, color=["#c0392b" if i == "quicsilver" else "#7f8c8d" for i in impls])
         ax.set_title(f"{metric.label}\n[{metric.unit}]", fontsize=8)
