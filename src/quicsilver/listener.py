@@ -45,7 +45,7 @@ class Listener:
 
     def stats(self) -> TransportStats:
         """The Transport's counters (drops for DoS prevention, Retries, refusals, ...)."""
-        return self._server.transport.stats
+        return self._server.transport.counters
 
     async def accept(self) -> Connection:
         """The next connection; ServerClosedError after ``close()`` once the queue is drained.

@@ -119,7 +119,7 @@ class Server:
     ) -> None:
         """Enqueue a packet for an unknown connection ID; drop it (traced) when the queue is full."""
         if len(self._queue) >= RECEIVE_QUEUE_SIZE:
-            self.transport.stats.dropped_dos += 1
+            self.transport.counters.dropped_dos += 1
             tracer = self.transport.tracer
             if tracer is not None:
                 tracer.dropped_packet(addr, "long", len(data), DropReason.DOS_PREVENTION)
@@ -148,7 +148,7 @@ class Server:
     # --- drop rules, VN, tokens, Retry -------------------------------------------------------------
 
     def _drop(self, addr: Address, packet_type: str, size: int, reason: str) -> None:
-        self.transport.stats.dropped_unroutable += 1
+        self.transport.counters.dropped_unroutable += 1
         tracer = self.transport.tracer
         if tracer is not None:
             tracer.dropped_packet(addr, packet_type, size, reason)
@@ -262,7 +262,7 @@ class Server:
         if is_reserved_version(grease):
             versions.append(grease)
         packet = build_version_negotiation(header.scid, header.dcid, versions)
-        self.transport.stats.version_negotiations_sent += 1
+        self.transport.counters.version_negotiations_sent += 1
         tracer = self.transport.tracer
         if tracer is not None:
             tracer.sent_version_negotiation_packet(addr, header.scid, header.dcid, versions)
@@ -275,7 +275,7 @@ class Server:
         token = self._tokens.seal_token(Token.for_retry(addr, header.dcid, retry_scid, version, time.time()))
         packet = build_retry_without_tag(version, header.scid, retry_scid, token)
         packet += retry_integrity_tag(version, retry_pseudo_packet(header.dcid, packet))
-        self.transport.stats.retries_sent += 1
+        self.transport.counters.retries_sent += 1
         tracer = self.transport.tracer
         if tracer is not None:
             tracer.sent_packet(addr, "retry", len(packet), None)
@@ -301,7 +301,7 @@ class Server:
             buf, version, PacketType.INITIAL, header.scid, header.dcid, b"", length, 0, pn_len
         )
         packet = protect_packet(seal, buf, pn_offset, pn_len, 0, payload)
-        self.transport.stats.refused += 1
+        self.transport.counters.refused += 1
         tracer = self.transport.tracer
         if tracer is not None:
             tracer.sent_packet(addr, "initial", len(packet), [f"connection_close({code:#x})"])
@@ -424,7 +424,7 @@ class Server:
             return
         if len(self._accept_queue) >= ACCEPT_QUEUE_SIZE:
             # DESIGN.md §6: the handshake has completed; refuse it now that nobody can take it.
-            self.transport.stats.refused += 1
+            self.transport.counters.refused += 1
             conn.close_with_transport_error(TransportErrorCode.CONNECTION_REFUSED, "accept queue full")
             return
         self._accept_queue.append(conn)

@@ -263,7 +263,8 @@ class Transport:
         self.disable_version_negotiation_packets = disable_version_negotiation_packets
         self.tracer = tracer
         self.single_use = _single_use
-        self.stats = TransportStats()
+        self.counters = TransportStats()
+        """Live counters (also returned by :meth:`stats`)."""
         self._handlers: dict[bytes, PacketHandler] = {}
         self._connections: set[Connection] = set()
         self._server: Server | None = None
@@ -283,6 +284,10 @@ class Transport:
     def local_addr(self) -> Address:
         """The bound address, as the kernel reports it."""
         return self._pconn.local_addr
+
+    def stats(self) -> TransportStats:
+        """Counters of datagrams that reached no connection, and why (DoS drops, Retries, resets...)."""
+        return self.counters
 
     @property
     def packet_conn(self) -> PacketConn:
@@ -453,7 +458,7 @@ class Transport:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        self.stats.datagrams_received += len(batch)
+        self.counters.datagrams_received += len(batch)
         handlers = self._handlers
         dirty = self._dirty
         cid_len = self.connection_id_length
@@ -496,7 +501,7 @@ class Transport:
         self.flush_sends()
 
     def _drop(self, addr: Address, packet_type: str, size: int, reason: str) -> None:
-        self.stats.dropped_unroutable += 1
+        self.counters.dropped_unroutable += 1
         if self.tracer is not None:
             self.tracer.dropped_packet(addr, packet_type, size, reason)
 
@@ -522,7 +527,7 @@ class Transport:
         body = bytearray(os.urandom(length - STATELESS_RESET_TOKEN_LENGTH))
         body[0] = 0x40 | (body[0] & 0x3F)
         body += token
-        self.stats.stateless_resets_sent += 1
+        self.counters.stateless_resets_sent += 1
         if self.tracer is not None:
             self.tracer.sent_packet(addr, "stateless_reset", len(body), None)
         self.enqueue([(bytes(body), addr, 0, pktinfo)])
@@ -564,7 +569,7 @@ class Transport:
             return
         before = len(queue)
         done = self._pconn.write_batch(queue)
-        self.stats.datagrams_sent += before - len(queue)
+        self.counters.datagrams_sent += before - len(queue)
         if not done:
             self._writing = True
             self.loop.add_writer(self._pconn.fileno(), self._on_writable)
@@ -573,7 +578,7 @@ class Transport:
         queue = self._send_queue
         before = len(queue)
         done = self._pconn.write_batch(queue)
-        self.stats.datagrams_sent += before - len(queue)
+        self.counters.datagrams_sent += before - len(queue)
         if not done:
             return
         self._writing = False

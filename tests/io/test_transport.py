@@ -192,13 +192,13 @@ async def test_stateless_reset_for_unknown_short_header() -> None:
             assert reset[-16:] == stateless_reset_token(key, dcid)
             # §10.3.3: smaller than the packet that triggered it; at least 21 bytes.
             assert 21 <= len(reset) < len(packet)
-            assert transport.stats.stateless_resets_sent == 1
+            assert transport.stats().stateless_resets_sent == 1
             assert ("stateless_reset", len(reset)) in tracer.sent
 
             # 42 bytes or less: no reset (a reset of a reset would have to be smaller still).
             peer.send(bytes([0x41]) + dcid + os.urandom(37), transport.local_addr)
             assert await peer.recv(0.2) is None
-            assert transport.stats.stateless_resets_sent == 1
+            assert transport.stats().stateless_resets_sent == 1
         finally:
             peer.close()
 
@@ -211,7 +211,7 @@ async def test_stateless_resets_are_rate_limited() -> None:
             for _ in range(300):
                 peer.send(bytes([0x41]) + os.urandom(99), transport.local_addr)
             await asyncio.sleep(0.3)
-            assert 64 <= transport.stats.stateless_resets_sent <= 64 + 30  # bucket + 0.3 s of refill
+            assert 64 <= transport.stats().stateless_resets_sent <= 64 + 30  # bucket + 0.3 s of refill
         finally:
             peer.close()
 
@@ -440,7 +440,7 @@ async def test_send_queue_waits_for_writable_socket() -> None:
             assert await rx.recv() == b"a"
             assert await rx.recv() == b"b"
             assert waiter.woken == 1 and not transport._send_queue
-            assert transport.stats.datagrams_sent == 2
+            assert transport.stats().datagrams_sent == 2
         finally:
             transport.close()
             rx.close()
