@@ -215,7 +215,7 @@ class QuicConnection(MigrationMixin):
             if buf[pos] & 0x80 and not self._long_header_version_ok(buf, pos):
                 self._trace_drop(None, size - pos, DropReason.UNEXPECTED_VERSION)
                 break
-            result, pos = self._unpacker.unpack(buf, pos, now, self._rtt.pto(True))
+            result, pos = self._unpacker.unpack(buf, pos, now)
             if isinstance(result, Dropped):
                 self._trace_drop(result.packet_type, result.size, result.reason)
                 continue
@@ -285,8 +285,10 @@ class QuicConnection(MigrationMixin):
                     streams.on_frame_acked(f)
         if result.lost:
             self._on_sent_packets_lost(result.lost, now)
-        if result.rtt_updated and self._tracer is not None:
-            self._trace_metrics()
+        if result.rtt_updated:
+            self._unpacker.pto = self._rtt.pto(True)
+            if self._tracer is not None:
+                self._trace_metrics()
 
     def _requeue_frame(self, frame: Any) -> None:
         """RFC 9000 §13.3: each lost frame goes back to its owner, which decides what to resend."""

@@ -72,10 +72,11 @@ class PacketUnpacker:
         self.short_dcid_len = short_dcid_len
         self.keys: dict[EncryptionLevel, PacketKeys] = {}
         self.one_rtt: OneRTTKeys | None = None
+        # The current PTO, kept up to date by the connection when the RTT changes (it only matters
+        # for how long old 1-RTT keys are kept after a key update).
+        self.pto = 1.0
 
-    def unpack(
-        self, buf: bytearray, pos: int, now: float, pto: float
-    ) -> tuple[UnpackedPacket | Dropped, int]:
+    def unpack(self, buf: bytearray, pos: int, now: float) -> tuple[UnpackedPacket | Dropped, int]:
         """Unprotect the packet at ``buf[pos]``; returns it (or a drop) and where the next one starts.
 
         Raises TransportError only for a packet that authenticated but breaks the rules (reserved
@@ -123,7 +124,7 @@ class PacketUnpacker:
             if level == EncryptionLevel.ONE_RTT:
                 assert self.one_rtt is not None
                 payload = self.one_rtt.open(
-                    pn, view[:header_end], view[header_end:], bool(first & _KEY_PHASE_BIT), now, pto
+                    pn, view[:header_end], view[header_end:], bool(first & _KEY_PHASE_BIT), now, self.pto
                 )
             else:
                 payload = keys.open(pn, view[:header_end], view[header_end:])
