@@ -378,3 +378,30 @@ def test_only_the_first_identities_are_tried(
     reply = next(e for e in iter(s.next_event, None) if isinstance(e, WriteData))
     selected = parse_untrusted_server_hello(reply.data[4:]).selected_identity
     assert selected == (junk if resumed else None)
+
+
+def test_replayed_zero_rtt_client_hello_is_accepted_once(ca: CA, server_config: TLSConfig) -> None:
+    """RFC 8446 §8.2: the same ClientHello replayed within the window gets no 0-RTT the second time."""
+    store = MemorySessionTicketStore()
+    first_connection(ca, server_config, store)
+    c = client(TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store), now=3.0, early_data=True)
+    c.start()
+    hello = next(e for e in iter(c.next_event, None) if isinstance(e, WriteData))
+    accepted = []
+    for _ in range(2):
+        s = server(server_config, now=3.5)
+        s.handle_message(hello.data, L.INITIAL, 3.5)
+        events = list(iter(s.next_event, None))
+        accepted.append(any(isinstance(e, KeysReady) and e.level == L.ZERO_RTT for e in events))
+    assert accepted == [True, False]
+
+
+def test_replay_filter_forgets_after_the_window_and_is_bounded() -> None:
+    from quicsilver.handshake.tls.tickets import EarlyDataReplayFilter
+
+    replay = EarlyDataReplayFilter(window=10.0, max_entries=2)
+    assert replay.first_use(b"a", 0.0) and not replay.first_use(b"a", 5.0)
+    assert replay.first_use(b"b", 6.0)
+    assert not replay.first_use(b"c", 7.0)  # full: refuse 0-RTT rather than forget too early
+    assert replay.first_use(b"c", 10.5)  # "a" (seen at 0.0) has left the window
+    assert len(replay) == 2

@@ -30,7 +30,7 @@ from .groups import NamedGroup
 from .keylog import KeyLog
 from .messages import Certificate
 from .signatures import PrivateKey
-from .tickets import MAX_TICKET_LIFETIME, SessionTicketStore, TicketProtector
+from .tickets import MAX_TICKET_LIFETIME, EarlyDataReplayFilter, SessionTicketStore, TicketProtector
 
 __all__ = ["DEFAULT_CIPHER_SUITES", "DEFAULT_GROUPS", "TLSConfig"]
 
@@ -137,6 +137,7 @@ class TLSConfig:
         self.session_tickets = session_tickets
         self.ticket_lifetime = ticket_lifetime
         self.ticket_protector = TicketProtector(ticket_key if ticket_key is not None else os.urandom(32))
+        self.early_data_replay_filter = EarlyDataReplayFilter()
         self.keylog: KeyLog | None = KeyLog(keylog_file) if keylog_file is not None else None
         self.certificate_chain: tuple[x509.Certificate, ...] = ()
         self.private_key: PrivateKey | None = None

@@ -52,13 +52,12 @@ from .signatures import (
     sign_certificate_verify,
     verify_certificate_verify,
 )
-from .tickets import QUIC_MAX_EARLY_DATA, ServerTicketState
+from .tickets import EARLY_DATA_WINDOW, QUIC_MAX_EARLY_DATA, ServerTicketState
 
 __all__ = ["ServerHandshake", "ServerState"]
 
 _PSK_DHE_KE = 1  # RFC 8446 §4.2.9
 _MAX_PSK_IDENTITIES_TRIED = 4
-_MAX_EARLY_AGE_SKEW = 10.0  # seconds of ticket age disagreement tolerated for 0-RTT (RFC 8446 §8.3)
 _H = HandshakeType
 _L = EncryptionLevel
 
@@ -290,10 +289,13 @@ class ServerHandshake(HandshakeBase):
         if state.suite != suite or state.alpn != (alpn or "") or state.server_name != (ch.server_name or ""):
             return False
         client_age = ((obfuscated_age - state.age_add) & 0xFFFFFFFF) / 1000
-        if abs(client_age - (self.now - state.created_at)) > _MAX_EARLY_AGE_SKEW:
+        if abs(client_age - (self.now - state.created_at)) > EARLY_DATA_WINDOW:
             return False  # RFC 8446 §8.3: a ticket age far from ours suggests a replay
         check = self.early_data_check
-        return check is None or check(state.app_data)
+        if check is not None and not check(state.app_data):
+            return False
+        # RFC 8446 §8: "servers SHOULD" defend against 0-RTT replay; each ClientHello is accepted once.
+        return self.config.early_data_replay_filter.first_use(ch.psk_binders[index], self.now)
 
     # ---- HelloRetryRequest (RFC 8446 §4.1.4) -------------------------------------------------------------
 

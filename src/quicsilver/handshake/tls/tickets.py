@@ -24,8 +24,10 @@ from ..protection import CipherSuite
 from .messages import Reader
 
 __all__ = [
+    "EARLY_DATA_WINDOW",
     "MAX_TICKET_LIFETIME",
     "QUIC_MAX_EARLY_DATA",
+    "EarlyDataReplayFilter",
     "MemorySessionTicketStore",
     "ServerTicketState",
     "SessionTicket",
@@ -189,3 +191,42 @@ class TicketProtector:
         except InvalidTag:
             return None
         return ServerTicketState.decode(plain)
+
+
+EARLY_DATA_WINDOW = 10.0  # seconds: 0-RTT is accepted only when the ticket ages agree this closely
+
+
+class EarlyDataReplayFilter:
+    """Single-use 0-RTT within the freshness window: RFC 8446 §8.2 "ClientHello recording".
+
+    A server accepts 0-RTT only if the ticket age the client claims agrees with the ticket's real age
+    to within ``EARLY_DATA_WINDOW`` (RFC 8446 §8.3), so a replayed ClientHello can only be accepted
+    within that window; remembering every accepted ClientHello (by its PSK binder, which covers the
+    whole hello) for the window makes each one acceptable once. The memory is bounded: when full,
+    0-RTT is refused (the handshake itself goes on). Per process: servers sharing a ticket key across
+    machines do not share this record.
+    """
+
+    __slots__ = ("_max_entries", "_seen", "_window")
+
+    def __init__(self, window: float = EARLY_DATA_WINDOW, max_entries: int = 100_000) -> None:
+        self._window = window
+        self._max_entries = max_entries
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    def first_use(self, binder: bytes, now: float) -> bool:
+        """True if this ClientHello (by binder) was not accepted within the window; records it."""
+        seen = self._seen
+        horizon = now - self._window
+        while seen:
+            oldest = next(iter(seen.values()))
+            if oldest >= horizon:
+                break
+            seen.popitem(last=False)
+        if binder in seen or len(seen) >= self._max_entries:
+            return False
+        seen[binder] = now
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
