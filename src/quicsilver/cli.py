@@ -260,6 +260,13 @@ async def _cmd_server(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.retry:
         options["verify_source_address"] = lambda addr: True
+    qlog_dir = args.qlog_dir or os.environ.get("QLOGDIR") or None
+    transport_tracer = None
+    if qlog_dir:  # packets dropped or answered outside any connection (VN, Retry, refusals)
+        from .qlog.qlog import QlogTracer
+
+        transport_tracer = QlogTracer(os.path.join(qlog_dir, f"transport_{os.getpid()}.sqlog"))
+        options["tracer"] = transport_tracer
     listen = listen_addr_early if args.zero_rtt else listen_addr
     try:
         listener = await listen(args.listen, tls, config, **options)
@@ -286,6 +293,8 @@ async def _cmd_server(args: argparse.Namespace) -> int:
         stopper.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if transport_tracer is not None:
+            transport_tracer.close()
     return 0
 
 
