@@ -242,16 +242,20 @@ class Transport:
         else:
             sock = _bind_socket(sock_or_addr)
             self._owns_socket = True
+        # A dial's own socket answers nobody: no need to learn each datagram's destination address.
+        pktinfo = False if _single_use and length == 0 else None
         try:
             register(sock, self)
+            try:
+                self._pconn: PacketConn = wrap_conn(sock, gso=gso, gro=gro, ecn=ecn, pktinfo=pktinfo)
+            except BaseException:
+                unregister(sock, self)
+                raise
         except BaseException:
             if self._owns_socket:
                 sock.close()
             raise
         self._sock: socket.socket = sock
-        # A dial's own socket answers nobody: no need to learn each datagram's destination address.
-        pktinfo = False if _single_use and length == 0 else None
-        self._pconn: PacketConn = wrap_conn(sock, gso=gso, gro=gro, ecn=ecn, pktinfo=pktinfo)
         self.connection_id_length = length
         self.connection_id_generator: ConnectionIDGenerator = (
             connection_id_generator or RandomConnectionIDGenerator(length)

@@ -139,6 +139,15 @@ async def test_second_transport_on_same_socket_is_address_in_use() -> None:
     assert registered() == before
 
 
+async def test_transport_rejects_a_tcp_socket_without_claiming_it() -> None:
+    before = registered()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        with pytest.raises(ValueError, match="UDP"):
+            quic.Transport(tcp)
+    assert registered() == before
+
+
 async def test_transport_owns_socket_it_bound() -> None:
     transport = quic.Transport("127.0.0.1:0")
     assert transport.local_addr[0] == "127.0.0.1"
