@@ -69,20 +69,41 @@ class Transcript:
         return clone
 
 
+_NO_PSK: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _no_psk_early_secrets(hash_name: str) -> tuple[bytes, bytes]:
+    """(Early Secret, Derive-Secret(Early Secret, "derived", "")) for a handshake without a PSK."""
+    cached = _NO_PSK.get(hash_name)
+    if cached is None:
+        algorithm = next(h for h, name in _HASHES.values() if name == hash_name)
+        zeros = bytes(algorithm.digest_size)
+        early = hkdf_extract(algorithm, zeros, zeros)
+        derived = hkdf_expand_label(
+            algorithm, early, b"derived", _EMPTY_HASH[hash_name], algorithm.digest_size
+        )
+        cached = _NO_PSK[hash_name] = (early, derived)
+    return cached
+
+
 class KeySchedule:
     """One connection's key schedule; ``secret`` walks Early -> Handshake -> Master (RFC 8446 §7.1)."""
 
-    __slots__ = ("_empty", "hash", "hash_length", "hash_name", "secret", "suite")
+    __slots__ = ("_derived", "_empty", "hash", "hash_length", "hash_name", "secret", "suite")
 
     def __init__(self, suite: int, psk: bytes | None = None) -> None:
         self.suite = CipherSuite(suite)
         self.hash, self.hash_name = _HASHES[suite]
         self.hash_length = self.hash.digest_size
         self._empty = _EMPTY_HASH[self.hash_name]
-        zeros = bytes(self.hash_length)
+        if psk is None:
+            # Without a PSK the Early Secret and its "derived" secret are constants of the hash.
+            self.secret, self._derived = _no_psk_early_secrets(self.hash_name)
+            return
         # RFC 8446 §7.1: "If a given secret is not available, then the 0-value consisting of a string
         # of Hash.length bytes set to zeros is used."
-        self.secret = hkdf_extract(self.hash, zeros, psk if psk is not None else zeros)
+        self.secret = hkdf_extract(self.hash, bytes(self.hash_length), psk)
+        self._derived = b""
 
     def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(current secret, label, Messages) with Hash(Messages) given."""
@@ -97,7 +118,8 @@ class KeySchedule:
 
     def enter_handshake(self, shared_secret: bytes) -> None:
         """Early Secret -> Handshake Secret with the (EC)DHE shared secret."""
-        self.secret = hkdf_extract(self.hash, self.derive_secret(b"derived", self._empty), shared_secret)
+        derived = self._derived or self.derive_secret(b"derived", self._empty)
+        self.secret = hkdf_extract(self.hash, derived, shared_secret)
 
     def enter_master(self) -> None:
         """Handshake Secret -> Master Secret."""
