@@ -467,6 +467,8 @@ class Transport:
         dirty = self._dirty
         cid_len = self.connection_id_length
         for item in batch:
+            if self._closed:
+                return  # a connection of a single-use Transport ended and took the socket with it
             data = item[0]
             first = data[0]
             header: InvariantHeader | None = None
