@@ -54,6 +54,8 @@ class Link:
     black_holes: list[tuple[float, float]] = field(default_factory=list)
     drop_first: int = 0  # drop the first N datagrams (a lost first flight)
     drop_if: Callable[[bytes], bool] | None = None
+    bleach_ecn: bool = False  # clear the ECN bits (a path that does not support ECN)
+    ce: float = 0.0  # probability that an ECT-marked datagram is re-marked CE (congestion)
     sent: int = 0
     delivered: int = 0
     _busy_until: float = 0.0
@@ -85,7 +87,7 @@ class Sim:
         )
         self.to_server = to_server or Link()
         self.to_client = to_client or Link()
-        self._queue: list[tuple[float, int, str, bytes]] = []
+        self._queue: list[tuple[float, int, str, bytes, int]] = []
         self._seq = 0
         self.client_events: list[Event] = []
         self.server_events: list[Event] = []
@@ -100,7 +102,7 @@ class Sim:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _transmit(self, link: Link, dst: str, data: bytes) -> None:
+    def _transmit(self, link: Link, dst: str, data: bytes, ecn: int = 0) -> None:
         link.sent += 1
         if link.drop_first > 0:
             link.drop_first -= 1
@@ -118,6 +120,10 @@ class Sim:
         if link.rate:
             start = max(start, link._busy_until)
             link._busy_until = start + len(data) / link.rate
+        if link.bleach_ecn:
+            ecn = 0
+        elif ecn and rng.random() < link.ce:
+            ecn = 3  # CE
         copies = 2 if rng.random() < link.duplicate else 1
         for _ in range(copies):
             t = start + link.delay
@@ -130,13 +136,13 @@ class Sim:
                 b[i] ^= 1 << rng.randrange(8)
                 payload = bytes(b)
             self._seq += 1
-            heapq.heappush(self._queue, (t, self._seq, dst, payload))
+            heapq.heappush(self._queue, (t, self._seq, dst, payload, ecn))
 
     def _flush(self) -> None:
-        for data, addr in self.client.datagrams_to_send(self.now):
+        for data, addr, ecn in self.client.datagrams_to_send_ecn(self.now):
             assert addr == SERVER_ADDR
-            self._transmit(self.to_server, "server", data)
-        for data, addr in self.server.datagrams_to_send(self.now):
+            self._transmit(self.to_server, "server", data, ecn)
+        for data, addr, ecn in self.server.datagrams_to_send_ecn(self.now):
             self.server_bytes_sent += len(data)
             # RFC 9000 §8.1: at most 3x the bytes received before the client's address is validated.
             if self.server._sph.amplification_budget() is not None:
@@ -151,7 +157,7 @@ class Sim:
             if addr != self.client_addr:
                 self.to_stale_address += 1  # the old NAT mapping is gone
                 continue
-            self._transmit(self.to_client, "client", data)
+            self._transmit(self.to_client, "client", data, ecn)
 
     def _drain_events(self) -> None:
         while (ev := self.client.next_event()) is not None:
@@ -189,14 +195,14 @@ class Sim:
         if nxt > self.now:
             self.now = nxt
         while self._queue and self._queue[0][0] <= self.now:
-            _, _, dst, data = heapq.heappop(self._queue)
+            _, _, dst, data, ecn = heapq.heappop(self._queue)
             if dst == "server":
                 self.to_server.delivered += 1
                 self.server_bytes_received += len(data)
-                self.server.receive_datagram(data, self.client_addr, self.now)
+                self.server.receive_datagram(data, self.client_addr, self.now, ecn)
             else:
                 self.to_client.delivered += 1
-                self.client.receive_datagram(data, SERVER_ADDR, self.now)
+                self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn)
         for conn in (self.client, self.server):
             t = conn.get_timer()
             if t is not None and t <= self.now:

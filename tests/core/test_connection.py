@@ -560,3 +560,42 @@ def test_pmtud_disabled() -> None:
     sim = confirmed_sim(config=Config(disable_path_mtu_discovery=True))
     sim.run_until(lambda: False, max_time=sim.now + 5)
     assert sim.client._max_datagram_size == 1280
+
+
+# -- ECN (RFC 9000 §13.4) ----------------------------------------------------------------------
+
+
+def _ecn_state(conn: QuicConnection) -> str:
+    tracker = conn._sph.ecn
+    assert tracker is not None
+    return str(tracker.state.value)
+
+
+def test_ecn_validated_on_a_path_that_passes_marks() -> None:
+    payload = random.Random(14).randbytes(500_000)
+    sim = TransferSim(payload)
+    assert sim.run_until(sim.done, max_time=30)
+    assert _ecn_state(sim.client) == "capable"
+    assert sim.server._spaces[PacketNumberSpace.APPLICATION].ack_tracker.ect0 > 0
+
+
+def test_ecn_disabled_on_a_path_that_bleaches_marks() -> None:
+    payload = random.Random(15).randbytes(500_000)
+    sim = TransferSim(payload, to_server=Link(bleach_ecn=True), to_client=Link(bleach_ecn=True))
+    assert sim.run_until(sim.done, max_time=30)
+    assert sim.digest_ok()
+    assert _ecn_state(sim.client) == "failed"
+    # Once failed, nothing is marked any more.
+    assert all(ecn == 0 for _, _, ecn in sim.client.datagrams_to_send_ecn(sim.now))
+
+
+def test_ecn_ce_marks_reduce_the_congestion_window() -> None:
+    payload = random.Random(16).randbytes(3_000_000)
+    clean = TransferSim(payload, seed=5)
+    assert clean.run_until(clean.done, max_time=60)
+    marked = TransferSim(payload, seed=5, to_server=Link(ce=0.02))
+    assert marked.run_until(marked.done, max_time=60)
+    assert marked.digest_ok()
+    # RFC 9002 §7.1: a CE mark is a congestion signal, without any packet loss.
+    assert marked.client._sph.congestion.congestion_window < clean.client._sph.congestion.congestion_window
+    assert marked.now > clean.now

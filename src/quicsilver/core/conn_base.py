@@ -66,5 +66,6 @@ class ConnectionBase:
     _ping_pending: bool
     _datagrams: DatagramQueue
     _datagram_addr: Any
+    _last_ecn: int
     _peer_params: Any
     _new_token_provider: Callable[[Any], bytes | None] | None

@@ -124,6 +124,7 @@ class QuicConnection(MigrationMixin):
         )
         self._setup_lifecycle()
         self._setup_path()
+        self._last_ecn = 0
         self._streams = StreamsMap.from_config(
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
@@ -355,21 +356,26 @@ class QuicConnection(MigrationMixin):
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Datagrams to send now, each with its destination; consecutive ones of equal size can be
-        batched with GSO."""
+        batched with GSO. (Use ``datagrams_to_send_ecn`` to also get each datagram's ECN codepoint.)"""
+        return [(data, addr) for data, addr, _ in self.datagrams_to_send_ecn(now)]
+
+    def datagrams_to_send_ecn(self, now: float) -> list[tuple[bytes, Any, int]]:
+        """Like ``datagrams_to_send``, with the ECN codepoint (``protocol.ECN``) for the IP header of
+        each datagram (RFC 9000 §13.4: ECT(0) while ECN is being validated or validated)."""
         state = self._state
         if now > self._last_now:
             self._last_now = now
         if state is ConnState.CLOSING:
-            return self._close_datagrams()
+            return [(data, addr, 0) for data, addr in self._close_datagrams()]
         if state is not ConnState.ACTIVE or self._peer_addr is None:
             return []
-        out: list[tuple[bytes, Any]] = []
+        out: list[tuple[bytes, Any, int]] = []
         addr = self._peer_addr
         for _ in range(_MAX_DATAGRAMS_PER_CALL):
             data = self._pack_one(now)
             if data is None:
                 break
-            out.append((data, addr))
+            out.append((data, addr, self._last_ecn))
         return out
 
     def _pack_one(self, now: float) -> bytes | None:
@@ -433,6 +439,7 @@ class QuicConnection(MigrationMixin):
         if packed is None:
             return None
         buf, packets = packed
+        self._last_ecn = int(packets[-1].ecn)
         self._on_datagram_sent(buf, packets, now)
         return bytes(buf)
 

@@ -125,7 +125,12 @@ class HandshakeDriver(Lifecycle):
             cfg.congestion_control, self._rtt, cfg.initial_packet_size, self._tracer
         )
         self._sph = SentPacketHandler(
-            self._rtt, congestion, self._perspective, tracer=self._tracer, enable_ecn=False
+            self._rtt,
+            congestion,
+            self._perspective,
+            tracer=self._tracer,
+            # RFC 9000 §13.4: ECN on by default (quic-go); Config.extra["disable_ecn"] turns it off.
+            enable_ecn=not self._config.extra.get("disable_ecn", False),
         )
         self._packer = PacketPacker(self._perspective, self._spaces, self._sph)
         self._packer.version = self._version

@@ -66,6 +66,7 @@ class MigrationMixin(HandshakeDriver):
         if packed is None:
             return None
         buf, packets = packed
+        self._last_ecn = int(packets[-1].ecn)
         for p in packets:
             p.is_mtu_probe = True
         self._pmtud.on_probe_sent(size)

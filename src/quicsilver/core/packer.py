@@ -22,7 +22,7 @@ from quicsilver.core.datagram_queue import DatagramQueue
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.handshake.protection import PacketKeys, protect_packet
-from quicsilver.protocol import MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.protocol import ECN, MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.wire.frames import (
     AckFrame,
     ConnectionCloseFrame,
@@ -283,6 +283,10 @@ class PacketPacker:
     def _seal(self, pending: list[_Pending], now: float) -> tuple[bytearray, list[SentPacket]]:
         buf = bytearray()
         packed: list[SentPacket] = []
+        # RFC 9000 §13.4.2: 1-RTT packets carry the ECN codepoint under validation; one per datagram.
+        ecn = ECN.NOT_ECT
+        if pending[-1].level == EncryptionLevel.ONE_RTT or pending[-1].level == EncryptionLevel.ZERO_RTT:
+            ecn = self.sph.ecn_marking(PacketNumberSpace.APPLICATION)
         for p in pending:
             start = len(buf)
             if p.level == EncryptionLevel.ONE_RTT:
@@ -323,6 +327,7 @@ class PacketPacker:
                     frames=p.frames,
                     largest_acked=p.largest_acked,
                     is_0rtt=p.level == EncryptionLevel.ZERO_RTT,
+                    ecn=ecn if _SPACE[p.level] is PacketNumberSpace.APPLICATION else ECN.NOT_ECT,
                 )
             )
         return buf, packed
