@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from quicsilver.config import Config
 from quicsilver.core.datagram_queue import DatagramQueue
+from quicsilver.core.events import DatagramReceived, Event
 from quicsilver.errors import DatagramTooLargeError, TransportError, TransportErrorCode
 from quicsilver.wire.frames import DatagramFrame
+
+from .sim import Link, Sim
 
 
 def make_queue(peer: int | None = 1200, local: int | None = 16383, **kwargs: int) -> DatagramQueue:
@@ -111,3 +115,56 @@ def test_received_memoryview_is_copied() -> None:
     queue.handle_datagram_frame(DatagramFrame(memoryview(packet)))  # type: ignore[arg-type]
     packet[:] = b"changed"
     assert queue.receive() == b"payload"
+
+
+# -- through two QuicConnections in the simulated network -------------------------------------------
+
+
+def _connected(enable: bool = True, **link: float) -> Sim:
+    sim = Sim(config=Config(enable_datagrams=enable), seed=6, to_server=Link(**link), to_client=Link(**link))
+    assert sim.run_until(lambda: sim.client._handshake_complete and sim.server._handshake_complete, 5)
+    return sim
+
+
+def _received(events: list[Event]) -> list[bytes]:
+    return [e.data for e in events if isinstance(e, DatagramReceived)]
+
+
+def test_datagrams_round_trip_between_connections() -> None:
+    sim = _connected()
+    for i in range(20):
+        sim.client.send_datagram(f"up {i}".encode())
+    sim.server.send_datagram(b"down")
+    sim.run_until(lambda: len(_received(sim.server_events)) == 20 and _received(sim.client_events), 2)
+    assert _received(sim.server_events) == [f"up {i}".encode() for i in range(20)]
+    assert _received(sim.client_events) == [b"down"]
+
+
+def test_oversized_datagram_raises_at_the_connection_call() -> None:
+    sim = _connected()
+    limit = sim.client.max_datagram_payload()
+    assert 1000 < limit < 1500
+    sim.client.send_datagram(b"x" * limit)
+    with pytest.raises(DatagramTooLargeError) as exc:
+        sim.client.send_datagram(b"x" * (limit + 1))
+    assert exc.value.max_size == limit
+    sim.run_until(lambda: bool(_received(sim.server_events)), 2)
+    assert _received(sim.server_events) == [b"x" * limit]
+
+
+def test_datagrams_not_negotiated_raise_at_the_call() -> None:
+    sim = _connected(enable=False)
+    assert sim.client.max_datagram_payload() == 0
+    with pytest.raises(DatagramTooLargeError):
+        sim.client.send_datagram(b"hi")
+
+
+def test_lost_datagrams_are_not_retransmitted() -> None:
+    sim = _connected(loss=0.3)
+    for i in range(100):
+        sim.client.send_datagram(bytes([i]))
+        sim.run_until(lambda: False, sim.now + 0.002)
+    sim.run_until(lambda: False, sim.now + 2)
+    got = _received(sim.server_events)
+    assert 30 < len(got) < 100  # unreliable: about 30 % never arrive, and none twice
+    assert len(set(got)) == len(got)
