@@ -599,3 +599,30 @@ def test_ecn_ce_marks_reduce_the_congestion_window() -> None:
     # RFC 9002 §7.1: a CE mark is a congestion signal, without any packet loss.
     assert marked.client._sph.congestion.congestion_window < clean.client._sph.congestion.congestion_window
     assert marked.now > clean.now
+
+
+def test_zero_rtt_rejected_when_the_server_reduced_its_limits() -> None:
+    cfg = Config(allow_0rtt=True)
+    first = confirmed_sim(config=cfg)
+    first.run_until(
+        lambda: any(isinstance(e, SessionTicketReceived) for e in first.client_events), max_time=2
+    )
+    ticket = next(e for e in first.client_events if isinstance(e, SessionTicketReceived)).ticket
+    smaller = Config(allow_0rtt=True, initial_connection_receive_window=64 * 1024)
+    sim = Sim(config=cfg, server_config=smaller, client_kwargs={"session_ticket": ticket}, start=False)
+    sim.now = first.now + 1
+    sim.client.connect(SERVER_ADDR, sim.now)
+    sid = sim.client.open_stream()
+    sim.client.stream_write(sid, b"early")
+    sim.client.stream_close(sid)
+    got = bytearray()
+
+    def on_server(ev: Any) -> None:
+        if isinstance(ev, StreamReadable):
+            got.extend(sim.server.stream_read(ev.stream_id, 100))
+
+    sim.on_server_event = on_server  # type: ignore[method-assign]
+    assert sim.run_until(lambda: sim.handshake_confirmed() and bytes(got) == b"early", max_time=sim.now + 5)
+    done = next(e for e in sim.client_events if isinstance(e, HandshakeCompleted))
+    # RFC 9000 §7.4.1: resumed, but 0-RTT refused; the data came again in 1-RTT packets.
+    assert done.session_resumed and not done.early_data_accepted

@@ -29,7 +29,11 @@ from quicsilver.core.events import HandshakeCompleted, SessionTicketReceived
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.lifecycle import Lifecycle
 from quicsilver.core.packer import SHORT_HEADER_OVERHEAD, PacketPacker
-from quicsilver.core.peer_params import local_transport_parameters, validate_peer_parameters
+from quicsilver.core.peer_params import (
+    local_transport_parameters,
+    remembered_limits_hold,
+    validate_peer_parameters,
+)
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
 from quicsilver.errors import TransportError, VersionNegotiationError
@@ -203,6 +207,7 @@ class HandshakeDriver(Lifecycle):
             session_ticket=ticket,
             early_data=(ticket is not None) if self._is_client else self._config.allow_0rtt,
             now=now,
+            early_data_check=None if self._is_client else self._remembered_params_allow_0rtt,
         )
 
     def _install_initial_keys(self, dcid: bytes) -> None:
@@ -332,6 +337,14 @@ class HandshakeDriver(Lifecycle):
             self._tls.send_session_ticket(now, self._ticket_app_data())
             self._drain_tls(now)
         self._flush_cid_frames()
+
+    def _remembered_params_allow_0rtt(self, app_data: bytes) -> bool:
+        """RFC 9000 §7.4.1: accept 0-RTT only if no limit the client remembered has been reduced."""
+        try:
+            remembered = parse_transport_parameters(app_data, Perspective.SERVER)
+        except TransportError:
+            return False
+        return remembered_limits_hold(remembered, self._local_params())
 
     def _ticket_app_data(self) -> bytes:
         """What a session ticket remembers for 0-RTT: our transport parameters (RFC 9000 §7.4.1)."""
