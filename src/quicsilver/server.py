@@ -238,12 +238,16 @@ class Server:
             if not validated and len(header.dcid) < MIN_CLIENT_DCID_LENGTH:
                 self._drop(addr, "initial", size, DropReason.INVALID_TOKEN)
                 return
-        if not validated and self._should_retry(addr):
-            self._send_retry(header, version, addr, pktinfo)
-            return
-        if len(self._handshaking) >= transport.max_unvalidated_handshakes:
-            self._refuse(header, version, addr, pktinfo, TransportErrorCode.CONNECTION_REFUSED, "busy")
-            return
+        if not validated:
+            if self._should_retry(addr):
+                self._send_retry(header, version, addr, pktinfo)
+                return
+            if len(self._handshaking) >= transport.max_unvalidated_handshakes:
+                # Only a policy that never asks for Retry gets here: the slots for clients whose
+                # address is unproven are full.
+                code = TransportErrorCode.CONNECTION_REFUSED
+                self._refuse(header, version, addr, pktinfo, code, "busy")
+                return
         self._new_connection(data, addr, ecn, pktinfo, header, version, original_dcid, retry_scid, now)
 
     def _should_retry(self, addr: Address) -> bool:

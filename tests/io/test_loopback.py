@@ -673,3 +673,22 @@ async def test_write_backpressure(server_tls: quic.TLSConfig) -> None:
         assert await peer.read() == payload
         await writer
         conn.close()
+
+
+async def test_default_policy_retries_under_load(server_tls: quic.TLSConfig) -> None:
+    # no verify_source_address: Retry once more than half of the handshake slots are in use
+    async with (
+        asyncio.timeout(20),
+        await quic.listen_addr("127.0.0.1:0", server_tls, max_unvalidated_handshakes=2) as listener,
+    ):
+        conns = await asyncio.gather(*(quic.dial_addr(url(listener), client_tls()) for _ in range(4)))
+        assert listener.stats().retries_sent >= 1
+        for _ in conns:
+            await listener.accept()
+        for conn in conns:
+            conn.close()
+        # unloaded again: no Retry for the next client
+        retries = listener.stats().retries_sent
+        conn = await quic.dial_addr(url(listener), client_tls())
+        assert listener.stats().retries_sent == retries
+        conn.close()
