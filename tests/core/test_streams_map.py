@@ -625,3 +625,22 @@ def test_backpressure_writable_event_after_acknowledged_progress() -> None:
             link.client_events.events.clear()
             sent += send.write(payload[sent:])
     assert bytes(received) == payload
+
+
+def test_stopped_stream_kept_until_the_application_meets_the_reset() -> None:
+    smap, events = make_map(CLIENT)
+    sid = smap.open_stream(bidi=False)
+    send = smap.get_send_stream(sid)
+    assert send is not None
+    send.write(b"data")
+    assert smap.pop_stream_frame(1000) is not None
+    smap.handle_frame(StopSendingFrame(sid, 0x21))
+    assert events.events[-1] == ("stop_sending", sid, 0x21)
+    reset = smap.pop_control_frame(100)
+    assert reset == ResetStreamFrame(sid, 0x21, 4)
+    smap.on_frame_acked(reset)
+    assert sid in smap
+    with pytest.raises(StreamError) as exc:
+        send.write(b"more")
+    assert exc.value.code == 0x21 and exc.value.remote
+    assert sid not in smap

@@ -406,3 +406,36 @@ def test_stop_sending_after_all_data_acked_is_ignored() -> None:
     assert stream.state is S.DATA_RECVD
     assert not [f for f in sender.control if isinstance(f, ResetStreamFrame)]
     assert not events.events
+
+
+@pytest.mark.parametrize("observe", ["write", "close", "reset"])
+def test_peer_caused_reset_completes_only_once_the_application_met_it(observe: str) -> None:
+    stream, sender, _, _ = make_stream()
+    stream.write(b"abc")
+    pop_all(stream)
+    stream.handle_stop_sending(5)
+    stream.on_reset_acked()
+    assert stream.state is S.RESET_RECVD
+    assert not stream.completed and sender.completed == []
+    if observe == "write":
+        with pytest.raises(StreamError) as exc:
+            stream.write(b"x")
+        assert exc.value.code == 5 and exc.value.remote
+    elif observe == "close":
+        stream.close()
+    else:
+        stream.reset(9)
+    assert stream.completed and sender.completed == [("send", 4)]
+    with pytest.raises(StreamError):
+        stream.write(b"x")
+    assert sender.completed == [("send", 4)]
+
+
+def test_peer_caused_reset_met_before_its_ack() -> None:
+    stream, sender, _, _ = make_stream()
+    stream.handle_stop_sending(5)
+    with pytest.raises(StreamError):
+        stream.write(b"x")
+    assert sender.completed == []
+    stream.on_reset_acked()
+    assert sender.completed == [("send", 4)]

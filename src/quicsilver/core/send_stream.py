@@ -175,6 +175,7 @@ class SendStream:
         "_lost",
         "_reset_code",
         "_reset_remote",
+        "_reset_unseen",
         "_send_buffer_size",
         "_send_offset",
         "_sender",
@@ -217,6 +218,9 @@ class SendStream:
         self._want_writable = False
         self._reset_code: int | None = None
         self._reset_remote = False
+        # A reset caused by the peer's STOP_SENDING that the application has not yet run into
+        # (quic-go: the stream is not completed before the application knows of its cancellation).
+        self._reset_unseen = False
 
     def _transition(self, event: _SendEvent) -> None:
         self.state = _TRANSITIONS.get((self.state, event), self.state)
@@ -245,6 +249,7 @@ class SendStream:
         ValueError after ``close()``.
         """
         if self._reset_code is not None:
+            self._reset_seen()
             raise StreamError(self.stream_id, self._reset_code, remote=self._reset_remote)
         if self._fin_requested:
             raise ValueError(f"stream {self.stream_id}: write after close")
@@ -264,20 +269,32 @@ class SendStream:
 
     def close(self) -> None:
         """Send a FIN after the buffered data (no-op if already closed or reset)."""
-        if self._fin_requested or self.state in _RESETTING:
+        if self.state in _RESETTING:
+            self._reset_seen()
+            return
+        if self._fin_requested:
             return
         self._fin_requested = True
         self._sender.on_has_stream_data(self.stream_id)
 
     def reset(self, error_code: int) -> None:
-        """Abandon the stream with RESET_STREAM (RFC 9000 §3.1, §19.4); no-op in a terminal state."""
-        self._reset(error_code, remote=False)
+        """Abandon the stream with RESET_STREAM (RFC 9000 §3.1, §19.4); no-op if already reset or done."""
+        if not self._reset(error_code, remote=False):
+            self._reset_seen()
+
+    def _reset_seen(self) -> None:
+        """The application has met the peer-caused reset (write raised, or close/reset was called)."""
+        if self._reset_unseen:
+            self._reset_unseen = False
+            if self.state is _S.RESET_RECVD:
+                self._sender.on_send_side_completed(self.stream_id)
 
     def _reset(self, error_code: int, remote: bool) -> bool:
         if self.state not in _CAN_RESET:
             return False
         self._reset_code = error_code
         self._reset_remote = remote
+        self._reset_unseen = remote
         self._transition(_E.SEND_RESET)
         # RFC 9000 §4.5: the final size is the amount of flow-control credit consumed.
         self._sender.queue_control_frame(ResetStreamFrame(self.stream_id, error_code, self._send_offset))
@@ -493,10 +510,15 @@ class SendStream:
             self._sender.on_has_stream_data(self.stream_id)
 
     def on_reset_acked(self) -> None:
-        """The RESET_STREAM frame was acknowledged: Reset Recvd, a terminal state."""
+        """The RESET_STREAM frame was acknowledged: Reset Recvd, a terminal state.
+
+        After a STOP_SENDING the part is reported completed only once the application has met the
+        reset too, so a StreamError with the peer's code is never replaced by "unknown stream".
+        """
         if self.state is _S.RESET_SENT:
             self._transition(_E.RESET_ACKED)
-            self._sender.on_send_side_completed(self.stream_id)
+            if not self._reset_unseen:
+                self._sender.on_send_side_completed(self.stream_id)
 
     def reset_frame_if_current(self, frame: ResetStreamFrame) -> ResetStreamFrame | None:
         """A lost RESET_STREAM is sent again until acknowledged (RFC 9000 §13.3)."""
@@ -504,4 +526,4 @@ class SendStream:
 
     @property
     def completed(self) -> bool:
-        return self.state in _TERMINAL
+        return self.state in _TERMINAL and not self._reset_unseen
