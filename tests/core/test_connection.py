@@ -553,7 +553,7 @@ def test_pmtud_reaches_the_cap_and_recovers_when_the_path_shrinks() -> None:
     sim.paused = False
     assert sim.run_until(sim.done, max_time=120)
     assert sim.digest_ok()
-    assert sim.client._pmtud.resets >= 1 and sim.client._max_datagram_size <= 1300
+    assert sim.client._pmtud.black_holes >= 1 and sim.client._max_datagram_size <= 1300
 
 
 def test_pmtud_disabled() -> None:

@@ -293,8 +293,6 @@ class HandshakeDriver(Lifecycle):
         self._sph.peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
-        if params.max_udp_payload_size < self._max_datagram_size:
-            self._set_max_datagram_size(params.max_udp_payload_size)
         self._set_peer_max_udp_payload(params.max_udp_payload_size)
         self._datagrams.set_max_payload_size(self._max_datagram_size - SHORT_HEADER_OVERHEAD)
         if self._config.enable_datagrams:

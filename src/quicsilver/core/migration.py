@@ -2,8 +2,8 @@
 (RFC 9000 §8.2, §9.2-§9.5, §14.3; RFC 8899).
 
 Path MTU: after confirmation, PING+PADDING probes (never congestion signals, RFC 9000 §14.4) raise
-the datagram size as :class:`~quicsilver.core.pmtud.PathMTUSearch` decides; black-hole detection
-falls back to the base size.
+the datagram size as :class:`~quicsilver.core.mtu_discoverer.MTUDiscoverer` decides; its black-hole
+detection falls back to the base size.
 
 The server follows a client whose non-probing packet with the highest packet number arrives from a
 new address (§9.3, NAT rebinding included), switches to an unused peer connection ID (§9.5),
@@ -21,8 +21,8 @@ from typing import Any
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.congestion import new_send_algorithm
 from quicsilver.core.handshake_driver import HandshakeDriver
+from quicsilver.core.mtu_discoverer import MTUDiscoverer
 from quicsilver.core.packer import SHORT_HEADER_OVERHEAD
-from quicsilver.core.pmtud import PathMTUSearch
 from quicsilver.protocol import AMPLIFICATION_FACTOR, MAX_PACKET_BUFFER_SIZE, EncryptionLevel
 from quicsilver.wire.frames import Frame, PathChallengeFrame, PathResponseFrame, is_probing_frame
 
@@ -36,25 +36,26 @@ class MigrationMixin(HandshakeDriver):
         self._path = PeerPath()
         self._path_deadline: float | None = None
         self._path_reset_on_validation = False
-        self._pmtud = PathMTUSearch(self._max_datagram_size, MAX_PACKET_BUFFER_SIZE)
+        self._pmtud = MTUDiscoverer(
+            self._rtt, base_size=self._max_datagram_size, max_size=MAX_PACKET_BUFFER_SIZE, tracer=self._tracer
+        )
 
     # -- path MTU discovery ----------------------------------------------------------------------
 
     def _start_mtu_discovery(self, now: float) -> None:
         if not self._config.disable_path_mtu_discovery:
-            self._pmtud.start(now, self._rtt.smoothed_rtt)
+            self._pmtud.start(now)
 
     def _set_peer_max_udp_payload(self, size: int) -> None:
-        self._pmtud.set_max_size(min(size, MAX_PACKET_BUFFER_SIZE))
-
-    def _mtu_probe_timer(self) -> float | None:
-        return self._pmtud.next_probe_time()
+        self._pmtud.set_peer_max_udp_payload_size(size)
+        self._sync_mtu()
 
     def _maybe_send_mtu_probe(self, now: float) -> bytes | None:
         """A PING+PADDING probe of the next size to try, if one is due (RFC 9000 §14.4)."""
-        size = self._pmtud.probe_size(now)
-        if size is None or self._packer.one_rtt is None:
+        pmtud = self._pmtud
+        if self._packer.one_rtt is None or not pmtud.should_send_probe(now):
             return None
+        size = pmtud.next_probe_size()
         packed = self._packer.pack_datagram(
             now,
             size,
@@ -69,33 +70,37 @@ class MigrationMixin(HandshakeDriver):
         self._last_ecn = int(packets[-1].ecn)
         for p in packets:
             p.is_mtu_probe = True
-        self._pmtud.on_probe_sent(size)
+        pmtud.on_probe_sent(size, now)
         self._on_datagram_sent(buf, packets, now)
         return bytes(buf)
 
     def _on_mtu_packet_acked(self, packet: SentPacket, now: float) -> None:
         if packet.is_mtu_probe:
-            if self._pmtud.on_probe_acked(packet.size, now, self._rtt.smoothed_rtt):
-                self._set_max_datagram_size(self._pmtud.current)
-        else:
-            self._pmtud.on_packet_acked(packet.size)
+            self._pmtud.on_probe_acked(packet.size, now)
+        elif packet.ack_eliciting:
+            self._pmtud.on_packet_acked(packet.size, packet.time_sent, now)
+        self._sync_mtu()
 
     def _on_mtu_packet_lost(self, packet: SentPacket, now: float) -> None:
         if packet.is_mtu_probe:
-            self._pmtud.on_probe_lost(packet.size, now, self._rtt.smoothed_rtt)
-        elif self._pmtud.on_packet_lost(packet.size, now, self._rtt.smoothed_rtt):
-            self._set_max_datagram_size(self._pmtud.current)
+            self._pmtud.on_probe_lost(packet.size, now)
+        else:
+            self._pmtud.on_packet_lost(packet.size, packet.time_sent, now)
+        self._sync_mtu()
 
     def _on_repeated_pto(self, now: float) -> None:
-        if self._pmtud.on_black_hole(now, self._rtt.smoothed_rtt):
-            self._set_max_datagram_size(self._pmtud.current)
+        self._pmtud.on_pto(self._sph.pto_count, now)
+        self._sync_mtu()
+
+    def _sync_mtu(self) -> None:
+        size = self._pmtud.current_size
+        if size != self._max_datagram_size:
+            self._set_max_datagram_size(size)
 
     def _set_max_datagram_size(self, size: int) -> None:
         self._max_datagram_size = size
         self._sph.set_max_datagram_size(size)
         self._datagrams.set_max_payload_size(size - SHORT_HEADER_OVERHEAD)
-        if self._tracer is not None:
-            self._tracer.updated_mtu(size, self._pmtud.done)
 
     # -- migration -------------------------------------------------------------------------------
 
