@@ -692,3 +692,48 @@ async def test_default_policy_retries_under_load(server_tls: quic.TLSConfig) -> 
         conn = await quic.dial_addr(url(listener), client_tls())
         assert listener.stats().retries_sent == retries
         conn.close()
+
+
+async def test_hostile_datagrams_do_not_disturb(server_tls: quic.TLSConfig) -> None:
+    """Random and half-valid datagrams, also carrying a live connection's CID, never raise out of the
+    receive path (no exception reaches the event loop) and the connection keeps working."""
+    import random
+
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    rng = random.Random(9000)
+    try:
+        async with asyncio.timeout(30), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+            accept = asyncio.create_task(listener.accept())
+            conn = await quic.dial_addr(url(listener), client_tls())
+            server_conn = await accept
+            live_cids = list(server_conn._cids)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+                for i in range(1500):
+                    size = rng.choice([1, 2, 5, 7, 21, 43, 100, 1199, 1200, 1400])
+                    body = bytearray(rng.randbytes(size))
+                    kind = i % 4
+                    if kind == 1 and size > 5:  # short header to a live CID
+                        body[0] = 0x40 | (body[0] & 0x3F)
+                        cid = rng.choice(live_cids)
+                        body[1 : 1 + len(cid)] = cid
+                    elif kind == 2 and size > 7:  # long header, v1, random lengths
+                        body[0] = 0xC0 | (body[0] & 0x3F)
+                        body[1:5] = VERSION_1.to_bytes(4, "big")
+                    elif kind == 3 and size > 6:  # long header, v2, DCID length of a live CID
+                        body[0] = 0xC0 | (body[0] & 0x3F)
+                        body[1:5] = VERSION_2.to_bytes(4, "big")
+                        body[5] = len(live_cids[0])
+                    attacker.sendto(bytes(body[:size]), listener.local_addr)
+                    if i % 100 == 0:
+                        await asyncio.sleep(0.005)
+            await asyncio.sleep(0.3)
+            stream = conn.open_stream()
+            await stream.write(b"still here")
+            await stream.close()
+            assert await (await server_conn.accept_stream()).read() == b"still here"
+            conn.close()
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
