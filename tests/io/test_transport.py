@@ -10,6 +10,8 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import quicsilver as quic
 from quicsilver.core.conn_id_generator import stateless_reset_token
@@ -453,3 +455,15 @@ async def test_send_queue_waits_for_writable_socket() -> None:
         finally:
             transport.close()
             rx.close()
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.text(max_size=40) | st.tuples(st.text(max_size=10), st.integers()))
+def test_parse_address_fuzz(addr: Any) -> None:
+    # user input: either a (host, port) in range, or a ValueError that says what is wrong
+    try:
+        host, port = parse_address(addr)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert 0 <= port <= 65535 and isinstance(host, str)
