@@ -1,0 +1,238 @@
+# ruff: noqa: E402  (sys.path is fixed before the imports below)
+"""Measure (and optionally profile) one quicsilver transfer between two processes over loopback.
+
+The parent process is the client; it starts this script again as the server (``--role server``).
+Both use the public API and the perf protocol (:mod:`quicsilver.apps.perf`) with the default
+Config, so the figure is the one ``bench/run.py`` reports, without the cross-stack orchestration.
+
+    python bench/profile_transfer.py                          # 50 MB download, MB/s only
+    python bench/profile_transfer.py --direction upload --size 20000000
+    python bench/profile_transfer.py --profile server --top 25  # cProfile of the sender
+    python bench/profile_transfer.py --profile both --sort tottime
+    python bench/profile_transfer.py --handshakes 200          # handshakes/s (+ one small request)
+    python bench/profile_transfer.py --repeat 3                # several transfers, median printed
+
+Prints the load average next to each figure: on a shared machine, compare runs made under similar
+load only. With ``--profile``, the CPU time of each side (user + system) is printed too: a side
+using little CPU while throughput is low is waiting (a stall), not computing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/profile.py would shadow the standard library's profile module that cProfile imports.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import resource
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+
+from scenarios import make_certificate  # type: ignore[import-not-found,unused-ignore]
+
+import quicsilver as quic
+from quicsilver.apps.perf import PERF_ALPN, perf_request, serve_perf_connection
+
+_STAT_KEYS = (
+    "datagrams_sent",
+    "datagrams_received",
+    "packets_lost",
+    "congestion_window",
+    "smoothed_rtt",
+    "min_rtt",
+)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _profiler(clock: str) -> cProfile.Profile:
+    # CPU time keeps the other processes of a loaded machine out of the figures: a syscall during
+    # which we were preempted costs its own CPU time, not the wall time until we ran again.
+    return cProfile.Profile(time.process_time) if clock == "cpu" else cProfile.Profile()
+
+
+def _print_profile(title: str, path: str, sort: str, count: int) -> None:
+    out = io.StringIO()
+    stats = pstats.Stats(path, stream=out)
+    stats.strip_dirs().sort_stats(sort).print_stats(count)
+    lines = out.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    print(f"\n## {title}, by {sort}\n")
+    print("\n".join(lines[start:]))
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    tls = quic.TLSConfig(certfile=args.cert, keyfile=args.key, alpn=[PERF_ALPN])
+    listener = await quic.listen_addr(("127.0.0.1", 0), tls, quic.Config())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print(f"listening {listener.local_addr[1]}", flush=True)
+    tasks: set[asyncio.Task[None]] = set()
+
+    conns = []
+
+    async def accept() -> None:
+        async for conn in listener:
+            conns.append(conn)
+            task = asyncio.ensure_future(serve_perf_connection(conn))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    acceptor = asyncio.ensure_future(accept())
+    await stop.wait()
+    acceptor.cancel()
+    listener.close()
+    for conn in conns:
+        stats = conn.stats()
+        print("server stats:", {k: v for k, v in stats.items() if k in _STAT_KEYS}, flush=True)
+
+
+def server_main(args: argparse.Namespace) -> None:
+    profiler = _profiler(args.clock) if args.profile_out else None
+    if profiler is not None:
+        profiler.enable()
+    asyncio.run(_serve(args))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile_out)
+    print(f"server cpu {_cpu_seconds():.2f} s", flush=True)
+
+
+async def _client(args: argparse.Namespace, port: int) -> list[float]:
+    tls = quic.TLSConfig(alpn=[PERF_ALPN], verify=False)
+    config = quic.Config()
+    addr = ("127.0.0.1", port)
+    figures: list[float] = []
+    if args.handshakes:
+        latencies = []
+        start = time.perf_counter()
+        for _ in range(args.handshakes):
+            begin = time.perf_counter()
+            conn = await quic.dial_addr(addr, tls, config)
+            async with conn:
+                await perf_request(conn, 16, 0)
+            latencies.append(time.perf_counter() - begin)
+        elapsed = time.perf_counter() - start
+        rate = args.handshakes / elapsed
+        print(
+            f"handshakes {args.handshakes}: {rate:.1f}/s, median {statistics.median(latencies) * 1e3:.1f} ms"
+            f"  (load {_load()})",
+            flush=True,
+        )
+        return [rate]
+    conn = await quic.dial_addr(addr, tls, config)
+    async with conn:
+        for _ in range(args.repeat):
+            download, upload = (args.size, 0) if args.direction == "download" else (0, args.size)
+            result = await perf_request(conn, download, upload)
+            mbps = args.size / result.seconds / 1e6
+            figures.append(mbps)
+            print(
+                f"{args.direction} {args.size / 1e6:.0f} MB: {mbps:.2f} MB/s in {result.seconds:.2f} s"
+                f"  (load {_load()})",
+                flush=True,
+            )
+        stats = conn.stats()
+        print("client stats:", {k: v for k, v in stats.items() if k in _STAT_KEYS})
+    return figures
+
+
+def client_main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="quicsilver-transfer-") as work:
+        cert, key = make_certificate(work)
+        server_prof = os.path.join(work, "server.prof")
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--role",
+            "server",
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ]
+        if args.profile in ("server", "both"):
+            command += ["--profile-out", server_prof, "--clock", args.clock]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+            assert server.stdout is not None
+            port = int(server.stdout.readline().split()[1])
+            profiler = _profiler(args.clock) if args.profile in ("client", "both") else None
+            cpu_before = _cpu_seconds()
+            if profiler is not None:
+                profiler.enable()
+            try:
+                figures = asyncio.run(_client(args, port))
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                server.send_signal(signal.SIGTERM)
+                server_tail = server.stdout.read()
+                server.wait(60)
+        client_cpu = _cpu_seconds() - cpu_before
+        print(f"client cpu {client_cpu:.2f} s; {server_tail.strip()}")
+        if not args.handshakes:
+            megabytes = args.size * args.repeat / 1e6
+            server_cpu = float(server_tail.split()[-2]) if "server cpu" in server_tail else 0.0
+            # (the server's CPU includes its start-up: imports and the listener, ~0.1 s)
+            print(
+                f"cpu per MB: client {client_cpu / megabytes * 1e3:.1f} ms,"
+                f" server {server_cpu / megabytes * 1e3:.1f} ms"
+            )
+        if len(figures) > 1:
+            print(f"median {statistics.median(figures):.2f}")
+        if profiler is not None:
+            client_prof = os.path.join(work, "client.prof")
+            profiler.dump_stats(client_prof)
+            _print_profile("client", client_prof, args.sort, args.top)
+        if os.path.exists(server_prof):
+            _print_profile("server", server_prof, args.sort, args.top)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--direction", choices=["download", "upload"], default="download")
+    parser.add_argument("--size", type=int, default=50_000_000, help="bytes per transfer (default 50 MB)")
+    parser.add_argument("--repeat", type=int, default=1, help="transfers on the connection (default 1)")
+    parser.add_argument("--handshakes", type=int, default=0, help="measure N sequential handshakes instead")
+    parser.add_argument("--profile", choices=["none", "server", "client", "both"], default="none")
+    parser.add_argument("--sort", choices=["cumulative", "tottime"], default="tottime")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--clock", choices=["cpu", "wall"], default="cpu", help="profile CPU time (default) or wall time"
+    )
+    parser.add_argument("--role", choices=["client", "server"], default="client", help=argparse.SUPPRESS)
+    parser.add_argument("--cert", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "server":
+        server_main(args)
+        return 0
+    return client_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
