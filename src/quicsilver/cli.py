@@ -351,6 +351,8 @@ async def _fetch_authority(
     early = args.zero_rtt
     started = time.perf_counter()
     conn = await _dial(address, tls, config, early=early)
+    store = tls.session_ticket_store
+    tickets_before = len(store) if store is not None else 0  # after the dial took its ticket
     failures: list[str] = []
     try:
         results = await asyncio.gather(
@@ -384,18 +386,18 @@ async def _fetch_authority(
                 f"({(time.perf_counter() - started) * 1e3:.1f} ms in all)",
                 flush=True,
             )
-        if args.resume or args.zero_rtt:
-            await _wait_for_ticket(tls.session_ticket_store)
+        if store is not None:
+            await _wait_for_ticket(store, tickets_before)
     finally:
         conn.close(0, "")
         await conn.wait_closed()
     return failures
 
 
-async def _wait_for_ticket(store: Any, timeout: float = 1.0) -> None:
-    """Tickets arrive after the handshake (RFC 8446 §4.6.1); give one a moment to land."""
+async def _wait_for_ticket(store: Any, before: int, timeout: float = 1.0) -> None:
+    """Tickets arrive after the handshake (RFC 8446 §4.6.1); give a new one a moment to land."""
     deadline = time.perf_counter() + timeout
-    while len(store) == 0 and time.perf_counter() < deadline:
+    while len(store) <= before and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)
 
 
