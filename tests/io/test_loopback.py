@@ -737,3 +737,24 @@ async def test_hostile_datagrams_do_not_disturb(server_tls: quic.TLSConfig) -> N
     finally:
         loop.set_exception_handler(None)
     assert errors == []
+
+
+async def test_one_transport_listens_and_dials(server_tls: quic.TLSConfig) -> None:
+    # quic-go's Transport serves both roles on one socket (peer-to-peer): A and B each listen and
+    # dial the other; every connection is routed by its connection IDs
+    async with asyncio.timeout(20), quic.Transport("127.0.0.1:0") as a, quic.Transport("127.0.0.1:0") as b:
+        listen_a, listen_b = a.listen(server_tls), b.listen(server_tls)
+        a_port, b_port = a.local_addr[1], b.local_addr[1]
+        accepts = [asyncio.create_task(listen_a.accept()), asyncio.create_task(listen_b.accept())]
+        a_to_b = [await a.dial(f"127.0.0.1:{b_port}", client_tls()) for _ in range(2)]
+        b_to_a = await b.dial(f"127.0.0.1:{a_port}", client_tls())
+        at_a, at_b = await asyncio.gather(*accepts)
+        assert at_a.remote_addr[1] == b_port and at_b.remote_addr[1] == a_port
+        await listen_b.accept()
+        for client in [*a_to_b, b_to_a]:
+            stream = client.open_stream()
+            await stream.write(b"p2p")
+            await stream.close()
+        assert await (await at_a.accept_stream()).read() == b"p2p"
+        assert await (await at_b.accept_stream()).read() == b"p2p"
+        assert a.local_addr == at_a.local_addr == a_to_b[0].local_addr
