@@ -454,3 +454,18 @@ def test_certfile_without_key_asks_for_keyfile(tmp_path: pytest.TempPathFactory,
         )
     )
     assert TLSConfig(alpn=ALPN, certfile=both).private_key is not None
+
+
+def test_handshake_complete_names_the_server(ca: CA, server_configs: dict[str, TLSConfig]) -> None:
+    client, server = engines(TLSConfig(alpn=ALPN, cadata=ca.pem), server_configs["ec"])
+    c_events, s_events = drive(client, server)
+    (c_done,) = of_type(c_events, HandshakeComplete)
+    (s_done,) = of_type(s_events, HandshakeComplete)
+    assert c_done.server_name == s_done.server_name == "localhost"  # type: ignore[attr-defined]
+    # An IP address is not sent in SNI (RFC 6066 §3): the server sees no name.
+    client, server = engines(
+        TLSConfig(alpn=ALPN, cadata=ca.pem), server_configs["ec"], server_name="127.0.0.1"
+    )
+    _, s_events = drive(client, server)
+    (s_done,) = of_type(s_events, HandshakeComplete)
+    assert s_done.server_name is None  # type: ignore[attr-defined]

@@ -458,6 +458,7 @@ class ClientHandshake(HandshakeBase):
                 session_resumed=self.session_resumed,
                 early_data_accepted=self.early_data_accepted,
                 peer_certificates=self.peer_certificates,
+                server_name=self.server_name,
             )
         )
 

@@ -57,7 +57,8 @@ class PeerTransportParameters:
 class HandshakeComplete:
     """The handshake finished: for a client after sending its Finished, for a server on the
     client's Finished (RFC 9001 §4.1.1). ``peer_certificates`` is the verified chain, leaf first
-    (empty when the session was resumed or the client sent no certificate)."""
+    (empty when the session was resumed or the client sent no certificate). ``server_name`` is the
+    SNI host name (the client's own, or the one the client sent the server; None without SNI)."""
 
     alpn: str
     suite: CipherSuite
@@ -65,6 +66,7 @@ class HandshakeComplete:
     session_resumed: bool
     early_data_accepted: bool
     peer_certificates: tuple[x509.Certificate, ...]
+    server_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
