@@ -278,6 +278,7 @@ class _QuicStreamTransport(asyncio.Transport):
         self._paused_writing = False
         self._eof_requested = False
         self._closing = False
+        self._lost = False
         self._reading = asyncio.Event()
         self._reading.set()
         self._new_data = asyncio.Event()
@@ -306,6 +307,11 @@ class _QuicStreamTransport(asyncio.Transport):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self._connection_lost(exc)
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost:
+            self._lost = True
             self._protocol.connection_lost(exc)
 
     async def _pump_writes(self) -> None:
@@ -326,7 +332,7 @@ class _QuicStreamTransport(asyncio.Transport):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._protocol.connection_lost(exc)
+            self._connection_lost(exc)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._eof_requested:
@@ -372,14 +378,19 @@ class _QuicStreamTransport(asyncio.Transport):
         if not self._reader_task.done():
             self._reader_task.cancel()
             self._stream.cancel_read(0)
-        self._protocol.connection_lost(None)
+        # asyncio semantics: buffered data is flushed first, then connection_lost(None)
+        if self._writer_task.done():
+            self._connection_lost(None)
+        else:
+            self._writer_task.add_done_callback(lambda _task: self._connection_lost(None))
 
     def abort(self) -> None:
+        """Drop pending data; RESET_STREAM and STOP_SENDING with code 0."""
         self._closing = True
         self._reader_task.cancel()
         self._writer_task.cancel()
         self._stream.cancel(0)
-        self._protocol.connection_lost(None)
+        self._connection_lost(None)
 
 
 async def open_asyncio_streams(

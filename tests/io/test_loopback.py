@@ -758,3 +758,17 @@ async def test_one_transport_listens_and_dials(server_tls: quic.TLSConfig) -> No
         assert await (await at_a.accept_stream()).read() == b"p2p"
         assert await (await at_b.accept_stream()).read() == b"p2p"
         assert a.local_addr == at_a.local_addr == a_to_b[0].local_addr
+
+
+async def test_asyncio_writer_close_flushes_first(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(15), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await accept
+        _, writer = await quic.open_asyncio_streams(conn.open_stream(), limit=1024)
+        payload = os.urandom(200_000)
+        writer.write(payload)  # far beyond the 4 KiB high-water mark: pending in the adapter
+        writer.close()  # asyncio semantics: the pending data, the FIN, then connection_lost
+        await writer.wait_closed()
+        assert await (await server_conn.accept_stream()).read() == payload
+        conn.close()
