@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quicsilver.errors import TransportError, TransportErrorCode
-from quicsilver.handshake.tls import TLSConfig, TLSEngine, WriteData
+from quicsilver.handshake.tls import NamedGroup, TLSConfig, TLSEngine, WriteData
+from quicsilver.handshake.tls.groups import ClientKeyShare, server_key_exchange
 from quicsilver.handshake.tls.messages import (
     parse_untrusted_certificate,
     parse_untrusted_certificate_request,
@@ -258,3 +259,32 @@ def test_mutated_new_session_ticket(data: st.DataObject) -> None:
     ticket = writes(server)[0].data
     message = data.draw(mutated(ticket))
     assert_clean_failure(lambda: client.handle_message(message, L.ONE_RTT))
+
+
+@pytest.mark.parametrize("group", list(NamedGroup), ids=lambda g: g.name)
+@FUZZ
+@given(share=st.one_of(st.binary(max_size=40), st.binary(min_size=60, max_size=1300)))
+def test_random_key_shares(group: NamedGroup, share: bytes) -> None:
+    """Peer key shares of any length and content: a secret or illegal_parameter, nothing else."""
+    for attempt in (lambda: server_key_exchange(group, share), lambda: ClientKeyShare(group).exchange(share)):
+        try:
+            attempt()
+        except TransportError as exc:
+            assert exc.code == 0x100 + 47, exc
+
+
+@pytest.mark.parametrize("group", list(NamedGroup), ids=lambda g: g.name)
+def test_key_shares_of_the_right_length_but_random(group: NamedGroup) -> None:
+    import os
+
+    client = ClientKeyShare(group)
+    server_share, _ = server_key_exchange(group, client.public)
+    for _ in range(20):
+        for attempt in (
+            lambda: server_key_exchange(group, os.urandom(len(client.public))),
+            lambda: ClientKeyShare(group).exchange(os.urandom(len(server_share))),
+        ):
+            try:
+                attempt()
+            except TransportError as exc:
+                assert exc.code == 0x100 + 47, exc
