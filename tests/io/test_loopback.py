@@ -772,3 +772,35 @@ async def test_asyncio_writer_close_flushes_first(server_tls: quic.TLSConfig) ->
         await writer.wait_closed()
         assert await (await server_conn.accept_stream()).read() == payload
         conn.close()
+
+
+async def test_closed_connection_answers_with_its_close_then_forgets(
+    server_tls: quic.TLSConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quicsilver import transport as transport_module
+
+    monkeypatch.setattr(transport_module, "CLOSED_CID_LINGER", 0.3)
+    async with (
+        asyncio.timeout(15),
+        await quic.listen_addr("127.0.0.1:0", server_tls) as listener,
+        quic.Transport("127.0.0.1:0") as client_transport,
+    ):
+        accept = asyncio.create_task(listener.accept())
+        conn = await client_transport.dial(url(listener), client_tls())
+        server_conn = await accept
+        cid_len = listener.transport.connection_id_length
+        server_cid = next(cid for cid in server_conn._cids if len(cid) == cid_len)
+        server_conn.close(7, "bye")
+        await conn.wait_closed()
+        await asyncio.sleep(0.05)
+        before = client_transport.stats().datagrams_received
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as prober:
+            for _ in range(4):  # RFC 9000 §10.2.1: the CONNECTION_CLOSE again, at a decreasing rate
+                prober.sendto(bytes([0x41]) + server_cid + os.urandom(60), listener.local_addr)
+                await asyncio.sleep(0.02)
+            assert client_transport.stats().datagrams_received - before == 3  # 1st, 2nd and 4th
+            await asyncio.sleep(0.4)  # the linger is over: the CID is unknown, a stateless reset answers
+            resets = listener.stats().stateless_resets_sent
+            prober.sendto(bytes([0x41]) + server_cid + os.urandom(60), listener.local_addr)
+            await asyncio.sleep(0.05)
+            assert listener.stats().stateless_resets_sent == resets + 1
