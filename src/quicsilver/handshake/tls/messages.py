@@ -13,6 +13,7 @@ RFC 8446 pins them to the message format (duplicate extensions, pre_shared_key l
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -384,6 +385,62 @@ def _parse_server_name(r: Reader) -> str | None:
     return host
 
 
+def _ch_u16_list(data: Reader, len_bytes: int) -> tuple[int, ...]:
+    values = data.u16_list(len_bytes, minimum=2)
+    data.finish()
+    return values
+
+
+def _ch_cookie(data: Reader) -> bytes:
+    cookie = data.vector(2, minimum=1)
+    data.finish()
+    return cookie
+
+
+def _ch_psk_modes(data: Reader) -> tuple[int, ...]:
+    modes = tuple(data.vector(1, minimum=1))
+    data.finish()
+    return modes
+
+
+def _ch_early_data(data: Reader) -> bool:
+    data.finish()
+    return True
+
+
+def _ch_pre_shared_key(data: Reader) -> tuple[tuple[tuple[bytes, int], ...], tuple[bytes, ...]]:
+    identities = data.sub(2, minimum=7)
+    ids: list[tuple[bytes, int]] = []
+    while not identities.at_end():
+        ids.append((identities.vector(2, minimum=1), identities.u32()))
+    binders = data.sub(2, minimum=33)
+    bs: list[bytes] = []
+    while not binders.at_end():
+        bs.append(binders.vector(1, minimum=32))
+    data.finish()
+    if len(bs) != len(ids):
+        # RFC 8446 §4.2.11: one binder per identity.
+        raise tls_error(AlertDescription.ILLEGAL_PARAMETER, "PSK binder count mismatch")
+    return tuple(ids), tuple(bs)
+
+
+# ClientHello extensions we read: code point -> (field name, parser). Others are skipped (RFC 8446 §4.2).
+_CLIENT_HELLO_EXTENSIONS: dict[int, tuple[str, Callable[[Reader], object]]] = {
+    _EXT.SERVER_NAME: ("server_name", lambda data: _parse_server_name(data)),
+    _EXT.SUPPORTED_VERSIONS: ("supported_versions", lambda data: _ch_u16_list(data, 1)),
+    _EXT.SUPPORTED_GROUPS: ("supported_groups", lambda data: _ch_u16_list(data, 2)),
+    _EXT.SIGNATURE_ALGORITHMS: ("signature_algorithms", lambda data: _ch_u16_list(data, 2)),
+    _EXT.KEY_SHARE: ("key_shares", lambda data: _parse_key_shares(data)),
+    _EXT.ALPN: ("alpn", lambda data: _parse_alpn(data)),
+    _EXT.COOKIE: ("cookie", _ch_cookie),
+    _EXT.QUIC_TRANSPORT_PARAMETERS: ("transport_parameters", lambda data: data.raw(data.end - data.pos)),
+    _EXT.PSK_KEY_EXCHANGE_MODES: ("psk_modes", _ch_psk_modes),
+    _EXT.EARLY_DATA: ("early_data", _ch_early_data),
+}
+_CLIENT_HELLO_EXTENSIONS = {int(k): v for k, v in _CLIENT_HELLO_EXTENSIONS.items()}
+_PRE_SHARED_KEY = int(_EXT.PRE_SHARED_KEY)
+
+
 def parse_untrusted_client_hello(body: bytes | memoryview) -> ClientHello:
     """Parses a ClientHello body (RFC 8446 §4.1.2); unknown extensions are skipped (§4.2)."""
     r = Reader(body)
@@ -398,52 +455,17 @@ def parse_untrusted_client_hello(body: bytes | memoryview) -> ClientHello:
     types: list[int] = []
     if not r.at_end():
         extensions = _iter_extensions(r)
-        for index, (ext_type, data) in enumerate(extensions):
+        known = _CLIENT_HELLO_EXTENSIONS
+        for ext_type, data in extensions:
             types.append(ext_type)
-            if ext_type == _EXT.SERVER_NAME:
-                fields["server_name"] = _parse_server_name(data)
-            elif ext_type == _EXT.SUPPORTED_VERSIONS:
-                fields["supported_versions"] = data.u16_list(1, minimum=2)
-                data.finish()
-            elif ext_type == _EXT.SUPPORTED_GROUPS:
-                fields["supported_groups"] = data.u16_list(2, minimum=2)
-                data.finish()
-            elif ext_type == _EXT.SIGNATURE_ALGORITHMS:
-                fields["signature_algorithms"] = data.u16_list(2, minimum=2)
-                data.finish()
-            elif ext_type == _EXT.KEY_SHARE:
-                fields["key_shares"] = _parse_key_shares(data)
-            elif ext_type == _EXT.ALPN:
-                fields["alpn"] = _parse_alpn(data)
-            elif ext_type == _EXT.COOKIE:
-                fields["cookie"] = data.vector(2, minimum=1)
-                data.finish()
-            elif ext_type == _EXT.QUIC_TRANSPORT_PARAMETERS:
-                fields["transport_parameters"] = data.raw(data.end - data.pos)
-            elif ext_type == _EXT.PSK_KEY_EXCHANGE_MODES:
-                fields["psk_modes"] = tuple(data.vector(1, minimum=1))
-                data.finish()
-            elif ext_type == _EXT.EARLY_DATA:
-                data.finish()
-                fields["early_data"] = True
-            elif ext_type == _EXT.PRE_SHARED_KEY:
-                if index != len(extensions) - 1:
+            entry = known.get(ext_type)
+            if entry is not None:
+                fields[entry[0]] = entry[1](data)
+            elif ext_type == _PRE_SHARED_KEY:
+                if len(types) != len(extensions):
                     # RFC 8446 §4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
                     raise tls_error(AlertDescription.ILLEGAL_PARAMETER, "pre_shared_key is not last")
-                identities = data.sub(2, minimum=7)
-                ids: list[tuple[bytes, int]] = []
-                while not identities.at_end():
-                    ids.append((identities.vector(2, minimum=1), identities.u32()))
-                binders = data.sub(2, minimum=33)
-                bs: list[bytes] = []
-                while not binders.at_end():
-                    bs.append(binders.vector(1, minimum=32))
-                data.finish()
-                if len(bs) != len(ids):
-                    # RFC 8446 §4.2.11: one binder per identity.
-                    raise tls_error(AlertDescription.ILLEGAL_PARAMETER, "PSK binder count mismatch")
-                fields["psk_identities"] = tuple(ids)
-                fields["psk_binders"] = tuple(bs)
+                fields["psk_identities"], fields["psk_binders"] = _ch_pre_shared_key(data)
     r.finish()
     return ClientHello(
         random=random,
