@@ -804,3 +804,26 @@ async def test_closed_connection_answers_with_its_close_then_forgets(
             prober.sendto(bytes([0x41]) + server_cid + os.urandom(60), listener.local_addr)
             await asyncio.sleep(0.05)
             assert listener.stats().stateless_resets_sent == resets + 1
+
+
+def test_runs_on_uvloop(server_tls: quic.TLSConfig) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> bool:
+        async with asyncio.timeout(20), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+
+            async def server() -> None:
+                conn = await listener.accept()
+                stream = await conn.accept_stream()
+                await stream.write(await stream.read())
+                await stream.close()
+
+            task = asyncio.create_task(server())
+            conn = await quic.dial_addr(url(listener), client_tls())
+            payload = os.urandom(1_000_000)
+            ok = await roundtrip(conn, payload) == payload
+            await task
+            conn.close()
+            return ok
+
+    assert uvloop.run(main())
