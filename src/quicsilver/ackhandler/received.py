@@ -37,7 +37,6 @@ class ReceivedPacketTracker:
         "_ack_queued",
         "_deleted_below",
         "_eliciting_since_ack",
-        "_has_new_ack",
         "_largest",
         "_largest_eliciting",
         "_largest_time",
@@ -46,6 +45,7 @@ class ReceivedPacketTracker:
         "ce",
         "ect0",
         "ect1",
+        "has_new_ack",
         "max_ack_delay",
         "space",
     )
@@ -69,7 +69,8 @@ class ReceivedPacketTracker:
         self.ect0 = 0
         self.ect1 = 0
         self.ce = 0
-        self._has_new_ack = False
+        self.has_new_ack = False
+        """Read-only outside: a packet arrived since the last ACK frame (a cheap pre-check for packers)."""
         self._ack_queued = False
         self._ack_alarm: float | None = None
         self._eliciting_since_ack = 0
@@ -111,7 +112,7 @@ class ReceivedPacketTracker:
         if not ack_eliciting:
             # RFC 9000 §13.2.1: non-ack-eliciting packets are only acknowledged along with others.
             return
-        self._has_new_ack = True
+        self.has_new_ack = True
         self._eliciting_since_ack += 1
         previous_eliciting = self._largest_eliciting
         if pn > previous_eliciting:
@@ -149,7 +150,7 @@ class ReceivedPacketTracker:
         without it, whenever new ack-eliciting packets arrived since the last ACK (to piggyback on
         a packet that is sent anyway).
         """
-        if not self._has_new_ack or not self._ranges:
+        if not self.has_new_ack or not self._ranges:
             return None
         if only_if_queued and not self._ack_queued and (self._ack_alarm is None or self._ack_alarm > now):
             return None
@@ -157,7 +158,7 @@ class ReceivedPacketTracker:
         delay = delay_us >> self.ack_delay_exponent if delay_us > 0 else 0
         ecn = (self.ect0, self.ect1, self.ce) if (self.ect0 or self.ect1 or self.ce) else None
         ranges = tuple([(r[0], r[1]) for r in reversed(self._ranges)])
-        self._has_new_ack = False
+        self.has_new_ack = False
         self._ack_queued = False
         self._ack_alarm = None
         self._eliciting_since_ack = 0

@@ -21,7 +21,7 @@ from quicsilver.ackhandler.sent import SentPacketHandler
 from quicsilver.core.datagram_queue import DatagramQueue
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
-from quicsilver.handshake.protection import PacketKeys, protect_packet
+from quicsilver.handshake.protection import PacketKeys, protect_packet_into
 from quicsilver.protocol import ECN, MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.wire.frames import (
     AckFrame,
@@ -32,7 +32,7 @@ from quicsilver.wire.frames import (
     StreamFrame,
 )
 from quicsilver.wire.header import PacketType, build_long_header, build_short_header
-from quicsilver.wire.packet_number import encode_packet_number
+from quicsilver.wire.packet_number import encode_packet_number, packet_number_length
 from quicsilver.wire.varint import varint_len
 
 __all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
@@ -156,12 +156,12 @@ class PacketPacker:
                 self.perspective == Perspective.CLIENT or p.ack_eliciting
             ):
                 target = max(target, max_size)
-        total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
-        if total < target:
-            last = pending[-1]
-            pad = target - total
-            last.payload += bytes(pad)
-            last.has_padding = True
+        if target:
+            total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
+            if total < target:
+                last = pending[-1]
+                last.payload += bytes(target - total)
+                last.has_padding = True
         return self._seal(pending, now)
 
     def _fill_packet(
@@ -171,8 +171,11 @@ class PacketPacker:
         space = self.spaces[space_id]
         sph = self.sph
         pn = sph.peek_packet_number(space_id)
-        _, pn_len = encode_packet_number(pn, sph.largest_acked(space_id))
-        header_len = self._header_len(level, pn_len)
+        pn_len = packet_number_length(pn, sph.largest_acked(space_id))
+        if level is EncryptionLevel.ONE_RTT:
+            header_len = 1 + len(self.dcid) + pn_len
+        else:
+            header_len = self._header_len(level, pn_len)
         avail = room - header_len - TAG_LEN
         if avail < 1:
             return None
@@ -180,10 +183,12 @@ class PacketPacker:
         frames: list[Frame] = []
         ack_eliciting = False
         largest_acked: int | None = None
-        # ACK first (not in 0-RTT packets, RFC 9000 §12.4 Table 3).
-        if level != EncryptionLevel.ZERO_RTT:
+        tracker = space.ack_tracker
+        # ACK first (not in 0-RTT packets, RFC 9000 §12.4 Table 3); has_new_ack first, as a cheap
+        # pre-check that skips the has-data question for most data packets.
+        if level is not EncryptionLevel.ZERO_RTT and tracker.has_new_ack:
             has_other = need_ping or (send_data and self._has_data(level))
-            ack = space.ack_tracker.get_ack_frame(now, only_if_queued=not has_other)
+            ack = tracker.get_ack_frame(now, only_if_queued=not has_other)
             if ack is not None:
                 ack = _fit_ack(ack, avail)
                 if ack is not None:
@@ -312,22 +317,24 @@ class PacketPacker:
                     p.pn_len,
                 )
                 keys = self.keys[p.level]
-            protect_packet(keys, buf, pn_offset, p.pn_len, p.pn, p.payload, header_offset=start)
-            size = len(buf) - start
+            size = protect_packet_into(keys, buf, pn_offset, p.pn_len, p.pn, p.payload, header_offset=start)
             if p.has_padding:
                 p.frames.append(PaddingFrame(1))
+            space = _SPACE[p.level]
+            # Positional arguments (the field order of SentPacket): this runs for every packet.
             packed.append(
                 SentPacket(
-                    pn=p.pn,
-                    space=_SPACE[p.level],
-                    time_sent=now,
-                    size=size,
-                    ack_eliciting=p.ack_eliciting,
-                    in_flight=p.ack_eliciting or p.has_padding,
-                    frames=p.frames,
-                    largest_acked=p.largest_acked,
-                    is_0rtt=p.level == EncryptionLevel.ZERO_RTT,
-                    ecn=ecn if _SPACE[p.level] is PacketNumberSpace.APPLICATION else ECN.NOT_ECT,
+                    p.pn,
+                    space,
+                    now,
+                    size,
+                    p.ack_eliciting,
+                    p.ack_eliciting or p.has_padding,
+                    p.frames,
+                    False,
+                    ecn if space is PacketNumberSpace.APPLICATION else ECN.NOT_ECT,
+                    p.largest_acked,
+                    p.level is EncryptionLevel.ZERO_RTT,
                 )
             )
         return buf, packed
