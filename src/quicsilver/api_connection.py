@@ -82,10 +82,8 @@ class Connection:
         is_client: bool,
         remote_addr: Address,
         initial_cids: list[bytes],
-        server_name: str | None = None,
         token_store: Any = None,
         token_key: str | None = None,
-        session_store: Callable[[Any], None] | None = None,
     ) -> None:
         self._transport = transport
         self._loop = transport.loop
@@ -93,10 +91,8 @@ class Connection:
         self.is_client = is_client
         self._remote_addr = remote_addr
         self._pktinfo: PacketInfo | None = None
-        self._server_name = server_name
         self._token_store = token_store
         self._token_key = token_key
-        self._session_store = session_store
         self._cids: set[bytes] = set()
         self._streams: dict[int, SendStream | ReceiveStream] = {}
         self._accept_bidi: deque[Stream] = deque()
@@ -134,7 +130,7 @@ class Connection:
             ev.ConnectionIdIssued: self._on_cid_issued,
             ev.ConnectionIdRetired: self._on_cid_retired,
             ev.NewTokenReceived: self._on_new_token,
-            ev.SessionTicketReceived: self._on_session_ticket,
+            # SessionTicketReceived: the TLS engine already stored the ticket in its TLSConfig's store
         }
         for cid in initial_cids:
             self._cids.add(cid)
@@ -361,10 +357,6 @@ class Connection:
     def _on_new_token(self, event: ev.NewTokenReceived) -> None:
         if self._token_store is not None and self._token_key is not None:
             self._token_store.put(self._token_key, event.token)
-
-    def _on_session_ticket(self, event: ev.SessionTicketReceived) -> None:
-        if self._session_store is not None:
-            self._session_store(event.ticket)
 
     def _terminate(self, error: Exception, close_datagrams: list[OutgoingDatagram]) -> None:
         if self._error is not None:

@@ -158,7 +158,6 @@ async def dial_on(
         is_client=True,
         remote_addr=remote,
         initial_cids=[core.host_cid],
-        server_name=server_name,
         token_store=token_store,
         token_key=token_key,
     )
