@@ -271,6 +271,7 @@ class Transport:
         """Live counters (also returned by :meth:`stats`)."""
         self._handlers: dict[bytes, PacketHandler] = {}
         self._connections: set[Connection] = set()
+        self._clients: set[Connection] = set()  # the ones that may receive a stateless reset we cannot route
         self._server: Server | None = None
         self._send_queue: deque[OutgoingDatagram] = deque()
         self._send_waiters: dict[Connection, None] = {}
@@ -439,12 +440,15 @@ class Transport:
 
     def add_connection(self, conn: Connection) -> None:
         self._connections.add(conn)
+        if conn.is_client:
+            self._clients.add(conn)
 
     def connection_closed(
         self, conn: Connection, cids: list[bytes], close_datagrams: list[OutgoingDatagram]
     ) -> None:
         """A connection ended: its CIDs answer with its CONNECTION_CLOSE (or drop) for 5 s."""
         self._connections.discard(conn)
+        self._clients.discard(conn)
         self._send_waiters.pop(conn, None)
         if not self._closed:
             closed = _ClosedHandler(self, close_datagrams)
@@ -518,8 +522,10 @@ class Transport:
         # A stateless reset from a peer looks like a short header with a random DCID: before
         # answering it, let each client connection check its peer's reset tokens (RFC 9000 §10.3.1).
         if size >= MIN_STATELESS_RESET_SIZE:
-            for conn in list(self._connections):
-                if conn.is_client and conn.try_stateless_reset(data, addr, 0, now):
+            # Only our client connections: a server never waits for resets it cannot route (its
+            # clients' CIDs are in the map), so junk cannot cost it a loop over its connections.
+            for conn in list(self._clients):
+                if conn.try_stateless_reset(data, addr, 0, now):
                     return
         self._drop(addr, "1RTT", size, DropReason.UNKNOWN_CONNECTION_ID)
         if size < MIN_PACKET_FOR_RESET or self.connection_id_length == 0:
