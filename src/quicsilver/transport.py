@@ -522,8 +522,9 @@ class Transport:
         # A stateless reset from a peer looks like a short header with a random DCID: before
         # answering it, let each client connection check its peer's reset tokens (RFC 9000 §10.3.1).
         if size >= MIN_STATELESS_RESET_SIZE:
-            # Only our client connections: a server never waits for resets it cannot route (its
-            # clients' CIDs are in the map), so junk cannot cost it a loop over its connections.
+            # Only client connections are asked (a client rarely has many): a server's connection
+            # that its client resets ends by idle timeout instead, so that junk sent to a busy server
+            # cannot cost a decryption attempt per connection.
             for conn in list(self._clients):
                 if conn.try_stateless_reset(data, addr, 0, now):
                     return
