@@ -180,6 +180,13 @@ def client_args(scenario: str, opts: argparse.Namespace) -> list[str]:
     return args
 
 
+def last_error_line(stderr: str) -> str:
+    """The exception line of a traceback (the last line that is not indented or a ^ marker)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip() and not line[0].isspace()]
+    lines = [line for line in lines if not set(line.strip()) <= {"^", "~"}]
+    return lines[-1][:600] if lines else "(no error output)"
+
+
 def last_json(text: str) -> dict[str, Any]:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
@@ -200,7 +207,7 @@ def run_once(peer: Peer, scenario: str, opts: argparse.Namespace, certs: tuple[s
                 command, capture_output=True, text=True, env=env, timeout=opts.timeout, check=False
             )
             if out.returncode != 0:
-                raise RuntimeError(f"client failed ({out.returncode}): {out.stderr.strip()[-600:]}")
+                raise RuntimeError(f"client failed ({out.returncode}): {last_error_line(out.stderr)}")
             return last_json(out.stdout)
         baseline = server.rss()
         client = subprocess.Popen(
