@@ -220,16 +220,6 @@ class Connection:
             return True
         return False
 
-    def discard(self, error: Exception) -> None:
-        """End without a word and stop routing at once (a server connection whose first datagram
-        carried no valid Initial: no state worth keeping, nothing to answer)."""
-        if self._error is not None:
-            return
-        cids, self._cids = list(self._cids), set()
-        self._terminate(error, [])
-        for cid in cids:
-            self._transport.remove_handler(cid, self)
-
     def abort_on_transport_close(self) -> None:
         """The Transport is closing: send CONNECTION_CLOSE (NO_ERROR) and end now."""
         if self._error is not None:

@@ -430,10 +430,6 @@ class Transport:
         if self._loop is not None and self._handlers.get(cid) is handler:
             self._loop.call_later(CLOSED_CID_LINGER, self._remove_cid, cid, handler)
 
-    def remove_handler(self, cid: bytes, handler: PacketHandler) -> None:
-        """Stop routing ``cid`` to ``handler`` now."""
-        self._remove_cid(cid, handler)
-
     def _remove_cid(self, cid: bytes, handler: PacketHandler) -> None:
         if self._handlers.get(cid) is handler:
             del self._handlers[cid]

@@ -677,21 +677,40 @@ async def test_write_backpressure(server_tls: quic.TLSConfig) -> None:
 
 async def test_default_policy_retries_under_load(server_tls: quic.TLSConfig) -> None:
     # no verify_source_address: Retry once more than half of the handshake slots are in use
+    from quicsilver.core.connection import QuicConnection
+    from quicsilver.wire.header import parse_retry
+
     async with (
         asyncio.timeout(20),
         await quic.listen_addr("127.0.0.1:0", server_tls, max_unvalidated_handshakes=2) as listener,
     ):
-        conns = await asyncio.gather(*(quic.dial_addr(url(listener), client_tls()) for _ in range(4)))
-        assert listener.stats().retries_sent >= 1
-        for _ in conns:
-            await listener.accept()
-        for conn in conns:
+        loop = asyncio.get_running_loop()
+        stalled = []
+        for _ in range(3):  # clients that send their first flight and never answer
+            core = QuicConnection(quic.Config(), client_tls(), is_client=True, server_name="localhost")
+            core.connect(listener.local_addr, 0.0)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            stalled.append(sock)
+            for datagram, _ in core.datagrams_to_send(0.0):
+                sock.sendto(datagram, listener.local_addr)
+            await asyncio.sleep(0.1)
+        try:
+            # two handshakes in flight (> 2 // 2): the third client was asked to prove its address
+            retry = await asyncio.wait_for(loop.sock_recv(stalled[2], 2048), 2)
+            assert parse_retry(retry)[3]  # a token
+            assert listener.stats().retries_sent >= 1
+            # a real client under the same load gets a Retry too, and completes through it
+            before = listener.stats().retries_sent
+            accept = asyncio.create_task(listener.accept())
+            conn = await quic.dial_addr(url(listener), client_tls())
+            await accept
+            assert listener.stats().retries_sent > before
             conn.close()
-        # unloaded again: no Retry for the next client
-        retries = listener.stats().retries_sent
-        conn = await quic.dial_addr(url(listener), client_tls())
-        assert listener.stats().retries_sent == retries
-        conn.close()
+        finally:
+            for sock in stalled:
+                sock.close()
 
 
 async def test_hostile_datagrams_do_not_disturb(server_tls: quic.TLSConfig) -> None:
