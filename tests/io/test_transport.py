@@ -467,3 +467,15 @@ def test_parse_address_fuzz(addr: Any) -> None:
         assert str(exc)
         return
     assert 0 <= port <= 65535 and isinstance(host, str)
+
+
+async def test_forged_initial_builds_no_connection(listener: Any) -> None:
+    peer = Peer()
+    try:
+        packet = initial_packet(os.urandom(8), os.urandom(4))  # a valid header, a payload of noise
+        peer.send(packet, listener.local_addr)
+        assert await peer.recv(0.2) is None
+        assert ("initial", len(packet), DropReason.PAYLOAD_DECRYPT_ERROR) in listener.tracer.dropped
+        assert not listener._server._handshaking
+    finally:
+        peer.close()
