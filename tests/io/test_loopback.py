@@ -846,3 +846,24 @@ def test_runs_on_uvloop(server_tls: quic.TLSConfig) -> None:
             return ok
 
     assert uvloop.run(main())
+
+
+async def test_listener_close_ends_accept_and_iteration(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(10):
+        listener = await quic.listen_addr("127.0.0.1:0", server_tls)
+        pending = asyncio.create_task(listener.accept())
+        iterated: list[quic.Connection] = []
+
+        async def iterate() -> None:
+            async for conn in listener:
+                iterated.append(conn)
+
+        loop_task = asyncio.create_task(iterate())
+        await asyncio.sleep(0.01)
+        listener.close()
+        with pytest.raises(quic.ServerClosedError):
+            await pending
+        await loop_task  # async for ends cleanly
+        assert iterated == [] and listener.closed
+        # single-use: the socket went with the listener
+        assert listener.transport.closed and listener.transport.packet_conn.sock.fileno() == -1
