@@ -867,3 +867,25 @@ async def test_listener_close_ends_accept_and_iteration(server_tls: quic.TLSConf
         assert iterated == [] and listener.closed
         # single-use: the socket went with the listener
         assert listener.transport.closed and listener.transport.packet_conn.sock.fileno() == -1
+
+
+async def test_early_listener_sends_half_rtt_data(server_tls: quic.TLSConfig) -> None:
+    # EarlyListener returns the connection before the handshake completes; data the server sends
+    # then is 0.5-RTT data (RFC 9001 §4.1.1), readable by the client right after its handshake
+    async with asyncio.timeout(10), await quic.listen_addr_early("127.0.0.1:0", server_tls) as listener:
+        handshake_done_at_accept: list[bool] = []
+
+        async def server() -> None:
+            conn = await listener.accept()
+            handshake_done_at_accept.append(conn.handshake_complete)
+            stream = conn.open_uni_stream()
+            await stream.write(b"half-rtt hello")
+            await stream.close()
+
+        task = asyncio.create_task(server())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        uni = await conn.accept_uni_stream()
+        assert await uni.read() == b"half-rtt hello"
+        await task
+        assert handshake_done_at_accept == [False]
+        conn.close()
