@@ -39,7 +39,6 @@ __all__ = ["Connection", "ConnectionState"]
 
 logger = logging.getLogger("quicsilver.connection")
 
-_ECT0 = 0b10
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +185,13 @@ class Connection:
                     self._waiting_for_room = True
                     self._transport.wait_for_room(self)
             else:
-                datagrams = self._core.datagrams_to_send(now)
+                # (data, addr, ECN codepoint): the core marks ECT(0) while ECN is being validated or
+                # works, and stops when the path bleaches or mangles it (RFC 9000 §13.4).
+                datagrams = self._core.datagrams_to_send_ecn(now)
                 if datagrams:
                     self.datagrams_sent += len(datagrams)
                     pktinfo = self._pktinfo
-                    # (data, addr) from the core; a third element, if the core gives one, is the
-                    # datagram's ECN codepoint (ECT(0) by default, RFC 9000 §13.4).
-                    self._transport.enqueue(
-                        [(d[0], d[1], d[2] if len(d) > 2 else _ECT0, pktinfo) for d in datagrams]
-                    )
+                    self._transport.enqueue([(data, addr, ecn, pktinfo) for data, addr, ecn in datagrams])
                 self._process_events()
         if self._open_waiters:
             _wake(self._open_waiters)  # a MAX_STREAMS may have arrived: open_stream_sync retries
@@ -230,8 +227,8 @@ class Connection:
 
     def _pull_close_datagrams(self) -> list[OutgoingDatagram]:
         """The CONNECTION_CLOSE the core queued when it entered the closing state (none when draining)."""
-        datagrams = self._core.datagrams_to_send(self._loop.time())
-        out = [(data, addr, _ECT0, self._pktinfo) for data, addr in datagrams]
+        datagrams = self._core.datagrams_to_send_ecn(self._loop.time())
+        out = [(data, addr, ecn, self._pktinfo) for data, addr, ecn in datagrams]
         if out:
             self._transport.enqueue(out)
         return out

@@ -889,3 +889,29 @@ async def test_early_listener_sends_half_rtt_data(server_tls: quic.TLSConfig) ->
         await task
         assert handshake_done_at_accept == [False]
         conn.close()
+
+
+async def test_ecn_marks_reach_the_peer(server_tls: quic.TLSConfig) -> None:
+    # RFC 9000 §13.4: 1-RTT packets leave marked ECT(0) (the core's codepoint, through IP_TOS) and the
+    # receiver reads the mark from the IP_RECVTOS control message
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        marks: list[int] = []
+        pconn = listener.transport.packet_conn
+        real_read = pconn.read_batch
+
+        def recording_read() -> Any:
+            batch = real_read()
+            marks.extend(ecn for _, _, ecn, _ in batch)
+            return batch
+
+        pconn.read_batch = recording_read  # type: ignore[method-assign]
+        accept = asyncio.create_task(listener.accept())
+        conn = await quic.dial_addr(url(listener), client_tls())
+        server_conn = await accept
+        stream = conn.open_stream()
+        await stream.write(os.urandom(100_000))
+        await stream.close()
+        assert len(await (await server_conn.accept_stream()).read()) == 100_000
+        assert 0b10 in marks  # ECT(0)
+        assert 0b11 not in marks  # no CE on loopback
+        conn.close()
