@@ -176,7 +176,7 @@ class SentPacketHandler:
         if pn >= generator.next_pn:
             # The caller numbered the packet itself: keep the generator ahead of it.
             generator.next_pn = pn + 1
-        if pn in s.skipped:
+        if s.skipped and pn in s.skipped:
             s.skipped.remove(pn)
         if not s.packets:
             s.lowest = pn

@@ -61,7 +61,21 @@ class Pacer:
 
     def sent_packet(self, now: float, size: int) -> None:
         """Take ``size`` bytes out of the bucket."""
-        budget = self.budget(now)
+        # budget(now), inlined: this runs for every packet sent.
+        rate = PACING_GAIN * self._bandwidth()
+        max_burst = int(rate * _BURST_INTERVAL)
+        floor = MAX_BURST_SIZE_PACKETS * self.max_datagram_size
+        if max_burst < floor:
+            max_burst = floor
+        last = self._last_sent_time
+        if last is None:
+            budget = max_burst
+        else:
+            budget = self._budget_at_last_sent
+            if now > last:
+                budget += int(rate * (now - last))
+            if budget > max_burst:
+                budget = max_burst
         self._budget_at_last_sent = budget - size if size < budget else 0
         self._last_sent_time = now
 

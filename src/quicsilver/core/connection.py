@@ -74,6 +74,7 @@ __all__ = ["QuicConnection"]
 
 _PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _MAX_DATAGRAMS_PER_CALL = 256
+_ECN_OF_BITS = tuple(ECN(bits) for bits in range(4))  # ECN(bits) costs an enum lookup per packet
 
 
 class QuicConnection(MigrationMixin):
@@ -226,7 +227,7 @@ class QuicConnection(MigrationMixin):
             elif result.dcid != first_dcid:
                 self._trace_drop(result.packet_type, result.size, DropReason.UNKNOWN_CONNECTION_ID)
                 continue
-            if self._process_packet(result, now, ECN(ecn & 0x03)):
+            if self._process_packet(result, now, _ECN_OF_BITS[ecn & 0x03]):
                 processed = True
             if self._state is not ConnState.ACTIVE:
                 return

@@ -273,11 +273,24 @@ class StreamFrame:
         if with_length:
             ftype |= STREAM_LEN_BIT
         buf.append(ftype)
-        append_varint(buf, self.stream_id)
+        # The common sizes inline (one STREAM frame per packet sent): a 1-byte stream ID, a 4-byte
+        # offset, a 2-byte length.
+        stream_id = self.stream_id
+        if stream_id < 0x40:
+            buf.append(stream_id)
+        else:
+            append_varint(buf, stream_id)
         if offset:
-            append_varint(buf, offset)
+            if 0x4000 <= offset < 0x40000000:
+                buf += (0x80000000 | offset).to_bytes(4, "big")
+            else:
+                append_varint(buf, offset)
         if with_length:
-            append_varint(buf, len(data))
+            n = len(data)
+            if 0x40 <= n < 0x4000:
+                buf += (0x4000 | n).to_bytes(2, "big")
+            else:
+                append_varint(buf, n)
         buf += data
 
     def length(self, with_length: bool = True) -> int:
