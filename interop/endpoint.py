@@ -78,6 +78,8 @@ def plan(
     base = ["client", "--insecure", "--quiet", "-o", downloads]
     if testcase == "chacha20":
         base += ["--cipher", "chacha20"]
+    if testcase == "keyupdate":
+        base += ["--key-update-after", "10"]  # the runner wants a client-initiated key update
     if testcase == "v2":
         base += ["--quic-versions", "v1,v2"]  # v1 Initial, compatible negotiation to v2 (RFC 9368)
     if testcase in ("resumption", "zerortt"):

@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--0rtt", dest="zero_rtt", action="store_true", help="send the requests as 0-RTT data"
     )
     client.add_argument("--quiet", action="store_true", help="no progress output")
+    client.add_argument(
+        "--key-update-after",
+        type=int,
+        metavar="PACKETS",
+        help="initiate the first key update after PACKETS (>= 10)",
+    )
     _add_client_tls(client)
     _add_common(client)
 
@@ -424,7 +430,10 @@ async def _cmd_client(args: argparse.Namespace) -> int:
         raise CliError(f"--cafile: no such file: {args.cafile}", EXIT_USAGE)
     store = FileSessionTicketStore(args.ticket_file) if (args.resume or args.zero_rtt) else None
     tls = _client_tls(args, HQ_ALPN, session_ticket_store=store)
-    config = _config(args, handshake_idle_timeout=max(0.5, args.timeout / 2))
+    extra: dict[str, Any] = {}
+    if args.key_update_after is not None:
+        extra["first_key_update_interval"] = args.key_update_after
+    config = _config(args, handshake_idle_timeout=max(0.5, args.timeout / 2), **extra)
     failures: list[str] = []
     for address, paths in targets.items():
         failures += await _fetch_authority(args, address, paths, tls, config)

@@ -34,6 +34,8 @@ def test_server_cases() -> None:
     assert endpoint.plan("server", "retry", [])[0][-1] == "--retry"
     assert endpoint.plan("server", "zerortt", [])[0][-1] == "--0rtt"
     assert endpoint.plan("server", "v2", [])[0][-2:] == ["--quic-versions", "v2,v1"]
+    (keyupdate,) = endpoint.plan("client", "keyupdate", ["https://server4:443/a"])
+    assert keyupdate[keyupdate.index("--key-update-after") + 1] == "10"
     (v2_client,) = endpoint.plan("client", "v2", ["https://server4:443/a"])
     assert v2_client[v2_client.index("--quic-versions") + 1] == "v1,v2"
 
