@@ -9,6 +9,7 @@ Config, so the figure is the one ``bench/run.py`` reports, without the cross-sta
     python bench/profile_transfer.py --direction upload --size 20000000
     python bench/profile_transfer.py --profile server --top 25  # cProfile of the sender
     python bench/profile_transfer.py --profile both --sort tottime
+    python bench/profile_transfer.py --sample server           # py-spy sampling: no profiler overhead
     python bench/profile_transfer.py --handshakes 200          # handshakes/s (+ one small request)
     python bench/profile_transfer.py --repeat 3                # several transfers, median printed
 
@@ -30,12 +31,15 @@ import asyncio
 import cProfile
 import io
 import pstats
+import re
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
@@ -69,6 +73,37 @@ def _profiler(clock: str) -> cProfile.Profile:
     # CPU time keeps the other processes of a loaded machine out of the figures: a syscall during
     # which we were preempted costs its own CPU time, not the wall time until we ran again.
     return cProfile.Profile(time.process_time) if clock == "cpu" else cProfile.Profile()
+
+
+def _start_sampler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
+    """py-spy (if installed) sampling ``pid`` at 1 kHz into a raw (collapsed-stack) file."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("py-spy is not installed (pip install py-spy): no sampling", file=sys.stderr)
+        return None
+    command = [spy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw", "--output", out]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches before the transfer starts
+    return sampler
+
+
+def _print_samples(title: str, path: str, count: int) -> None:
+    """Top functions of a py-spy raw file by own and by inclusive samples (percent of all samples)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+            total += int(n)
+            own[frames[-1]] += int(n)
+            for frame in set(frames):
+                inclusive[frame] += int(n)
+    for kind, counter in (("own", own), ("inclusive", inclusive)):
+        print(f"\n## {title}, py-spy samples by {kind} time ({total} samples)\n")
+        for frame, n in counter.most_common(count):
+            print(f"{n / total * 100:5.1f}%  {frame}")
 
 
 def _print_profile(title: str, path: str, sort: str, count: int) -> None:
@@ -177,6 +212,9 @@ def client_main(args: argparse.Namespace) -> int:
             assert server.stdout is not None
             port = int(server.stdout.readline().split()[1])
             profiler = _profiler(args.clock) if args.profile in ("client", "both") else None
+            samples = os.path.join(work, "samples.txt")
+            sampled = {"server": server.pid, "client": os.getpid()}.get(args.sample)
+            sampler = _start_sampler(sampled, samples) if sampled is not None else None
             cpu_before = _cpu_seconds()
             if profiler is not None:
                 profiler.enable()
@@ -185,6 +223,9 @@ def client_main(args: argparse.Namespace) -> int:
             finally:
                 if profiler is not None:
                     profiler.disable()
+                if sampler is not None:
+                    sampler.send_signal(signal.SIGINT)  # py-spy writes its file on the way out
+                    sampler.wait(60)
                 server.send_signal(signal.SIGTERM)
                 server_tail = server.stdout.read()
                 server.wait(60)
@@ -206,6 +247,8 @@ def client_main(args: argparse.Namespace) -> int:
             _print_profile("client", client_prof, args.sort, args.top)
         if os.path.exists(server_prof):
             _print_profile("server", server_prof, args.sort, args.top)
+        if os.path.exists(samples):
+            _print_samples(args.sample, samples, args.top)
     return 0
 
 
@@ -218,6 +261,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="transfers on the connection (default 1)")
     parser.add_argument("--handshakes", type=int, default=0, help="measure N sequential handshakes instead")
     parser.add_argument("--profile", choices=["none", "server", "client", "both"], default="none")
+    parser.add_argument(
+        "--sample", choices=["server", "client"], help="sample one side with py-spy (no profiler overhead)"
+    )
     parser.add_argument("--sort", choices=["cumulative", "tottime"], default="tottime")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
