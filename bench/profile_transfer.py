@@ -94,12 +94,13 @@ def _print_samples(title: str, path: str, count: int) -> None:
     total = 0
     with open(path) as f:
         for line in f:
-            stack, _, n = line.rstrip("\n").rpartition(" ")
+            stack, _, count_text = line.rstrip("\n").rpartition(" ")
             frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-            total += int(n)
-            own[frames[-1]] += int(n)
+            samples = int(count_text)
+            total += samples
+            own[frames[-1]] += samples
             for frame in set(frames):
-                inclusive[frame] += int(n)
+                inclusive[frame] += samples
     for kind, counter in (("own", own), ("inclusive", inclusive)):
         print(f"\n## {title}, py-spy samples by {kind} time ({total} samples)\n")
         for frame, n in counter.most_common(count):
