@@ -519,7 +519,7 @@ async def test_a_core_bug_costs_one_connection(echo_listener: quic.Listener) -> 
         def explode(now: float) -> list[tuple[bytes, Any]]:
             raise RuntimeError("bug")
 
-        broken._core.datagrams_to_send = explode  # type: ignore[attr-defined]
+        broken._core.datagrams_to_send_ecn = explode  # type: ignore[attr-defined]
         stream = broken.open_stream()
         with pytest.raises(quic.TransportError) as info:
             await stream.write(b"x")
