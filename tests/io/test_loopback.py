@@ -5,6 +5,7 @@ Negotiation, stateless reset, accept-queue overflow and the receive-queue drop u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -915,3 +916,73 @@ async def test_ecn_marks_reach_the_peer(server_tls: quic.TLSConfig) -> None:
         assert 0b10 in marks  # ECT(0)
         assert 0b11 not in marks  # no CE on loopback
         conn.close()
+
+
+class RebindingRelay:
+    """A UDP relay between one client and the server that changes its server-facing source port
+    after ``switch_after`` client datagrams (a NAT rebinding, RFC 9000 §9.3)."""
+
+    def __init__(self, server: tuple[str, int], switch_after: int) -> None:
+        self.server = server
+        self.switch_after = switch_after
+        self.forwarded = 0
+        self.client: Any = None
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.front.setblocking(False)
+        self.backs: list[socket.socket] = []
+        self._new_back()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.front.fileno(), self._from_client)
+
+    def _new_back(self) -> None:
+        back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        back.bind(("127.0.0.1", 0))
+        back.setblocking(False)
+        self.backs.append(back)
+        asyncio.get_running_loop().add_reader(back.fileno(), self._from_server, back)
+
+    def _from_client(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                data, self.client = self.front.recvfrom(65535)
+                self.forwarded += 1
+                if self.forwarded == self.switch_after:
+                    self._new_back()
+                self.backs[-1].sendto(data, self.server)
+
+    def _from_server(self, back: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                data = back.recv(65535)
+                self.front.sendto(data, self.client)
+
+    def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in [self.front, *self.backs]:
+            loop.remove_reader(sock.fileno())
+            sock.close()
+
+
+async def test_nat_rebinding_mid_transfer(server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(30), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        relay = RebindingRelay(("127.0.0.1", listener.local_addr[1]), switch_after=40)
+        try:
+            accept = asyncio.create_task(listener.accept())
+            conn = await quic.dial_addr(f"127.0.0.1:{relay.front.getsockname()[1]}", client_tls())
+            server_conn = await accept
+            payload = os.urandom(1_000_000)
+            stream = conn.open_stream()
+            reader = asyncio.create_task(server_conn.accept_stream())
+            await stream.write(payload)
+            await stream.close()
+            peer = await reader
+            echoed = await peer.read()
+            assert echoed == payload
+            await peer.write(b"reply after rebinding")
+            await peer.close()
+            assert await stream.read() == b"reply after rebinding"
+            assert len(relay.backs) == 2 and relay.forwarded > 40
+            conn.close()
+        finally:
+            relay.close()
