@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import quicsilver as quic
 from quicsilver.apps.echo import ECHO_ALPN, echo
@@ -252,3 +254,39 @@ async def test_hq_get_downloads_files_concurrently(served: tuple[str, Path, quic
 
         results = await asyncio.gather(*(get(n) for n in files))
     assert results == list(files.values())
+
+
+# --- hostile input, fuzzed ----------------------------------------------------------------------
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.binary(max_size=200) | st.builds(lambda b: b"GET /" + b, st.binary(max_size=100)))
+def test_parse_request_random_bytes_only_raise_hq_request_error(data: bytes) -> None:
+    try:
+        path = parse_request(data)
+    except HqRequestError:
+        return
+    assert path.startswith("/")
+    assert all(c.isprintable() for c in path)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.lists(st.sampled_from(["..", ".", "", "a", "b.txt", "%2e%2e", "\\..", "link"]), max_size=6))
+def test_resolve_path_never_leaves_the_root(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
+    base = tmp_path_factory.getbasetemp() / "fuzzroot"
+    root = base / "www"
+    if not root.exists():
+        (root / "a").mkdir(parents=True)
+        (root / "a" / "b.txt").write_text("in")
+        (root / "b.txt").write_text("in")
+        (base / "b.txt").write_text("out")
+        (root / "link").symlink_to(base / "b.txt")
+    try:
+        resolved = resolve_path(str(root), "/" + "/".join(parts))
+    except HqRequestError:
+        return
+    real_root = str(root.resolve())
+    assert os.path.commonpath([real_root, resolved]) == real_root
+    assert Path(resolved).read_text() == "in"

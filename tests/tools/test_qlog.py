@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quicsilver.errors import ApplicationError, IdleTimeoutError, TransportError
 from quicsilver.protocol import EncryptionLevel, Perspective
@@ -326,3 +328,14 @@ async def test_a_real_transfer_writes_qlogs_with_quic_event_names(tmp_path: Path
         assert times == sorted(times)
         frames = [fr["frame_type"] for e in events for fr in e["data"].get("frames", [])]
         assert "stream" in frames and "ack" in frames and "crypto" in frames
+
+
+@settings(max_examples=200, derandomize=True)
+@given(st.binary(max_size=300))
+def test_read_qlog_random_bytes_only_raise_value_error(data: bytes) -> None:
+    try:
+        header, events = read_qlog(b"\x1e" + data)
+    except ValueError:
+        return
+    assert "qlog_format" in header
+    assert all(isinstance(e, dict) for e in events)
