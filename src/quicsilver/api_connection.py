@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionState"]
 
 logger = logging.getLogger("quicsilver.connection")
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,7 @@ class Connection:
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._waiting_for_room = False
+        self._previous_transports: list[Transport] = []  # sockets we migrated away from
         self.datagrams_sent = 0
         """Datagrams this connection handed to the Transport."""
         self.datagrams_received = 0
@@ -361,6 +362,9 @@ class Connection:
         for stream in self._streams.values():
             stream._wake_all()
         self._transport.connection_closed(self, list(self._cids), close_datagrams)
+        for old in self._previous_transports:
+            old.connection_closed(self, list(self._cids), [])
+        self._previous_transports.clear()
         if not self._closed.done():
             self._closed.set_result(None)
         if self.on_closed is not None:
@@ -506,6 +510,48 @@ class Connection:
         while not self._datagrams:
             await self._wait(self._datagram_waiters)
         return self._datagrams.popleft()
+
+    def migrate(self, transport: Transport | None = None) -> None:
+        """Client: move the connection to another local socket (active migration, RFC 9000 §9.2).
+
+        ``transport``: the Transport to send from (it must use our connection ID length); None binds
+        a new one on an ephemeral port, closed with the connection. The core then validates the new
+        path; packets still arriving on the old socket are accepted until the connection ends.
+        Raises RuntimeError for a server connection, before the handshake is confirmed, when the
+        server sent disable_active_migration or issued no spare connection ID; ValueError for a
+        Transport with another connection ID length.
+        """
+        self._raise_if_closed()
+        if not self.is_client:
+            raise RuntimeError("only a client migrates actively (RFC 9000 §9)")
+        old = self._transport
+        owned = transport is None
+        if transport is None:
+            from .transport import Transport as _Transport
+
+            host = "::" if old.family == socket.AF_INET6 else "0.0.0.0"
+            transport = _Transport((host, 0), connection_id_length=old.connection_id_length, _single_use=True)
+        elif transport.connection_id_length != old.connection_id_length:
+            raise ValueError(
+                f"the new Transport uses {transport.connection_id_length}-byte connection IDs, "
+                f"this connection {old.connection_id_length}-byte ones"
+            )
+        transport._start()
+        for cid in self._cids:
+            transport.add_handler(cid, self)
+        transport.add_connection(self)
+        self._transport = transport
+        self._pktinfo = None
+        try:
+            self._core.migrate(self._loop.time())
+        except Exception:
+            self._transport = old
+            transport.connection_closed(self, list(self._cids), [])
+            if owned:
+                transport.close()
+            raise
+        self._previous_transports.append(old)
+        self._schedule_flush()
 
     def close(self, code: int = 0, reason: str = "") -> None:
         """Close with an application error code (CONNECTION_CLOSE type 0x1d); no-op if already closed."""

@@ -986,3 +986,31 @@ async def test_nat_rebinding_mid_transfer(server_tls: quic.TLSConfig) -> None:
             conn.close()
         finally:
             relay.close()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["single-use-dial", "shared-transport"])
+async def test_client_migrates_to_a_new_socket(server_tls: quic.TLSConfig, shared: bool) -> None:
+    async with asyncio.timeout(20), await quic.listen_addr("127.0.0.1:0", server_tls) as listener:
+        task = asyncio.create_task(echo_server(listener))
+        first_transport = quic.Transport("127.0.0.1:0") if shared else None
+        try:
+            if first_transport is not None:
+                conn = await first_transport.dial(url(listener), client_tls())
+            else:
+                conn = await quic.dial_addr(url(listener), client_tls())
+            assert await roundtrip(conn, b"before") == b"before"  # the handshake is confirmed by now
+            old_port = conn.local_addr[1]
+            old_transport = conn.transport
+            conn.migrate()
+            assert conn.local_addr[1] != old_port
+            payload = os.urandom(300_000)
+            assert await roundtrip(conn, payload) == payload  # over the new path
+            assert not old_transport.closed  # late packets may still arrive there
+            conn.close()
+            assert conn.transport.closed  # the Transport migrate() made goes with the connection
+            assert old_transport.closed == (not shared)
+        finally:
+            listener.close()
+            await task
+            if first_transport is not None:
+                first_transport.close()
