@@ -279,8 +279,9 @@ async def _cmd_server(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot listen on {args.listen}: {_describe(exc)}") from None
     local = listener.local_addr
+    shown = f"[{local[0]}]:{local[1]}" if ":" in str(local[0]) else f"{local[0]}:{local[1]}"
     print(
-        f"quicsilver {__version__} serving {root} on {local[0]}:{local[1]} "
+        f"quicsilver {__version__} serving {root} on {shown} "
         f"(ALPN {', '.join(SERVED_ALPNS)}; certificate: {origin}"
         f"{'; Retry on' if args.retry else ''}{'; 0-RTT on' if args.zero_rtt else ''})",
         flush=True,
