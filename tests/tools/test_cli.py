@@ -198,3 +198,25 @@ def test_refused_requests_fail_the_client_without_leaving_a_file(
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2 and "Traceback" not in result.stderr
     assert all("refused by the server (stream reset, code 2)" in line for line in errors)
+
+
+def test_handshake_failure_is_one_line(tmp_path: Path) -> None:
+    """A server without our ALPN: the handshake fails (no_application_protocol, 0x178)."""
+    port = free_udp_port()
+    script = (
+        "import asyncio, quicsilver as q\n"
+        "async def main():\n"
+        f"    l = await q.listen_addr('127.0.0.1:{port}', q.TLSConfig.self_signed(alpn=['other']))\n"
+        "    print('ready', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "ready"
+            result = run("client", "-k", "--timeout", "5", f"https://127.0.0.1:{port}/x")
+        finally:
+            server.kill()
+    assert_one_line_error(result, 1, rf"handshake with 127\.0\.0\.1:{port} failed: .*")
+    assert "no_application_protocol" in result.stderr
