@@ -1,0 +1,573 @@
+"""Interop with quic-go 0.29 (Debian's golang-github-lucas-clemente-quic-go-dev), the stack quicsilver
+models itself on, over loopback: our client ↔ quic-go server and quic-go client ↔ our server, QUIC v1,
+for the handshake (ALPN, ECDSA self-signed certificates), 10 MB downloads and uploads checked by
+SHA-256, 100 concurrent streams, Retry, application close codes, key updates initiated by both sides
+during 10 MB, ChaCha20-only and RFC 9221 datagrams.
+
+The quic-go peer is tests/interop/go_quic_peer.go, built once per session. It sets quic-go's key update
+interval, an internal variable (as quic-go's own interop client does), so it is built as a package
+inside the quic-go import path: an overlay GOPATH whose quic-go directory links every entry of the
+Debian source and adds the peer. Each peer result is one stdout line, "event key=value ...".
+
+CI installs the toolchain with .ci/install-peers.sh; without go or the quic-go source these tests skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import quicsilver as quic
+from quicsilver.handshake.protection import CipherSuite
+from quicsilver.protocol import VERSION_1, Perspective
+from quicsilver.qlog.tracer import ConnectionTracer
+
+pytestmark = pytest.mark.interop
+
+GOPATH = Path("/usr/share/gocode")
+QUIC_GO = Path("github.com/lucas-clemente/quic-go")
+SOURCE = Path(__file__).with_name("go_quic_peer.go")
+PEER_PACKAGE = QUIC_GO / "quicsilverpeer"
+TEN_MB = 10_000_000
+CLOSE_CODE = 0x1A2B
+CHACHA20 = "0x1303"
+
+Event = dict[str, str]
+
+
+# --- building and running the quic-go peer -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def go_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("the Go toolchain is not installed (.ci/install-peers.sh installs golang-go)")
+    source = GOPATH / "src" / QUIC_GO
+    if not (source / "interface.go").is_file():
+        pytest.skip(
+            f"the quic-go source is not in {source} "
+            "(.ci/install-peers.sh installs golang-github-lucas-clemente-quic-go-dev)"
+        )
+    root = tmp_path_factory.mktemp("quicgo")
+    overlay = root / "gopath" / "src" / QUIC_GO
+    overlay.mkdir(parents=True)
+    for entry in source.iterdir():
+        (overlay / entry.name).symlink_to(entry)
+    package = root / "gopath" / "src" / PEER_PACKAGE
+    package.mkdir()
+    shutil.copyfile(SOURCE, package / "main.go")
+    binary = root / "go_quic_peer"
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": f"{root / 'gopath'}{os.pathsep}{GOPATH}",
+        "GOFLAGS": "",
+        "GOPROXY": "off",
+        "CGO_ENABLED": "0",
+    }
+    if not any(k in os.environ for k in ("GOCACHE", "XDG_CACHE_HOME", "HOME")):
+        env["GOCACHE"] = str(root / "gocache")
+    try:
+        build = subprocess.run(
+            [go, "build", "-o", str(binary), str(PEER_PACKAGE)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("building the quic-go peer took more than 300 s")
+    if build.returncode != 0:
+        pytest.fail(f"building the quic-go peer failed:\n{build.stderr}")
+    return binary
+
+
+def parse_event(line: str) -> tuple[str, Event]:
+    name, *words = line.split()
+    return name, dict(word.split("=", 1) for word in words if "=" in word)
+
+
+@dataclass
+class GoOutput:
+    """The events a quic-go peer printed, by name, in order."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def all(self, name: str) -> list[Event]:
+        return [event for line in self.lines for n, event in [parse_event(line)] if n == name]
+
+    def one(self, name: str) -> Event:
+        found = self.all(name)
+        assert len(found) == 1, f"expected one {name!r} line from quic-go, got:\n" + "\n".join(self.lines)
+        return found[0]
+
+    def check_no_errors(self) -> None:
+        assert not self.all("error"), "quic-go reported:\n" + "\n".join(self.lines)
+
+
+@dataclass
+class GoServer:
+    port: int
+    output: GoOutput
+    process: asyncio.subprocess.Process
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 10) -> list[Event]:
+        """The first ``count`` events called ``name``, waiting until quic-go has printed them."""
+        async with asyncio.timeout(timeout):
+            while len(found := self.output.all(name)) < count:
+                await asyncio.sleep(0.02)
+        return found
+
+
+async def _collect(stream: asyncio.StreamReader, output: GoOutput) -> None:
+    while line := await stream.readline():
+        output.lines.append(line.decode().strip())
+
+
+@contextlib.asynccontextmanager
+async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoServer]:
+    """quic-go serving on 127.0.0.1 until the block ends (then its stdin closes and it exits)."""
+    process = await asyncio.create_subprocess_exec(
+        str(binary),
+        "-role",
+        "server",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stdin is not None and process.stderr is not None
+    output = GoOutput()
+    collector = asyncio.create_task(_collect(process.stdout, output))
+    try:
+        server = GoServer(0, output, process)
+        try:
+            (listening,) = await server.wait_for("listening", timeout=5)
+        except TimeoutError:
+            stderr = await process.stderr.read()
+            pytest.fail(f"quic-go did not start: {output.lines} {stderr.decode()}")
+        server.port = int(listening["addr"].rsplit(":", 1)[1])
+        yield server
+    finally:
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        await collector
+        await process.stderr.read()
+        with contextlib.suppress(AttributeError):  # the pipe's transport closes with the process
+            process.stdin.transport.close()  # type: ignore[attr-defined]
+    output.check_no_errors()
+
+
+async def quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoOutput:
+    """Run quic-go as a client against 127.0.0.1:port; its output, after checking it succeeded."""
+    process = await asyncio.create_subprocess_exec(
+        str(binary),
+        "-role",
+        "client",
+        "-addr",
+        f"127.0.0.1:{port}",
+        "-timeout",
+        f"{timeout}s",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout + 5)
+    except TimeoutError:
+        process.kill()
+        await process.communicate()
+        raise
+    output = GoOutput(stdout.decode().splitlines())
+    assert process.returncode == 0, f"quic-go client failed:\n{stdout.decode()}\n{stderr.decode()}"
+    output.check_no_errors()
+    return output
+
+
+# --- our side -------------------------------------------------------------------------------------------
+
+
+def our_client_tls(**kwargs: Any) -> quic.TLSConfig:
+    return quic.TLSConfig(alpn=["TEST"], verify=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server_tls() -> quic.TLSConfig:
+    return quic.TLSConfig.self_signed(alpn=["TEST"])  # ECDSA P-256
+
+
+class KeyUpdateCounter(ConnectionTracer):
+    """Counts the key updates our side initiates (``updated_key`` with remote=False)."""
+
+    def __init__(self) -> None:
+        self.initiated = 0
+
+    def updated_key(self, generation: int, remote: bool) -> None:
+        if not remote:
+            self.initiated += 1
+
+
+def key_updating_config(counters: list[KeyUpdateCounter], **kwargs: Any) -> quic.Config:
+    def tracer(perspective: Perspective, odcid: bytes) -> KeyUpdateCounter:
+        counters.append(KeyUpdateCounter())
+        return counters[-1]
+
+    return quic.Config(first_key_update_interval=10, key_update_interval=100, tracer=tracer, **kwargs)
+
+
+async def echo_via(conn: quic.Connection, payload: bytes) -> bytes:
+    stream = await conn.open_stream_sync()
+    reader = asyncio.create_task(stream.read())
+    await stream.write(payload)
+    await stream.close()
+    return await reader
+
+
+async def download_via(conn: quic.Connection, size: int) -> bytes:
+    stream = await conn.open_stream_sync()
+    await stream.write(struct.pack("!Q", size))
+    await stream.close()
+    return await stream.read()
+
+
+async def upload_via(conn: quic.Connection, payload: bytes) -> bytes:
+    stream = await conn.open_stream_sync()
+    reader = asyncio.create_task(stream.read())
+    await stream.write(payload)
+    await stream.close()
+    return await reader
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class OurServer:
+    listener: quic.Listener
+    connections: list[quic.Connection] = field(default_factory=list)
+    results: list[Event] = field(default_factory=list)
+
+
+async def _serve_stream(stream: quic.Stream, mode: str, results: list[Event]) -> None:
+    if mode == "echo":
+        async for chunk in stream:
+            await stream.write(chunk)
+    elif mode == "download":
+        request = await stream.read()
+        (size,) = struct.unpack("!Q", request[:8])
+        payload = os.urandom(size)
+        results.append({"bytes": str(size), "sha256": sha256(payload)})
+        await stream.write(payload)
+    elif mode == "upload":
+        digest, count = hashlib.sha256(), 0
+        async for chunk in stream:
+            digest.update(chunk)
+            count += len(chunk)
+        results.append({"bytes": str(count), "sha256": digest.hexdigest()})
+        await stream.write(f"{count} {digest.hexdigest()}".encode())
+    await stream.close()
+
+
+@contextlib.asynccontextmanager
+async def our_server(
+    tls: quic.TLSConfig,
+    mode: str,
+    config: quic.Config | None = None,
+    on_connection: Callable[[quic.Connection], Awaitable[None]] | None = None,
+    **transport_options: Any,
+) -> AsyncIterator[OurServer]:
+    """Our server on 127.0.0.1 serving each stream in ``mode`` (echo, download, upload), echoing
+    datagrams when they are enabled; ``on_connection`` runs for each connection after the handshake."""
+    listener = await quic.listen_addr("127.0.0.1:0", tls, config, **transport_options)
+    server = OurServer(listener)
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            with contextlib.suppress(quic.QuicError):
+                await coro
+
+        task = asyncio.create_task(run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def echo_datagrams(conn: quic.Connection) -> None:
+        while True:
+            conn.send_datagram(await conn.receive_datagram())
+
+    async def serve_conn(conn: quic.Connection) -> None:
+        server.connections.append(conn)
+        if config is not None and config.enable_datagrams:
+            spawn(echo_datagrams(conn))
+        if on_connection is not None:
+            spawn(on_connection(conn))
+        while True:
+            spawn(_serve_stream(await conn.accept_stream(), mode, server.results))
+
+    async def accept_loop() -> None:
+        async for conn in listener:
+            spawn(serve_conn(conn))
+
+    loop_task = asyncio.create_task(accept_loop())
+    try:
+        yield server
+    finally:
+        listener.close()
+        await asyncio.wait_for(loop_task, 5)
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# --- our client ↔ quic-go server ---------------------------------------------------------------------
+
+
+async def test_our_client_handshake_and_echo(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        state = conn.connection_state()
+        assert state.alpn == "TEST" and state.version == VERSION_1
+        assert await echo_via(conn, b"hello quic-go") == b"hello quic-go"
+        conn.close()
+        await conn.wait_closed()
+        (handshake,) = await server.wait_for("handshake")
+        assert handshake["alpn"] == "TEST" and handshake["version"] == "0x00000001"
+        (closed,) = await server.wait_for("closed")
+        assert closed["kind"] == "application" and closed["remote"] == "true" and closed["code"] == "0"
+
+
+async def test_our_client_10mb_download(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "download") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        data = await download_via(conn, TEN_MB)
+        (sent,) = await server.wait_for("download")
+        assert len(data) == TEN_MB and sent == {"bytes": str(TEN_MB), "sha256": sha256(data)}
+        conn.close()
+
+
+async def test_our_client_10mb_upload(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "upload") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        payload = os.urandom(TEN_MB)
+        reply = await upload_via(conn, payload)
+        assert reply.decode() == f"{TEN_MB} {sha256(payload)}"
+        (received,) = await server.wait_for("upload")
+        assert received == {"bytes": str(TEN_MB), "sha256": sha256(payload)}
+        conn.close()
+
+
+async def test_our_client_100_streams(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        payloads = [os.urandom(1000 + i) for i in range(100)]
+        assert await asyncio.gather(*(echo_via(conn, p) for p in payloads)) == payloads
+        conn.close()
+
+
+async def test_our_client_through_retry(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-retry") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        assert await echo_via(conn, b"after retry") == b"after retry"
+        await server.wait_for("retry-sent")
+        await server.wait_for("handshake")
+        conn.close()
+
+
+async def test_our_client_close_code_seen_by_quicgo(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        assert await echo_via(conn, b"about to close") == b"about to close"
+        conn.close(CLOSE_CODE, "quicsilver says bye")
+        (closed,) = await server.wait_for("closed")
+        assert closed["kind"] == "application" and closed["remote"] == "true"
+        assert int(closed["code"]) == CLOSE_CODE and closed["reason"] == "quicsilver_says_bye"
+
+
+async def test_quicgo_server_close_code_seen_by_us(go_peer: Path) -> None:
+    args = ("-mode", "close", "-close-code", str(CLOSE_CODE), "-close-reason", "quic-go says bye")
+    async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        stream = await conn.open_stream_sync()
+        await stream.write(b"close, please")
+        await stream.close()
+        await conn.wait_closed()
+        error = conn.error
+        assert isinstance(error, quic.ApplicationError), error
+        assert (error.code, error.reason, error.remote) == (CLOSE_CODE, "quic-go says bye", True)
+
+
+async def test_our_client_key_updates_during_10mb(go_peer: Path) -> None:
+    # An echo, so that both sides send ack-eliciting packets: an endpoint may initiate a key update
+    # only once a packet it sent with the current keys is acknowledged (RFC 9001 §6.1), so a side
+    # that only sends ACKs updates once.
+    counters: list[KeyUpdateCounter] = []
+    config = key_updating_config(counters)
+    args = ("-mode", "echo", "-key-update-interval", "100")
+    async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls(), config)
+        payload = os.urandom(TEN_MB)
+        assert await echo_via(conn, payload) == payload
+        conn.close()
+        (closed,) = await server.wait_for("closed")
+    check_key_updates(closed, counters)
+
+
+def check_key_updates(closed: Event, counters: list[KeyUpdateCounter]) -> None:
+    """Both sides initiated key updates, many times, every 100 packets at most once per RTT. quic-go
+    counts as its own an update both sides started at once, so it sees fewer of ours than we made."""
+    (ours,) = counters
+    assert int(closed["keyupdates-local"]) >= 5, closed  # quic-go's
+    assert int(closed["keyupdates-remote"]) >= 3, closed  # ours, as quic-go saw them
+    assert ours.initiated >= int(closed["keyupdates-remote"]), (ours.initiated, closed)
+
+
+async def test_our_client_chacha20_only(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
+        tls = our_client_tls(cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256])
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", tls)
+        assert await echo_via(conn, b"chacha") == b"chacha"
+        (handshake,) = await server.wait_for("handshake")
+        assert handshake["cipher"] == CHACHA20
+        conn.close()
+
+
+async def test_our_client_datagrams(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-datagrams") as server:
+        conn = await quic.dial_addr(
+            f"127.0.0.1:{server.port}", our_client_tls(), quic.Config(enable_datagrams=True)
+        )
+        (handshake,) = await server.wait_for("handshake")
+        assert handshake["datagrams"] == "true"
+        wanted = {f"datagram {i}".encode() for i in range(10)}
+        received: set[bytes] = set()
+        for _ in range(30):  # datagrams are unreliable: send again those not yet echoed
+            for message in wanted - received:
+                conn.send_datagram(message)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    while received != wanted:
+                        received.add(await conn.receive_datagram())
+            if received == wanted:
+                break
+        assert received == wanted
+        conn.close()
+
+
+# --- quic-go client ↔ our server ---------------------------------------------------------------------
+
+
+async def test_quicgo_client_handshake_and_echo(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "echo")
+        handshake = output.one("handshake")
+        assert handshake["alpn"] == "TEST" and handshake["version"] == "0x00000001"
+        assert output.one("echo") == {"streams": "1", "bytes": "1000"}
+        (conn,) = server.connections
+        assert conn.connection_state().alpn == "TEST"
+
+
+async def test_quicgo_client_10mb_download(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "download") as server:
+        port = server.listener.local_addr[1]
+        output = await quicgo_client(go_peer, port, "-mode", "download", "-size", str(TEN_MB))
+        (sent,) = server.results
+        assert sent["bytes"] == str(TEN_MB) and output.one("download") == sent
+
+
+async def test_quicgo_client_10mb_upload(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "upload") as server:
+        port = server.listener.local_addr[1]
+        output = await quicgo_client(go_peer, port, "-mode", "upload", "-size", str(TEN_MB))
+        upload = output.one("upload")
+        assert upload["bytes"] == str(TEN_MB)
+        assert server.results == [{"bytes": str(TEN_MB), "sha256": upload["sha256"]}]
+        assert upload["reply"] == f"{TEN_MB}:{upload['sha256']}"
+
+
+async def test_quicgo_client_100_streams(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        port = server.listener.local_addr[1]
+        output = await quicgo_client(go_peer, port, "-mode", "echo", "-streams", "100", "-size", "1000")
+        assert output.one("echo") == {"streams": "100", "bytes": "1000"}
+
+
+async def test_quicgo_client_through_retry(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with (
+        asyncio.timeout(20),
+        our_server(server_tls, "echo", verify_source_address=lambda addr: True) as server,
+    ):
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "echo")
+        assert output.all("retry-received") == [{}]
+        assert output.one("echo") == {"streams": "1", "bytes": "1000"}
+        assert server.listener.stats().retries_sent == 1
+
+
+async def test_quicgo_client_close_code_seen_by_us(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        port = server.listener.local_addr[1]
+        args = ("-mode", "echo", "-close-code", str(CLOSE_CODE), "-close-reason", "quic-go says bye")
+        output = await quicgo_client(go_peer, port, *args)
+        assert output.one("closed")["remote"] == "false"
+        (conn,) = server.connections
+        await asyncio.wait_for(conn.wait_closed(), 5)
+        error = conn.error
+        assert isinstance(error, quic.ApplicationError), error
+        assert (error.code, error.reason, error.remote) == (CLOSE_CODE, "quic-go says bye", True)
+
+
+async def test_our_server_close_code_seen_by_quicgo(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async def close_soon(conn: quic.Connection) -> None:
+        await asyncio.sleep(0.1)
+        conn.close(CLOSE_CODE, "quicsilver says bye")
+
+    async with asyncio.timeout(20), our_server(server_tls, "echo", on_connection=close_soon) as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "wait")
+        closed = output.one("closed")
+        assert closed["kind"] == "application" and closed["remote"] == "true"
+        assert int(closed["code"]) == CLOSE_CODE and closed["reason"] == "quicsilver_says_bye"
+
+
+async def test_quicgo_client_key_updates_during_10mb(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    counters: list[KeyUpdateCounter] = []
+    config = key_updating_config(counters)
+    async with asyncio.timeout(20), our_server(server_tls, "echo", config) as server:
+        port = server.listener.local_addr[1]
+        args = ("-mode", "echo", "-size", str(TEN_MB), "-key-update-interval", "100")
+        output = await quicgo_client(go_peer, port, *args)
+        assert output.one("echo") == {"streams": "1", "bytes": str(TEN_MB)}
+    check_key_updates(output.one("closed"), counters)
+
+
+async def test_quicgo_client_chacha20_only(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "echo", "-chacha20")
+        assert output.one("handshake")["cipher"] == CHACHA20
+        assert output.one("echo") == {"streams": "1", "bytes": "1000"}
+
+
+async def test_quicgo_client_datagrams(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(enable_datagrams=True)
+    async with asyncio.timeout(20), our_server(server_tls, "echo", config) as server:
+        port = server.listener.local_addr[1]
+        args = ("-mode", "echo", "-datagrams", "-datagram-count", "10")
+        output = await quicgo_client(go_peer, port, *args)
+        assert output.one("handshake")["datagrams"] == "true"
+        assert output.one("datagrams")["received"] == "10"
