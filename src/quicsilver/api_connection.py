@@ -191,6 +191,9 @@ class Connection:
                 datagrams = self._core.datagrams_to_send_ecn(now)
                 if datagrams:
                     self.datagrams_sent += len(datagrams)
+                    # path probes come first, the active path last (RFC 9000 §9.3: the server
+                    # follows a NAT rebinding, so the peer's address can change)
+                    self._remote_addr = datagrams[-1][1]
                     pktinfo = self._pktinfo
                     self._transport.enqueue([(data, addr, ecn, pktinfo) for data, addr, ecn in datagrams])
                 self._process_events()
@@ -428,6 +431,7 @@ class Connection:
 
     @property
     def remote_addr(self) -> Address:
+        """The peer's address: the one the connection last sent to (it follows a NAT rebinding)."""
         return self._remote_addr
 
     @property

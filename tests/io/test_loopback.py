@@ -983,6 +983,8 @@ async def test_nat_rebinding_mid_transfer(server_tls: quic.TLSConfig) -> None:
             await peer.close()
             assert await stream.read() == b"reply after rebinding"
             assert len(relay.backs) == 2 and relay.forwarded > 40
+            # the server's connection follows the client to its new address (RFC 9000 §9.3)
+            assert server_conn.remote_addr[1] == relay.backs[-1].getsockname()[1]
             conn.close()
         finally:
             relay.close()
