@@ -146,7 +146,12 @@ class Server:
         queue = self._queue
         now = self.loop.time()
         for _ in range(min(PACKETS_PER_SLICE, len(queue))):
-            self._process(*queue.popleft(), now)
+            item = queue.popleft()
+            try:
+                self._process(*item, now)
+            except Exception:
+                # a bug while handling one packet must not stall the listener: log, drop, go on
+                logger.exception("dropping a packet from %s after an internal error", item[1])
         self.transport.flush_sends()
         if queue:
             self._scheduled = True
