@@ -8,13 +8,15 @@
 //	upload    the client sends bytes until FIN; the server answers "<count> <sha256 hex>", FIN
 //	close     the server reads one stream to FIN, then closes the connection with -close-code/-close-reason
 //	wait      the client opens no stream and waits for the server to close the connection
+//	trickle   the client writes "tick" on one stream every 50 ms until the connection ends
 //
-// The client closes the connection with -close-code/-close-reason when done (not in wait mode).
+// The client closes the connection with -close-code/-close-reason when done (not in wait mode). With
+// -resume it then connects again, resuming the TLS session and sending its streams as 0-RTT.
 //
 // Every result is one line on stdout ("key=value" words after a first word naming the event):
 //
 //	listening addr=127.0.0.1:PORT
-//	handshake role=server alpn=TEST version=0x00000001 cipher=0x1303 datagrams=true
+//	handshake role=server alpn=TEST version=0x00000001 cipher=0x1303 datagrams=true resumed=false used0rtt=false
 //	retry-sent / retry-received
 //	echo streams=K bytes=N ok
 //	download bytes=N sha256=H
@@ -73,6 +75,10 @@ var (
 		streams     int
 		size        int
 		timeout     time.Duration
+		versions    string
+		resume      bool
+		early       bool
+		resetKey    string
 	}
 )
 
@@ -167,6 +173,7 @@ func (t *connTracer) Close() {
 	var trErr *quic.TransportError
 	var idleErr *quic.IdleTimeoutError
 	var hsErr *quic.HandshakeTimeoutError
+	var resetErr *quic.StatelessResetError
 	switch {
 	case errors.As(t.closeErr, &appErr):
 		kind, remote, code, reason = "application", appErr.Remote, uint64(appErr.ErrorCode), appErr.ErrorMessage
@@ -176,6 +183,8 @@ func (t *connTracer) Close() {
 		kind = "idle-timeout"
 	case errors.As(t.closeErr, &hsErr):
 		kind = "handshake-timeout"
+	case errors.As(t.closeErr, &resetErr):
+		kind, remote = "stateless-reset", true
 	}
 	emit("closed role=%s kind=%s remote=%t code=%d reason=%s keyupdates-local=%d keyupdates-remote=%d",
 		t.role, kind, remote, code, word(reason), t.keyUpdLocal, t.keyUpdRemote)
@@ -192,7 +201,7 @@ func (t *connTracer) versionSeen() logging.VersionNumber {
 func quicConfig(role string) (*quic.Config, *tracer) {
 	tr := &tracer{role: role}
 	conf := &quic.Config{
-		Versions:        []quic.VersionNumber{quic.Version1},
+		Versions:        parseVersions(flags.versions),
 		EnableDatagrams: flags.datagrams,
 		MaxIdleTimeout:  flags.timeout,
 		Tracer:          tr,
@@ -202,7 +211,30 @@ func quicConfig(role string) (*quic.Config, *tracer) {
 	if flags.retry {
 		conf.RequireAddressValidation = func(net.Addr) bool { return true }
 	}
+	if flags.resetKey != "" {
+		key, err := hex.DecodeString(flags.resetKey)
+		if err != nil {
+			fail("stateless-reset-key", err)
+		}
+		conf.StatelessResetKey = key
+	}
 	return conf, tr
+}
+
+// parseVersions reads "v1,draft29,v2draft" (most preferred first).
+func parseVersions(list string) []quic.VersionNumber {
+	names := map[string]quic.VersionNumber{
+		"v1": quic.Version1, "draft29": quic.VersionDraft29, "v2draft": quic.Version2,
+	}
+	var versions []quic.VersionNumber
+	for _, name := range strings.Split(list, ",") {
+		v, ok := names[name]
+		if !ok {
+			fail("versions", fmt.Errorf("unknown version %q", name))
+		}
+		versions = append(versions, v)
+	}
+	return versions
 }
 
 func tlsConfig(server bool) *tls.Config {
@@ -243,18 +275,38 @@ func selfSigned() tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// handshakeDone is closed once the handshake completes (a Listener's connections come complete).
+func handshakeDone(conn quic.Connection) <-chan struct{} {
+	if early, ok := conn.(quic.EarlyConnection); ok {
+		return early.HandshakeComplete().Done()
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
 func reportHandshake(role string, conn quic.Connection, tr *connTracer) {
 	state := conn.ConnectionState()
-	emit("handshake role=%s alpn=%s version=%#08x cipher=%#04x datagrams=%t",
+	emit("handshake role=%s alpn=%s version=%#08x cipher=%#04x datagrams=%t resumed=%t used0rtt=%t",
 		role, word(state.TLS.NegotiatedProtocol), uint32(tr.versionSeen()), state.TLS.CipherSuite,
-		state.SupportsDatagrams)
+		state.SupportsDatagrams, state.TLS.DidResume, state.TLS.Used0RTT)
 }
 
 // --- server ---------------------------------------------------------------------------------------
 
 func runServer() {
 	conf, _ := quicConfig("server")
-	listener, err := quic.ListenAddr(flags.addr, tlsConfig(true), conf)
+	var listener acceptor
+	var err error
+	if flags.early {
+		var l quic.EarlyListener
+		l, err = quic.ListenAddrEarly(flags.addr, tlsConfig(true), conf)
+		listener = earlyListener{l}
+	} else {
+		var l quic.Listener
+		l, err = quic.ListenAddr(flags.addr, tlsConfig(true), conf)
+		listener = plainListener{l}
+	}
 	if err != nil {
 		fail("listen", err)
 	}
@@ -265,13 +317,27 @@ func runServer() {
 		os.Exit(0)
 	}()
 	for {
-		conn, err := listener.Accept(context.Background())
+		conn, err := listener.accept()
 		if err != nil {
 			fail("accept", err)
 		}
 		go serveConn(conn, tracerOf(conn))
 	}
 }
+
+// acceptor is a Listener or an EarlyListener (whose connections may carry 0-RTT data).
+type acceptor interface {
+	Addr() net.Addr
+	accept() (quic.Connection, error)
+}
+
+type plainListener struct{ quic.Listener }
+
+func (l plainListener) accept() (quic.Connection, error) { return l.Accept(context.Background()) }
+
+type earlyListener struct{ quic.EarlyListener }
+
+func (l earlyListener) accept() (quic.Connection, error) { return l.Accept(context.Background()) }
 
 // connTracers maps a connection's remote address to its tracer (StartedConnection registers it).
 var connTracers sync.Map
@@ -285,7 +351,13 @@ func tracerOf(conn quic.Connection) *connTracer {
 }
 
 func serveConn(conn quic.Connection, ct *connTracer) {
-	reportHandshake("server", conn, ct)
+	// an early connection is served before its handshake completes: report it once it has
+	go func() {
+		<-handshakeDone(conn)
+		if conn.Context().Err() == nil {
+			reportHandshake("server", conn, ct)
+		}
+	}()
 	if flags.datagrams && conn.ConnectionState().SupportsDatagrams {
 		go func() {
 			for {
@@ -356,14 +428,33 @@ func serveStream(stream quic.Stream) {
 
 func runClient() {
 	conf, _ := quicConfig("client")
+	tlsConf := tlsConfig(false)
 	ctx, cancel := context.WithTimeout(context.Background(), flags.timeout)
 	defer cancel()
-	conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConfig(false), conf)
+	if flags.resume {
+		// a first connection brings a session ticket; the second resumes, sending its streams as 0-RTT
+		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
+		if err != nil {
+			fail("dial", err)
+		}
+		runConnection(ctx, conn)
+		early, err := quic.DialAddrEarlyContext(ctx, flags.addr, tlsConf, conf)
+		if err != nil {
+			fail("dial-early", err)
+		}
+		runConnection(ctx, early)
+		return
+	}
+	conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
 	if err != nil {
 		fail("dial", err)
 	}
+	runConnection(ctx, conn)
+}
+
+func runConnection(ctx context.Context, conn quic.Connection) {
 	ct := tracerOf(conn)
-	reportHandshake("client", conn, ct)
 	switch flags.mode {
 	case "echo":
 		clientEcho(ctx, conn)
@@ -371,9 +462,16 @@ func runClient() {
 		clientDownload(ctx, conn)
 	case "upload":
 		clientUpload(ctx, conn)
+	case "trickle":
+		clientTrickle(ctx, conn)
 	case "wait":
 	default:
 		fail("mode", fmt.Errorf("unknown mode %q", flags.mode))
+	}
+	select {
+	case <-handshakeDone(conn):
+		reportHandshake("client", conn, ct)
+	case <-conn.Context().Done():
 	}
 	if flags.dgramCount > 0 {
 		clientDatagrams(conn)
@@ -385,6 +483,20 @@ func runClient() {
 	case <-ct.done:
 	case <-ctx.Done():
 		fail("close", errors.New("the connection did not close in time"))
+	}
+}
+
+// clientTrickle writes "tick" on a stream every 50 ms until the connection ends (or -timeout).
+func clientTrickle(ctx context.Context, conn quic.Connection) {
+	stream, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		fail("open", err)
+	}
+	for conn.Context().Err() == nil && ctx.Err() == nil {
+		if _, err := stream.Write([]byte("tick")); err != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -516,7 +628,7 @@ func clientDatagrams(conn quic.Connection) {
 func main() {
 	flag.StringVar(&flags.role, "role", "server", "server or client")
 	flag.StringVar(&flags.addr, "addr", "127.0.0.1:0", "server: address to listen on; client: server address")
-	flag.StringVar(&flags.mode, "mode", "echo", "echo, download, upload, close or wait")
+	flag.StringVar(&flags.mode, "mode", "echo", "echo, download, upload, close, wait or trickle")
 	flag.BoolVar(&flags.retry, "retry", false, "server: demand a Retry from every client")
 	flag.BoolVar(&flags.datagrams, "datagrams", false, "enable RFC 9221 datagrams (the server echoes them)")
 	flag.IntVar(&flags.dgramCount, "datagram-count", 0, "client: datagrams to send and expect back")
@@ -527,6 +639,10 @@ func main() {
 	flag.IntVar(&flags.streams, "streams", 1, "client echo: concurrent streams")
 	flag.IntVar(&flags.size, "size", 1000, "client: bytes per echo stream (plus its index), download or upload size")
 	flag.DurationVar(&flags.timeout, "timeout", 20*time.Second, "client: give up after; both: idle timeout")
+	flag.StringVar(&flags.versions, "versions", "v1", "QUIC versions, most preferred first: v1, draft29, v2draft")
+	flag.BoolVar(&flags.resume, "resume", false, "client: connect twice, the second time resuming with 0-RTT")
+	flag.BoolVar(&flags.early, "early", false, "server: accept 0-RTT (an EarlyListener)")
+	flag.StringVar(&flags.resetKey, "stateless-reset-key", "", "server: hex key deriving stateless reset tokens")
 	flag.Parse()
 	if flags.keyUpdate > 0 {
 		handshake.KeyUpdateInterval = flags.keyUpdate

@@ -2,7 +2,8 @@
 models itself on, over loopback: our client ↔ quic-go server and quic-go client ↔ our server, QUIC v1,
 for the handshake (ALPN, ECDSA self-signed certificates), 10 MB downloads and uploads checked by
 SHA-256, 100 concurrent streams, Retry, application close codes, key updates initiated by both sides
-during 10 MB, ChaCha20-only and RFC 9221 datagrams.
+during 10 MB, ChaCha20-only, RFC 9221 datagrams, resumption with 0-RTT, version negotiation and
+stateless resets after a server restart.
 
 The quic-go peer is tests/interop/go_quic_peer.go, built once per session. It sets quic-go's key update
 interval, an internal variable (as quic-go's own interop client does), so it is built as a package
@@ -30,7 +31,7 @@ import pytest
 
 import quicsilver as quic
 from quicsilver.handshake.protection import CipherSuite
-from quicsilver.protocol import VERSION_1, Perspective
+from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
 from quicsilver.qlog.tracer import ConnectionTracer
 
 pytestmark = pytest.mark.interop
@@ -292,11 +293,13 @@ async def our_server(
     mode: str,
     config: quic.Config | None = None,
     on_connection: Callable[[quic.Connection], Awaitable[None]] | None = None,
+    early: bool = False,
     **transport_options: Any,
 ) -> AsyncIterator[OurServer]:
     """Our server on 127.0.0.1 serving each stream in ``mode`` (echo, download, upload), echoing
-    datagrams when they are enabled; ``on_connection`` runs for each connection after the handshake."""
-    listener = await quic.listen_addr("127.0.0.1:0", tls, config, **transport_options)
+    datagrams when they are enabled; ``on_connection`` runs for each connection; ``early``: accept 0-RTT."""
+    listen = quic.listen_addr_early if early else quic.listen_addr
+    listener = await listen("127.0.0.1:0", tls, config, **transport_options)
     server = OurServer(listener)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -471,6 +474,60 @@ async def test_our_client_datagrams(go_peer: Path) -> None:
         conn.close()
 
 
+async def test_our_client_resumption_and_0rtt(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-early") as server:
+        tls = our_client_tls(session_ticket_store=quic.MemorySessionTicketStore())
+        first = await quic.dial_addr(f"127.0.0.1:{server.port}", tls)
+        assert await echo_via(first, b"first") == b"first"  # the ticket arrives after the handshake
+        first.close()
+        assert len(tls.session_ticket_store) >= 1  # type: ignore[arg-type]
+        second = await quic.dial_addr_early(f"127.0.0.1:{server.port}", tls)
+        assert await echo_via(second, b"early") == b"early"  # written before the handshake: 0-RTT
+        await second.wait_handshake()
+        state = second.connection_state()
+        assert state.session_resumed and state.used_0rtt
+        second.close()
+        first_seen, second_seen = await server.wait_for("handshake", 2)
+    assert (first_seen["resumed"], first_seen["used0rtt"]) == ("false", "false")
+    assert (second_seen["resumed"], second_seen["used0rtt"]) == ("true", "true")
+
+
+async def test_our_client_version_negotiation(go_peer: Path) -> None:
+    # quic-go 0.29 knows v1, draft-29 and a draft of v2, not RFC 9369's v2: it answers our v2 Initial
+    # with a Version Negotiation packet, and we start over with v1 (RFC 9000 §6.2)
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
+        config = quic.Config(versions=(VERSION_2, VERSION_1))
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls(), config)
+        assert conn.connection_state().version == VERSION_1
+        assert await echo_via(conn, b"negotiated") == b"negotiated"
+        conn.close()
+
+
+async def test_our_client_no_common_version(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-versions", "draft29") as server:
+        with pytest.raises(quic.VersionNegotiationError) as raised:
+            await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        assert 0xFF00001D in raised.value.theirs and VERSION_1 not in raised.value.theirs
+
+
+async def test_our_client_stateless_reset_after_quicgo_restarts(go_peer: Path) -> None:
+    key = os.urandom(32).hex()
+    async with asyncio.timeout(20):
+        async with quicgo_server(go_peer, "-mode", "echo", "-stateless-reset-key", key) as server:
+            port = server.port
+            conn = await quic.dial_addr(f"127.0.0.1:{port}", our_client_tls())
+            assert await echo_via(conn, b"before the crash") == b"before the crash"
+        # the same key, the same port, no state: quic-go answers our next packet with a stateless reset
+        async with quicgo_server(
+            go_peer, "-mode", "echo", "-stateless-reset-key", key, "-addr", f"127.0.0.1:{port}"
+        ):
+            with contextlib.suppress(quic.StatelessResetError):  # it may come in reply to an ACK already
+                stream = await conn.open_stream_sync()
+                await stream.write(b"after the crash")
+            await asyncio.wait_for(conn.wait_closed(), 5)
+    assert isinstance(conn.error, quic.StatelessResetError), conn.error
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -571,3 +628,47 @@ async def test_quicgo_client_datagrams(go_peer: Path, server_tls: quic.TLSConfig
         output = await quicgo_client(go_peer, port, *args)
         assert output.one("handshake")["datagrams"] == "true"
         assert output.one("datagrams")["received"] == "10"
+
+
+async def test_quicgo_client_resumption_and_0rtt(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    config = quic.Config(allow_0rtt=True)
+    async with asyncio.timeout(20), our_server(server_tls, "echo", config, early=True) as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "echo", "-resume")
+        first, second = output.all("handshake")
+        assert (first["resumed"], first["used0rtt"]) == ("false", "false")
+        assert (second["resumed"], second["used0rtt"]) == ("true", "true")
+        assert len(output.all("echo")) == 2
+        states = [conn.connection_state() for conn in server.connections]
+        assert [(st.session_resumed, st.used_0rtt) for st in states] == [(False, False), (True, True)]
+
+
+async def test_quicgo_client_version_negotiation(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    # quic-go starts with draft-29, which we do not speak: our Version Negotiation packet moves it to v1
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        port = server.listener.local_addr[1]
+        output = await quicgo_client(go_peer, port, "-mode", "echo", "-versions", "draft29,v1")
+        assert output.one("handshake")["version"] == "0x00000001"
+        assert output.one("echo") == {"streams": "1", "bytes": "1000"}
+
+
+async def test_quicgo_client_stateless_reset_after_our_server_restarts(
+    go_peer: Path, server_tls: quic.TLSConfig
+) -> None:
+    key = os.urandom(32)
+    async with asyncio.timeout(20):
+        first = await quic.listen_addr("127.0.0.1:0", server_tls, stateless_reset_key=key)
+        port = first.local_addr[1]
+        client = asyncio.create_task(quicgo_client(go_peer, port, "-mode", "trickle", timeout=10))
+        conn = await first.accept()
+        assert await (await conn.accept_stream()).readexactly(4) == b"tick"
+        # a crash: the server's state vanishes without a CONNECTION_CLOSE leaving the host
+        first.transport.packet_conn.write_batch = lambda queue: (queue.clear(), True)[1]  # type: ignore[method-assign]
+        first.close()
+        second = await quic.listen_addr(f"127.0.0.1:{port}", server_tls, stateless_reset_key=key)
+        try:
+            output = await client
+        finally:
+            second.close()
+    # RFC 9000 §10.3: quic-go recognises the token derived from the same key for its connection ID
+    assert output.one("closed")["kind"] == "stateless-reset"
+    assert second.stats().stateless_resets_sent >= 1
