@@ -91,10 +91,16 @@ def _is_ip(host: str) -> bool:
 
 
 async def _resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> tuple[int, tuple[Any, ...]]:
-    loop = asyncio.get_running_loop()
-    flags = socket.AI_NUMERICHOST if _is_ip(host) else 0
     try:
-        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM, flags=flags)
+        if _is_ip(host):
+            # A literal never blocks: resolve it here, not through the executor (a thread hop per dial,
+            # milliseconds on a loaded machine).
+            infos = socket.getaddrinfo(
+                host, port, family=family, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+            )
+        else:
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
     if not infos:
