@@ -21,6 +21,7 @@ from quicsilver.core.events import (
     StreamReadable,
 )
 from quicsilver.core.packer import _Pending
+from quicsilver.core.path import MigrationError, PathState
 from quicsilver.errors import (
     ApplicationError,
     DatagramTooLargeError,
@@ -489,21 +490,25 @@ def _transfer_with_address_change(new_addr: tuple[str, int], active: bool) -> Tr
 
 def test_server_follows_nat_rebinding() -> None:
     sim = _transfer_with_address_change(("10.0.0.1", 50001), active=False)
-    path = sim.server._path
-    assert sim.server._peer_addr == ("10.0.0.1", 50001) and path.validated and path.migrations == 1
-    # RFC 9000 §9.5: the server moved to a fresh connection ID of the client.
-    assert sim.server._conn_ids_peer.active != sim.client.host_cid
+    paths = sim.server._paths
+    assert paths is not None
+    assert sim.server._peer_addr == ("10.0.0.1", 50001)
+    assert paths.active.remote_addr == ("10.0.0.1", 50001) and paths.active.state is PathState.VALIDATED
 
 
 def test_client_active_migration() -> None:
     sim = _transfer_with_address_change(("10.9.9.9", 40000), active=True)
-    assert sim.server._peer_addr == ("10.9.9.9", 40000) and sim.server._path.validated
+    assert sim.server._peer_addr == ("10.9.9.9", 40000)
+    paths = sim.server._paths
+    assert paths is not None and paths.active.state is PathState.VALIDATED
+    # RFC 9000 §9.5: the client moved to a connection ID not used before.
+    assert sim.client._packer.dcid != sim.server.host_cid
     assert sim.terminated("client") is None and sim.terminated("server") is None
 
 
 def test_migration_refused_when_server_disables_it() -> None:
     sim = confirmed_sim(server_config=Config(disable_active_migration=True))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(MigrationError):
         sim.client.migrate(sim.now)
 
 
@@ -518,11 +523,15 @@ def test_new_path_is_amplification_limited_until_validated() -> None:
     sim.client._ping_pending = True
     sim.step()
     sim.to_server.black_holes.append((sim.now + 0.011, INF))
-    start_sent = sim.server._path.bytes_sent
-    sim.run_until(lambda: False, max_time=sim.now + 3)
-    path = sim.server._path
-    assert path.migrations == 1
-    assert path.bytes_sent - start_sent <= 3 * path.bytes_received
+    # RFC 9000 §8.2.4: validation is abandoned after 3 x max(PTO, initial PTO) = 3 s.
+    sim.run_until(lambda: False, max_time=sim.now + 4)
+    paths = sim.server._paths
+    assert paths is not None
+    new = paths.get(None, ("10.0.0.1", 50002))
+    assert new is not None and new.state is not PathState.VALIDATED
+    assert 0 < new.bytes_sent <= 3 * new.bytes_received
+    # RFC 9000 §9.3.2: validation failed, the server went back to the last validated address.
+    assert sim.server._peer_addr == CLIENT_ADDR
 
 
 # -- path MTU discovery (RFC 9000 §14.3, RFC 8899) ---------------------------------------------

@@ -66,6 +66,7 @@ class ConnectionBase:
     _ping_pending: bool
     _datagrams: DatagramQueue
     _datagram_addr: Any
+    _datagram_size: int
     _last_ecn: int
     _peer_params: Any
     _new_token_provider: Callable[[Any], bytes | None] | None

@@ -24,6 +24,7 @@ class ConnIDManager:
         self._active_seq = 0
         self._retire_prior_to = 0
         self._switched_away: set[int] = set()  # sequence numbers retired by switch_to_unused
+        self._used: set[int] = {0}  # sequence numbers ever given to a path (RFC 9000 §9.5)
         self.pending_frames: list[RetireConnectionIdFrame] = []
 
     @property
@@ -100,6 +101,35 @@ class ConnIDManager:
         self._switched_away.add(old)
         self._queue_retire(old)
         return True
+
+    def has_unused(self) -> bool:
+        return any(seq not in self._used and seq != self._active_seq for seq in self._cids)
+
+    def take_unused(self) -> bytes | None:
+        """A CID no path has used yet, for a new path (RFC 9000 §9.5), or None if the peer issued none."""
+        for seq in sorted(self._cids):
+            if seq not in self._used and seq != self._active_seq:
+                self._used.add(seq)
+                return self._cids[seq][0]
+        return None
+
+    def activate(self, cid: bytes) -> None:
+        """Send with ``cid`` (one the peer issued) from now on."""
+        for seq, (known, _) in self._cids.items():
+            if known == cid:
+                self._active_seq = seq
+                self._used.add(seq)
+                return
+
+    def retire_other_used(self) -> None:
+        """The active path is validated: retire the CIDs of the paths left behind (RFC 9000 §5.1.2)."""
+        for seq in [s for s in self._used if s != self._active_seq and s in self._cids]:
+            del self._cids[seq]
+            self._used.discard(seq)
+            if len(self._switched_away) >= _MAX_PENDING_RETIREMENTS:
+                self._switched_away.discard(min(self._switched_away))
+            self._switched_away.add(seq)
+            self._queue_retire(seq)
 
     def _queue_retire(self, seq: int) -> None:
         # §5.1.2: bound the retirements we track; a peer forcing too many is misbehaving.

@@ -33,6 +33,7 @@ from quicsilver.core.events import (
     StreamsAvailable,
     StreamWritable,
 )
+from quicsilver.core.lifecycle import MIN_USEFUL_DATAGRAM
 from quicsilver.core.migration import MigrationMixin
 from quicsilver.core.packer import SHORT_HEADER_OVERHEAD
 from quicsilver.core.peer_params import MAX_DATAGRAM_FRAME_SIZE
@@ -42,7 +43,7 @@ from quicsilver.errors import (
     TransportError,
     TransportErrorCode,
 )
-from quicsilver.protocol import ECN, MIN_INITIAL_PACKET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.protocol import ECN, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.qlog.tracer import DropReason
 from quicsilver.wire.frames import (
     AckFrame,
@@ -168,11 +169,14 @@ class QuicConnection(MigrationMixin):
         if not self._is_client:
             raise RuntimeError("connect() is for client connections")
         self._peer_addr = addr
-        self._path.addr = addr
+        self._init_paths(addr)
         self._start(now)
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
-        """Process one UDP datagram from ``addr`` arriving at ``now`` with IP ECN bits ``ecn``."""
+    def receive_datagram(
+        self, data: bytes, addr: Any, now: float, ecn: int = 0, local_addr: Any = None
+    ) -> None:
+        """Process one UDP datagram from ``addr`` arriving at ``now`` with IP ECN bits ``ecn``;
+        ``local_addr`` (optional) is the local address it arrived on, for path management."""
         state = self._state
         if state is ConnState.CLOSED or state is ConnState.DRAINING:
             return
@@ -182,8 +186,9 @@ class QuicConnection(MigrationMixin):
         self._last_now = now
         if self._peer_addr is None:
             self._peer_addr = addr
-            self._path.addr = addr
+            self._init_paths(addr, local_addr)
             self._start(now, data)
+        self._datagram_local = local_addr
         try:
             self._receive(data, addr, now, ecn)
         except TransportError as exc:
@@ -204,8 +209,8 @@ class QuicConnection(MigrationMixin):
         if size == 0:
             return
         self._datagram_addr = addr
-        if addr == self._peer_addr:
-            self._path.on_datagram_received(size)
+        self._datagram_size = size
+        self._datagram_first = True
         if data[0] & 0x80 and self._handle_special_long_header(data, now):
             return
         self._sph.received_bytes(size)  # RFC 9000 §8.1: counts towards the 3x amplification budget
@@ -242,6 +247,9 @@ class QuicConnection(MigrationMixin):
             return False
         self._on_first_packet_of_level(pkt, now)
         frames = parse_payload(pkt.payload, pkt.packet_type)
+        if not self._path_of_packet(pkt.dcid, pkt.pn, tracker.largest_received, frames, now):
+            self._trace_drop(pkt.packet_type, pkt.size, DropReason.UNKNOWN_CONNECTION_ID)
+            return False
         if self._tracer is not None:
             self._tracer.received_packet(pkt.packet_type.name, pkt.pn, pkt.size, frames)
         ack_eliciting = False
@@ -252,10 +260,6 @@ class QuicConnection(MigrationMixin):
                 ack_eliciting = True
             if self._state is not ConnState.ACTIVE:
                 return True
-        if self._datagram_addr != self._peer_addr and pkt.level is EncryptionLevel.ONE_RTT:
-            self._maybe_follow_peer(
-                self._datagram_addr, pkt.pn, tracker.largest_received, frames, pkt.size, now
-            )
         tracker.received_packet(pkt.pn, ecn, now, ack_eliciting)
         self._on_packet_processed(pkt, now)
         return True
@@ -336,10 +340,6 @@ class QuicConnection(MigrationMixin):
         self._conn_ids_ours.handle_retire_connection_id(frame, pkt.dcid)
         self._flush_cid_frames()
 
-    def _on_path_challenge(self, frame: PathChallengeFrame, pkt: UnpackedPacket, now: float) -> None:
-        # RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE.
-        self._packer.control_frames.append(PathResponseFrame(frame.data))
-
     def _on_connection_close(self, frame: ConnectionCloseFrame, pkt: UnpackedPacket, now: float) -> None:
         self._enter_draining(frame, now)
 
@@ -357,26 +357,34 @@ class QuicConnection(MigrationMixin):
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Datagrams to send now, each with its destination; consecutive ones of equal size can be
-        batched with GSO. (Use ``datagrams_to_send_ecn`` to also get each datagram's ECN codepoint.)"""
-        return [(data, addr) for data, addr, _ in self.datagrams_to_send_ecn(now)]
+        batched with GSO. (``datagrams_to_send_ecn`` adds each datagram's ECN codepoint,
+        ``datagrams_to_send_paths`` also the local address to send from.)"""
+        return [(data, addr) for data, addr, _, _ in self.datagrams_to_send_paths(now)]
 
     def datagrams_to_send_ecn(self, now: float) -> list[tuple[bytes, Any, int]]:
         """Like ``datagrams_to_send``, with the ECN codepoint (``protocol.ECN``) for the IP header of
         each datagram (RFC 9000 §13.4: ECT(0) while ECN is being validated or validated)."""
+        return [(data, addr, ecn) for data, addr, ecn, _ in self.datagrams_to_send_paths(now)]
+
+    def datagrams_to_send_paths(self, now: float) -> list[tuple[bytes, Any, int, Any]]:
+        """``(data, remote address, ECN codepoint, local address)`` for each datagram due now: path
+        probes go on their own path (RFC 9000 §8.2.2), the rest on the active one. The local address is
+        what ``receive_datagram`` / ``migrate`` were given (None: the default socket)."""
         state = self._state
         if now > self._last_now:
             self._last_now = now
         if state is ConnState.CLOSING:
-            return [(data, addr, 0) for data, addr in self._close_datagrams()]
+            return [(data, addr, 0, None) for data, addr in self._close_datagrams()]
         if state is not ConnState.ACTIVE or self._peer_addr is None:
             return []
-        out: list[tuple[bytes, Any, int]] = []
+        out = self._path_probes(now)
         addr = self._peer_addr
+        local = self._paths.active.local_addr if self._paths is not None else None
         for _ in range(_MAX_DATAGRAMS_PER_CALL):
             data = self._pack_one(now)
             if data is None:
                 break
-            out.append((data, addr, self._last_ecn))
+            out.append((data, addr, self._last_ecn, local))
         return out
 
     def _pack_one(self, now: float) -> bytes | None:
@@ -385,18 +393,14 @@ class QuicConnection(MigrationMixin):
         if budget is not None:
             # RFC 9000 §8.1: before address validation a server sends at most 3x what it received.
             max_size = min(max_size, budget)
-            if max_size < _MIN_USEFUL_DATAGRAM:
+            if max_size < MIN_USEFUL_DATAGRAM:
                 return None
         path_budget = self._path_budget()
-        pad_to = 0
         if path_budget is not None:
-            # RFC 9000 §9.3: the same 3x limit on a new, unvalidated path; §8.2.1: a PATH_CHALLENGE
-            # datagram is expanded to 1200 bytes when that limit allows.
+            # RFC 9000 §9.3: the same 3x limit on a new, unvalidated peer address.
             max_size = min(max_size, path_budget)
-            if max_size < _MIN_USEFUL_DATAGRAM:
+            if max_size < MIN_USEFUL_DATAGRAM:
                 return None
-            if any(type(f) is PathChallengeFrame for f in self._packer.control_frames):
-                pad_to = min(max_size, MIN_INITIAL_PACKET_SIZE)
         levels = self._send_levels()
         probe_level = self._next_probe_level()
         if probe_level is not None:
@@ -432,7 +436,7 @@ class QuicConnection(MigrationMixin):
                 ping_levels = _ONE_RTT_ONLY
                 self._ping_pending = False
             packed = self._packer.pack_datagram(
-                now, max_size, levels=levels, send_data=send_data, ping_levels=ping_levels, pad_to=pad_to
+                now, max_size, levels=levels, send_data=send_data, ping_levels=ping_levels
             )
         return self._finish_datagram(packed, now)
 
@@ -442,6 +446,7 @@ class QuicConnection(MigrationMixin):
         buf, packets = packed
         self._last_ecn = int(packets[-1].ecn)
         self._on_datagram_sent(buf, packets, now)
+        self._on_datagram_sent_on_path(len(buf))
         return bytes(buf)
 
     def _maybe_initiate_key_update(self) -> None:
@@ -560,7 +565,6 @@ def _ignore(conn: QuicConnection, frame: Frame, pkt: UnpackedPacket, now: float)
     return None
 
 
-_MIN_USEFUL_DATAGRAM = 64
 _ONE_RTT_ONLY = frozenset((EncryptionLevel.ONE_RTT,))
 _SPACE_OF_LEVEL = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,

@@ -293,7 +293,7 @@ class HandshakeDriver(Lifecycle):
         self._sph.peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_ack_delay_exponent = params.ack_delay_exponent
         self._peer_max_datagram_frame_size = params.max_datagram_frame_size
-        self._set_peer_max_udp_payload(params.max_udp_payload_size)
+        self._on_peer_path_params(params)
         self._datagrams.set_max_payload_size(self._max_datagram_size - SHORT_HEADER_OVERHEAD)
         if self._config.enable_datagrams:
             self._datagrams.set_peer_max_frame_size(params.max_datagram_frame_size)
@@ -363,7 +363,7 @@ class HandshakeDriver(Lifecycle):
         self._discard_space(PacketNumberSpace.INITIAL)
         self._discard_space(PacketNumberSpace.HANDSHAKE)
         self._unpacker.keys.pop(EncryptionLevel.ZERO_RTT, None)
-        self._start_mtu_discovery(now)
+        self._on_confirmed_path(now)
         if not self._is_client:
             self._conn_ids_ours.drop_initial_client_dcid()
         self._flush_cid_frames()
@@ -392,11 +392,11 @@ class HandshakeDriver(Lifecycle):
         """Overridden by the path mixin (congestion controller and datagram queue follow)."""
         self._max_datagram_size = size
 
-    def _set_peer_max_udp_payload(self, size: int) -> None:
-        """Overridden by the path mixin (bounds the path MTU search)."""
+    def _on_peer_path_params(self, params: TransportParameters) -> None:
+        """Overridden by the path mixin (max_udp_payload_size, disable_active_migration)."""
 
-    def _start_mtu_discovery(self, now: float) -> None:
-        """Overridden by the path mixin."""
+    def _on_confirmed_path(self, now: float) -> None:
+        """Overridden by the path mixin (migration allowed and PMTUD from confirmation on)."""
 
     def _send_levels(self) -> tuple[EncryptionLevel, ...]:
         packer = self._packer

@@ -91,6 +91,9 @@ class OneRTTKeys:
     def initiate_update(self, now: float, pto: float) -> None:
         """Start a key update (RFC 9001 §6.1)."""
         self._roll(now, pto)
+        # RFC 9001 §6.5: old read keys go "three times the PTO after having received a packet
+        # protected using the new keys"; until the peer answers, it may still send with the old ones.
+        self._prev_expiry = None
 
     def _roll(self, now: float, pto: float) -> None:
         self._prev_recv_keys = self.recv_keys
@@ -122,7 +125,11 @@ class OneRTTKeys:
         try:
             if phase_bit == self.phase_bit:
                 plain = self.recv_keys.open(pn, header, payload)
-                if self._first_received is None or pn < self._first_received:
+                if self._first_received is None:
+                    self._first_received = pn
+                    if self._prev_recv_keys is not None and self._prev_expiry is None:
+                        self._prev_expiry = now + 3 * pto  # the first packet of the update we started
+                elif pn < self._first_received:
                     self._first_received = pn
                 return plain
             if self.key_phase > 0 and (self._first_received is None or pn < self._first_received):

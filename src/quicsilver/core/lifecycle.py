@@ -42,6 +42,8 @@ _LEVELS_OF_SPACE = {
     PacketNumberSpace.HANDSHAKE: (EncryptionLevel.HANDSHAKE,),
     PacketNumberSpace.APPLICATION: (EncryptionLevel.ZERO_RTT, EncryptionLevel.ONE_RTT),
 }
+MIN_USEFUL_DATAGRAM = 64
+"""Bytes: below this budget nothing is worth sending (a short header, a small frame and the tag)."""
 _PROBE_LEVEL_ORDER = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.ONE_RTT)
 
 
@@ -106,11 +108,13 @@ class Lifecycle(ConnectionBase):
         loss = self._sph.loss_detection_timeout()
         if loss is not None:
             candidates.append(loss)
-        for space in self._spaces.values():
-            if not space.discarded:
-                alarm = space.ack_tracker.ack_alarm()
-                if alarm is not None:
-                    candidates.append(alarm)
+        if not self._send_blocked():
+            # (An ACK that cannot leave because of a 3x limit waits for the peer's next datagram.)
+            for space in self._spaces.values():
+                if not space.discarded:
+                    alarm = space.ack_tracker.ack_alarm()
+                    if alarm is not None:
+                        candidates.append(alarm)
         keep_alive = self._keep_alive_deadline()
         if keep_alive is not None:
             candidates.append(keep_alive)
@@ -124,6 +128,18 @@ class Lifecycle(ConnectionBase):
         if path is not None:
             candidates.append(path)
         return min(candidates) if candidates else None
+
+    def _send_blocked(self) -> bool:
+        """Whether an anti-amplification limit (RFC 9000 §8.1, §9.3) forbids sending anything now."""
+        budget = self._sph.amplification_budget()
+        if budget is not None and budget < MIN_USEFUL_DATAGRAM:
+            return True
+        path_budget = self._path_budget()
+        return path_budget is not None and path_budget < MIN_USEFUL_DATAGRAM
+
+    def _path_budget(self) -> int | None:
+        """Overridden by the migration mixin (the 3x limit of a new path)."""
+        return None
 
     def _on_datagram_sent_on_path(self, size: int) -> None:
         """Overridden by the migration mixin (the new path's 3x budget)."""
@@ -230,7 +246,6 @@ class Lifecycle(ConnectionBase):
     def _on_datagram_sent(self, buf: bytearray, packets: list[SentPacket], now: float) -> None:
         self._datagrams_sent += 1
         self._bytes_sent += len(buf)
-        self._on_datagram_sent_on_path(len(buf))
         tracer = self._tracer
         sph = self._sph
         for p in packets:

@@ -339,6 +339,41 @@ class PacketPacker:
             )
         return buf, packed
 
+    # -- path probes -------------------------------------------------------------------------------
+
+    def pack_path_probe(
+        self, now: float, frames: tuple[Frame, ...], dcid: bytes, min_size: int, max_size: int
+    ) -> tuple[bytearray, list[SentPacket]] | None:
+        """One 1-RTT packet with PATH_CHALLENGE / PATH_RESPONSE ``frames`` sent with ``dcid``,
+        expanded to ``min_size`` bytes (RFC 9000 §8.2.1, §8.2.2). None without 1-RTT keys."""
+        if self.one_rtt is None:
+            return None
+        saved = self.dcid
+        self.dcid = dcid
+        try:
+            sph = self.sph
+            space_id = PacketNumberSpace.APPLICATION
+            pn = sph.peek_packet_number(space_id)
+            _, pn_len = encode_packet_number(pn, sph.largest_acked(space_id))
+            header_len = self._header_len(EncryptionLevel.ONE_RTT, pn_len)
+            payload = bytearray()
+            for f in frames:
+                f.append(payload)
+            total = header_len + len(payload) + TAG_LEN
+            if total > max_size:
+                return None
+            target = min(min_size, max_size)
+            padding = total < target
+            if padding:
+                payload += bytes(target - total)
+            sph.pop_packet_number(space_id)
+            pending = _Pending(
+                EncryptionLevel.ONE_RTT, pn, pn_len, header_len, payload, list(frames), True, padding, None
+            )
+            return self._seal([pending], now)
+        finally:
+            self.dcid = saved
+
     # -- CONNECTION_CLOSE ---------------------------------------------------------------------------
 
     def pack_close(
