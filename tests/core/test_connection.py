@@ -111,6 +111,23 @@ def test_idle_timeout_fires_at_the_negotiated_value() -> None:
     assert sim.client.is_closed  # silently: no closing period
 
 
+def test_idle_timeout_is_at_least_three_ptos() -> None:
+    # 50 ms of idle timeout on a 20 ms RTT path: RFC 9000 §10.1 stretches it to 3 x PTO.
+    cfg = Config(max_idle_timeout=0.05, disable_path_mtu_discovery=True)
+    sim = confirmed_sim(config=cfg)
+    sim.run_until(lambda: False, max_time=sim.now + 0.01)
+    start = sim.now
+    sim.to_server.black_holes.append((start, INF))
+    sim.to_client.black_holes.append((start, INF))
+    pto = sim.client._rtt.pto(True)
+    assert 3 * pto > 0.05
+    last = sim.client._last_received
+    assert last is not None
+    sim.run_until(lambda: sim.terminated("client") is not None, max_time=start + 5)
+    assert isinstance(terminal(sim.client_events), IdleTimeoutError)
+    assert sim.now == pytest.approx(last + 3 * pto, abs=1e-6)
+
+
 def test_keep_alive_keeps_an_idle_connection_open() -> None:
     cfg = Config(max_idle_timeout=2.0, keep_alive_period=0.5)
     sim = confirmed_sim(config=cfg)
