@@ -221,6 +221,39 @@ def test_we_do_not_initiate_again_before_the_current_phase_is_acknowledged() -> 
     assert sim.client.terminal_error is None and sim.server.terminal_error is None
 
 
+def test_old_keys_outlive_three_pto_until_the_peer_uses_the_new_ones() -> None:
+    config, rec = traced({})
+    sim = confirmed(Sim(config=config))
+    sim.run_until(lambda: False, max_time=sim.now + 0.2)
+    client, server = sim.client, sim.server
+    # The server's next datagram is still protected with the phase-0 keys...
+    server._ping_pending = True
+    held = server.datagrams_to_send_ecn(sim.now)
+    assert held
+    # ... while the client starts an update, and the server stays silent (a busy or slow peer).
+    client.initiate_key_update()
+    assert one_rtt_keys(client).key_phase == 1
+    client._ping_pending = True
+    phase_one = client.datagrams_to_send_ecn(sim.now)
+    pto = client._rtt.pto(True)
+    later = sim.now + 10 * pto
+    for data, _, ecn in held:
+        client.receive_datagram(data, SERVER_ADDR, later, ecn)
+    # RFC 9001 §6.5: old read keys are kept "no more than three times the PTO after having received
+    # a packet protected using the new keys": none came yet, so the phase-0 packet still opens.
+    assert rec[Perspective.CLIENT].drops[("ONE_RTT", DropReason.PAYLOAD_DECRYPT_ERROR)] == 0
+    assert client.terminal_error is None
+    # Once the peer's first phase-1 packet arrived, the old keys go three PTOs later.
+    for data, _, ecn in phase_one:
+        server.receive_datagram(data, CLIENT_ADDR, later, ecn)
+    assert one_rtt_keys(server).key_phase == 1
+    server._ping_pending = True
+    for data, _, ecn in server.datagrams_to_send_ecn(later):
+        client.receive_datagram(data, SERVER_ADDR, later, ecn)
+    expiry = one_rtt_keys(client).previous_keys_expiry
+    assert expiry is not None and later < expiry <= later + 3 * client._rtt.pto(True) + 1e-9
+
+
 def forged_one_rtt(dcid: bytes, rng: random.Random) -> bytes:
     """A short-header packet with the right DCID and a random (unauthenticated) rest."""
     return bytes([0x40 | rng.randrange(0x40)]) + dcid + rng.randbytes(60)
