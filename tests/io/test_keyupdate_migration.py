@@ -1,0 +1,212 @@
+"""Issue 8 over real loopback sockets: key updates initiated by both sides, many times, during a
+transfer (RFC 9001 §6), and a NAT rebinding mid-transfer through a UDP relay that changes the
+client's source port (RFC 9000 §9.3). No timing assertions: every check is about bytes and state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import quicsilver as quic
+from quicsilver.protocol import Perspective
+from quicsilver.qlog.tracer import ConnectionTracer, DropReason
+
+from .udp_relay import UDPRelay
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+HOSTS = [
+    pytest.param("127.0.0.1", id="ipv4"),
+    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")),
+]
+
+
+class KeyTracer(ConnectionTracer):
+    """One side's own key updates and its dropped packets."""
+
+    def __init__(self) -> None:
+        self.local_key_updates = 0
+        self.drops: Counter[tuple[str, str]] = Counter()
+
+    def updated_key(self, generation: int, remote: bool) -> None:
+        if not remote:
+            self.local_key_updates += 1
+
+    def dropped_packet(self, packet_type: str, pn: int | None, size: int, reason: str) -> None:
+        self.drops[(packet_type, reason)] += 1
+
+
+def key_update_config(tracers: dict[Perspective, list[KeyTracer]]) -> quic.Config:
+    def factory(perspective: Perspective, odcid: bytes) -> KeyTracer:
+        tracer = KeyTracer()
+        tracers.setdefault(perspective, []).append(tracer)
+        return tracer
+
+    # RFC 9001 §6: update the 1-RTT keys every 20 packets (the first after 10), on both sides.
+    return quic.Config(first_key_update_interval=10, key_update_interval=20, tracer=factory)
+
+
+@pytest.fixture(scope="module")
+def server_tls() -> quic.TLSConfig:
+    return quic.TLSConfig.self_signed(alpn=["TEST"])
+
+
+def client_tls() -> quic.TLSConfig:
+    return quic.TLSConfig(alpn=["TEST"], verify=False)
+
+
+class EchoServer:
+    """Echoes every bidirectional stream; remembers its connections."""
+
+    def __init__(self, listener: quic.Listener) -> None:
+        self.listener = listener
+        self.connections: list[quic.Connection] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accept = asyncio.create_task(self._run())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
+        async for conn in self.listener:
+            self.connections.append(conn)
+            self._spawn(self._serve(conn))
+
+    async def _serve(self, conn: quic.Connection) -> None:
+        try:
+            while True:
+                self._spawn(self._echo(await conn.accept_stream()))
+        except quic.QuicError:
+            pass
+
+    async def _echo(self, stream: quic.Stream) -> None:
+        try:
+            async for chunk in stream:
+                await stream.write(chunk)
+            await stream.close()
+        except quic.QuicError:
+            pass
+
+    async def close(self) -> None:
+        self.listener.close()
+        await asyncio.wait_for(self._accept, 2)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+@pytest.fixture
+async def echo(
+    server_tls: quic.TLSConfig, request: Any
+) -> AsyncIterator[tuple[EchoServer, dict[Perspective, list[KeyTracer]]]]:
+    host = getattr(request, "param", "127.0.0.1")
+    tracers: dict[Perspective, list[KeyTracer]] = {}
+    listener = await quic.listen_addr((host, 0), server_tls, key_update_config(tracers))
+    server = EchoServer(listener)
+    yield server, tracers
+    await server.close()
+
+
+def url_of(addr: tuple[Any, ...]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def roundtrip(
+    conn: quic.Connection, payload: bytes, on_echoed: Callable[[int], Any] | None = None
+) -> bytes:
+    """Send ``payload`` on one stream and read the echo; ``on_echoed(total)`` after each chunk read."""
+    stream = await conn.open_stream_sync()
+
+    async def read() -> bytes:
+        got = bytearray()
+        async for chunk in stream:
+            got += chunk
+            if on_echoed is not None:
+                await on_echoed(len(got))
+        return bytes(got)
+
+    reader = asyncio.create_task(read())
+    view = memoryview(payload)
+    for i in range(0, len(payload), 65536):
+        await stream.write(view[i : i + 65536])
+    await stream.close()
+    return await reader
+
+
+@pytest.mark.parametrize("echo", HOSTS, indirect=True)
+async def test_key_updates_initiated_by_both_sides_during_a_transfer(
+    echo: tuple[EchoServer, dict[Perspective, list[KeyTracer]]],
+) -> None:
+    server, tracers = echo
+    async with asyncio.timeout(60):
+        conn = await quic.dial_addr(
+            url_of(server.listener.local_addr), client_tls(), key_update_config(tracers)
+        )
+        payload = os.urandom(3_000_000)
+        assert await roundtrip(conn, payload) == payload
+        client_phase = conn.stats()["key_phase"]
+        server_phase = server.connections[0].stats()["key_phase"]
+        conn.close()
+        await conn.wait_closed()
+    (client,), (served,) = tracers[Perspective.CLIENT], tracers[Perspective.SERVER]
+    # ~2500 packets each way at one update per 20 sent (and per acknowledged round trip, §6.5): many
+    # key phases, both sides starting some (the other answering, RFC 9001 §6.2), and the two sides agree.
+    assert client.local_key_updates >= 1 and served.local_key_updates >= 1
+    assert client_phase >= 10 and abs(client_phase - server_phase) <= 1, (client_phase, server_phase)
+    # Not one 1-RTT packet failed to decrypt on either side: reordered packets of the previous phase
+    # were opened with the retained keys (§6.5) and no update was misread.
+    for side in (client, served):
+        assert side.drops[("ONE_RTT", DropReason.PAYLOAD_DECRYPT_ERROR)] == 0, side.drops
+
+
+@pytest.mark.parametrize("host", [p.values[0] for p in HOSTS], ids=["ipv4", "ipv6"])
+async def test_nat_rebinding_mid_transfer_through_a_relay(server_tls: quic.TLSConfig, host: str) -> None:
+    if ":" in host and not _has_ipv6():
+        pytest.skip("no IPv6 loopback")
+    tracers: dict[Perspective, list[KeyTracer]] = {}
+    listener = await quic.listen_addr((host, 0), server_tls, key_update_config(tracers))
+    server = EchoServer(listener)
+    try:
+        async with asyncio.timeout(60), UDPRelay(listener.local_addr, lifetime=60) as relay:
+            conn = await quic.dial_addr(relay.url, client_tls(), key_update_config(tracers))
+            payload = os.urandom(4_000_000)
+            rebound = asyncio.Event()
+
+            async def rebind_once(echoed: int) -> None:
+                # A quarter of the data came back: the NAT now maps the client to a new port.
+                if echoed >= 1_000_000 and not rebound.is_set():
+                    rebound.set()
+                    await relay.rebind()
+
+            assert await roundtrip(conn, payload, rebind_once) == payload
+            assert rebound.is_set() and len(relay.upstream_ports) == 2
+            served = server.connections[0]
+            new_addr = (host, relay.upstream_ports[-1])
+            # RFC 9000 §9.3: the server validated the new address and moved the connection there.
+            core = served._core
+            assert core._peer_addr[:2] == new_addr
+            assert core._paths.active.remote_addr[:2] == new_addr
+            assert served.remote_addr[:2] == new_addr
+            # Still one connection, still usable after the move.
+            assert await roundtrip(conn, b"after the rebinding") == b"after the rebinding"
+            assert len(server.connections) == 1
+            conn.close()
+            await conn.wait_closed()
+    finally:
+        await server.close()
