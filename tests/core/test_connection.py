@@ -296,7 +296,7 @@ def test_version_negotiation_without_common_version() -> None:
 
 
 def test_version_negotiation_restarts_in_common_version() -> None:
-    sim = Sim(server_kwargs={"version": VERSION_2})
+    sim = Sim(server_config=Config(versions=(VERSION_2,)), server_kwargs={"version": VERSION_2})
     sim.step()  # the v1 Initial reaches the v2-only server, which drops it
     vn = build_version_negotiation(
         sim.client.host_cid, sim.client.original_destination_connection_id, [VERSION_2]
@@ -652,3 +652,17 @@ def test_zero_rtt_rejected_when_the_server_reduced_its_limits() -> None:
     done = next(e for e in sim.client_events if isinstance(e, HandshakeCompleted))
     # RFC 9000 §7.4.1: resumed, but 0-RTT refused; the data came again in 1-RTT packets.
     assert done.session_resumed and not done.early_data_accepted
+
+
+def test_compatible_version_negotiation_upgrades_to_v2() -> None:
+    # RFC 9368 §2.3: the client starts in v1 offering v1 and v2; the server prefers v2 and answers in it.
+    sim = confirmed_sim(
+        config=Config(versions=(VERSION_1, VERSION_2)), server_config=Config(versions=(VERSION_2, VERSION_1))
+    )
+    for events in (sim.client_events, sim.server_events):
+        assert next(e for e in events if isinstance(e, HandshakeCompleted)).version == VERSION_2
+
+
+def test_compatible_version_negotiation_keeps_v1_when_preferred() -> None:
+    sim = confirmed_sim(config=Config(versions=(VERSION_1, VERSION_2)))
+    assert next(e for e in sim.server_events if isinstance(e, HandshakeCompleted)).version == VERSION_1

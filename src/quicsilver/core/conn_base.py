@@ -68,5 +68,6 @@ class ConnectionBase:
     _datagram_addr: Any
     _datagram_size: int
     _last_ecn: int
+    _version_decided: bool
     _peer_params: Any
     _new_token_provider: Callable[[Any], bytes | None] | None

@@ -317,8 +317,14 @@ class QuicConnection(MigrationMixin):
         crypto = self._spaces[_SPACE_OF_LEVEL[level]].crypto
         crypto.handle_crypto_frame(frame)
         data = crypto.read()
-        if data:
-            self._tls_message(data, level, now)
+        if not data:
+            return
+        if not self._is_client and level is EncryptionLevel.INITIAL and not self._version_decided:
+            # RFC 9368 §2.3: the version is chosen from the whole ClientHello before answering.
+            data = self._choose_version_from_client_hello(data)
+            if not data:
+                return
+        self._tls_message(data, level, now)
 
     def _on_stream_frame(self, frame: Frame, pkt: UnpackedPacket, now: float) -> None:
         # STREAM, RESET_STREAM, STOP_SENDING, MAX_*, *_BLOCKED: all owned by the streams map.
@@ -380,14 +386,17 @@ class QuicConnection(MigrationMixin):
         out = self._path_probes(now)
         addr = self._peer_addr
         local = self._paths.active.local_addr if self._paths is not None else None
+        # Once per call, not per datagram: keys are installed only by received packets, and a level
+        # discarded while sending (a client's Initial) is skipped by the packer, which checks its keys.
+        levels = self._send_levels()
         for _ in range(_MAX_DATAGRAMS_PER_CALL):
-            data = self._pack_one(now)
+            data = self._pack_one(now, levels)
             if data is None:
                 break
             out.append((data, addr, self._last_ecn, local))
         return out
 
-    def _pack_one(self, now: float) -> bytes | None:
+    def _pack_one(self, now: float, levels: tuple[EncryptionLevel, ...]) -> bytes | None:
         max_size = self._max_datagram_size
         budget = self._sph.amplification_budget()
         if budget is not None:
@@ -401,7 +410,6 @@ class QuicConnection(MigrationMixin):
             max_size = min(max_size, path_budget)
             if max_size < MIN_USEFUL_DATAGRAM:
                 return None
-        levels = self._send_levels()
         probe_level = self._next_probe_level()
         if probe_level is not None:
             packed = self._packer.pack_datagram(

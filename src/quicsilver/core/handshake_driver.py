@@ -24,7 +24,7 @@ from quicsilver.congestion import new_send_algorithm
 from quicsilver.congestion.rtt import RTTStats
 from quicsilver.core.conn_id_generator import ConnIDGenerator, RandomConnectionIDGenerator
 from quicsilver.core.conn_id_manager import ConnIDManager
-from quicsilver.core.crypto_stream import CryptoStream
+from quicsilver.core.crypto_stream import MAX_CRYPTO_BUFFER, CryptoStream
 from quicsilver.core.events import HandshakeCompleted, SessionTicketReceived
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.lifecycle import Lifecycle
@@ -47,6 +47,7 @@ from quicsilver.handshake.tls import (
     WriteData,
 )
 from quicsilver.handshake.tls import SessionTicketReceived as TLSSessionTicketReceived
+from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
 from quicsilver.protocol import (
     ACTIVE_CONNECTION_ID_LIMIT,
     EncryptionLevel,
@@ -71,6 +72,7 @@ from quicsilver.wire.transport_parameters import (
 
 __all__ = ["HandshakeDriver"]
 
+_CLIENT_HELLO = 1  # TLS HandshakeType.client_hello
 _CLIENT_DCID_LEN = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
 
 
@@ -96,6 +98,7 @@ class HandshakeDriver(Lifecycle):
         self._server_name = server_name
         self._session_ticket = session_ticket
         self._version = version if version is not None else cfg.versions[0]
+        self._version_from_packet = version is None and not self._is_client
         self._generator = generator if generator is not None else RandomConnectionIDGenerator()
         self._host_cid = self._generator.generate_connection_id()
         if self._is_client:
@@ -110,6 +113,9 @@ class HandshakeDriver(Lifecycle):
         self._peer_cid_known = False
         self._received_any = False
         self._vn_done = False
+        self._version_decided = self._is_client
+        self._client_version = self._version
+        self._client_hello = bytearray()
         self._handshake_complete = False
         self._handshake_confirmed = False
         self._peer_params: TransportParameters | None = None
@@ -162,6 +168,13 @@ class HandshakeDriver(Lifecycle):
             return
         self._created_at = now
         self._last_now = now
+        if self._version_from_packet and first_datagram is not None and len(first_datagram) >= 5:
+            # A server answers in the version of the client's first Initial (then maybe upgrades,
+            # RFC 9368 §2.3); the I/O layer already refused versions we do not support.
+            packet_version = int.from_bytes(first_datagram[1:5], "big")
+            if first_datagram[0] & 0x80 and packet_version in self._config.versions:
+                self._version = self._client_version = packet_version
+                self._packer.version = packet_version
         if not self._is_client and not self._initial_dcid and first_datagram is not None:
             # Server created without the client's DCID: take it from the first Initial.
             dcid_len = first_datagram[5] if len(first_datagram) > 6 else 0
@@ -276,7 +289,8 @@ class HandshakeDriver(Lifecycle):
             peer_initial_scid=self._peer_initial_scid,
             original_dcid=self._original_dcid,
             retry_scid=self._retry_scid,
-            version=self._version,
+            # RFC 9368 §4: a client's Chosen Version is the version of its first flight.
+            version=self._version if self._is_client else self._client_version,
         )
         if self._tracer is not None:
             self._tracer.received_transport_parameters(params)
@@ -451,6 +465,49 @@ class HandshakeDriver(Lifecycle):
         else:
             self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
         return True
+
+    def _choose_version_from_client_hello(self, data: bytes) -> bytes:
+        """Server, RFC 9368 §2.3 compatible version negotiation: buffer the first CRYPTO bytes until
+        the ClientHello is complete, then answer in the version we prefer among those the client's
+        version_information lists (v1 and v2 are compatible, RFC 9369 §4). Returns the bytes to give
+        TLS now (b"" while the ClientHello is incomplete)."""
+        buf = self._client_hello
+        buf += data
+        if len(buf) < 4:
+            return b""
+        length = int.from_bytes(buf[1:4], "big")
+        if len(buf) < 4 + length and len(buf) < MAX_CRYPTO_BUFFER:
+            return b""
+        self._version_decided = True
+        out = bytes(buf)
+        buf.clear()
+        if out[0] != _CLIENT_HELLO or len(out) < 4 + length:
+            return out  # not a ClientHello we can read: TLS reports the error
+        try:
+            hello = parse_untrusted_client_hello(memoryview(out)[4 : 4 + length])
+            if hello.transport_parameters is None:
+                return out
+            params = parse_transport_parameters(hello.transport_parameters, Perspective.CLIENT)
+        except (TransportError, ValueError):
+            return out  # TLS will parse it again and close with the right error
+        info = params.version_information
+        if info is None or info.chosen_version != self._version:
+            return out
+        for version in self._config.versions:
+            if version == self._version:
+                break
+            if version in info.available_versions:
+                self._client_version = self._version
+                # Switch before anything is sent: our Initial packets and transport parameters
+                # (version_information.chosen_version) carry the new version.
+                self._version = version
+                self._packer.version = version
+                self._install_initial_keys(self._initial_dcid)
+                self._tls.set_transport_parameters(encode_transport_parameters(self._local_params()))
+                if self._tracer is not None:
+                    self._tracer.negotiated_version(version, info.available_versions, self._config.versions)
+                break
+        return out
 
     def _on_version_negotiation(self, data: bytes, now: float) -> None:
         # RFC 9000 §6.2: a client that has processed any packet from the server, or already reacted

@@ -225,6 +225,8 @@ class Lifecycle(ConnectionBase):
                 self._requeue_frames(oldest, crypto_too=True)
 
     def _next_probe_level(self) -> EncryptionLevel | None:
+        if not self._probes:  # the common case, checked for every datagram
+            return None
         for level in _PROBE_LEVEL_ORDER:
             if self._probes.get(level):
                 if self._packer.can_send(level):

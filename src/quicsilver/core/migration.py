@@ -138,6 +138,21 @@ class MigrationMixin(HandshakeDriver):
             return True
         size = self._datagram_size if self._datagram_first else 0
         self._datagram_first = False
+        path = paths.only_active
+        if (
+            path is not None
+            and path.remote_addr == self._datagram_addr
+            and path.local_addr == self._datagram_local
+            and not path.needs_new_peer_cid
+        ):
+            # The fast path, equal to the general one below: a packet on the only (active) path
+            # cannot switch paths, no path awaits a peer CID, so probing frames do not matter.
+            path.on_datagram_received(size)
+            if dcid and (largest is None or pn > largest):
+                path.local_cid = dcid
+            self._packet_path = path
+            self._apply_path_events(now)
+            return True
         path = paths.on_packet_received(
             self._datagram_local,
             self._datagram_addr,
