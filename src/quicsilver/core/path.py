@@ -329,6 +329,11 @@ class PathManager:
     def paths(self) -> list[Path]:
         return list(self._paths.values())
 
+    @property
+    def only_active(self) -> Path | None:
+        """The active path when it is the only one (the common case: a cheap per-packet check)."""
+        return self._active if len(self._paths) == 1 else None
+
     def get(self, local_addr: Address, remote_addr: Address) -> Path | None:
         return self._paths.get((local_addr, remote_addr))
 
