@@ -9,6 +9,8 @@
 //	close     the server reads one stream to FIN, then closes the connection with -close-code/-close-reason
 //	wait      the client opens no stream and waits for the server to close the connection
 //	trickle   the client writes "tick" on one stream every 50 ms until the connection ends
+//	reset     the client writes "ping" then keeps writing; the server reads 4 bytes, then stops the
+//	          stream both ways with -close-code (STOP_SENDING and RESET_STREAM)
 //
 // The client closes the connection with -close-code/-close-reason when done (not in wait mode). With
 // -resume it then connects again, resuming the TLS session and sending its streams as 0-RTT.
@@ -22,6 +24,8 @@
 //	download bytes=N sha256=H
 //	upload bytes=N sha256=H [reply=<count>:<sha256>]
 //	datagrams sent=K received=M
+//	reset stream=ID code=C                     (server)
+//	stream-reset read-code=C write-code=C      (client; -1: no stream error)
 //	closed role=client kind=application remote=true code=7 reason=bye keyupdates-local=A keyupdates-remote=B
 //	error what=... msg=...   (then exit status 1)
 //
@@ -79,6 +83,7 @@ var (
 		resume      bool
 		early       bool
 		resetKey    string
+		conns       int
 	}
 )
 
@@ -130,8 +135,8 @@ type connTracer struct {
 	done          chan struct{} // closed once the "closed" line is out
 }
 
-func (t *connTracer) StartedConnection(_, remote net.Addr, _, _ logging.ConnectionID) {
-	connTracers.Store(remote.String(), t)
+func (t *connTracer) StartedConnection(local, remote net.Addr, _, _ logging.ConnectionID) {
+	connTracers.Store(local.String()+" "+remote.String(), t)
 }
 
 func (t *connTracer) SentPacket(hdr *logging.ExtendedHeader, _ logging.ByteCount, _ *logging.AckFrame, _ []logging.Frame) {
@@ -339,11 +344,12 @@ type earlyListener struct{ quic.EarlyListener }
 
 func (l earlyListener) accept() (quic.Connection, error) { return l.Accept(context.Background()) }
 
-// connTracers maps a connection's remote address to its tracer (StartedConnection registers it).
+// connTracers maps a connection's local and remote addresses to its tracer (StartedConnection
+// registers it).
 var connTracers sync.Map
 
 func tracerOf(conn quic.Connection) *connTracer {
-	ct, ok := connTracers.Load(conn.RemoteAddr().String())
+	ct, ok := connTracers.Load(conn.LocalAddr().String() + " " + conn.RemoteAddr().String())
 	if !ok {
 		fail("tracer", fmt.Errorf("no tracer for %s", conn.RemoteAddr()))
 	}
@@ -353,8 +359,11 @@ func tracerOf(conn quic.Connection) *connTracer {
 func serveConn(conn quic.Connection, ct *connTracer) {
 	// an early connection is served before its handshake completes: report it once it has
 	go func() {
-		<-handshakeDone(conn)
-		if conn.Context().Err() == nil {
+		select {
+		case <-handshakeDone(conn):
+		case <-conn.Context().Done():
+		}
+		if conn.ConnectionState().TLS.HandshakeComplete {
 			reportHandshake("server", conn, ct)
 		}
 	}()
@@ -421,6 +430,15 @@ func serveStream(stream quic.Stream) {
 		digest := hex.EncodeToString(hash.Sum(nil))
 		emit("upload bytes=%d sha256=%s", n, digest)
 		_, _ = fmt.Fprintf(stream, "%d %s", n, digest)
+	case "reset":
+		var ping [4]byte
+		if _, err := io.ReadFull(stream, ping[:]); err != nil {
+			emit("error what=reset-read msg=%q", err.Error())
+			return
+		}
+		stream.CancelRead(quic.StreamErrorCode(flags.closeCode))
+		stream.CancelWrite(quic.StreamErrorCode(flags.closeCode))
+		emit("reset stream=%d code=%d", stream.StreamID(), flags.closeCode)
 	}
 }
 
@@ -446,11 +464,19 @@ func runClient() {
 		runConnection(ctx, early)
 		return
 	}
-	conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
-	if err != nil {
-		fail("dial", err)
+	var wg sync.WaitGroup
+	for i := 0; i < flags.conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
+			if err != nil {
+				fail("dial", err)
+			}
+			runConnection(ctx, conn)
+		}()
 	}
-	runConnection(ctx, conn)
+	wg.Wait()
 }
 
 func runConnection(ctx context.Context, conn quic.Connection) {
@@ -464,14 +490,18 @@ func runConnection(ctx context.Context, conn quic.Connection) {
 		clientUpload(ctx, conn)
 	case "trickle":
 		clientTrickle(ctx, conn)
+	case "reset":
+		clientReset(ctx, conn)
 	case "wait":
 	default:
 		fail("mode", fmt.Errorf("unknown mode %q", flags.mode))
 	}
 	select {
 	case <-handshakeDone(conn):
-		reportHandshake("client", conn, ct)
 	case <-conn.Context().Done():
+	}
+	if conn.ConnectionState().TLS.HandshakeComplete {
+		reportHandshake("client", conn, ct)
 	}
 	if flags.dgramCount > 0 {
 		clientDatagrams(conn)
@@ -498,6 +528,34 @@ func clientTrickle(ctx context.Context, conn quic.Connection) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// clientReset expects the server to stop our stream both ways: reading fails with RESET_STREAM's
+// code, writing (soon) with STOP_SENDING's.
+func clientReset(ctx context.Context, conn quic.Connection) {
+	stream, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		fail("open", err)
+	}
+	if _, err := stream.Write([]byte("ping")); err != nil {
+		fail("reset-write", err)
+	}
+	readCode, writeCode := -1, -1
+	var streamErr *quic.StreamError
+	if _, err := io.ReadAll(stream); errors.As(err, &streamErr) {
+		readCode = int(streamErr.ErrorCode)
+	}
+	chunk := make([]byte, 1000)
+	for ctx.Err() == nil {
+		if _, err := stream.Write(chunk); err != nil {
+			if errors.As(err, &streamErr) {
+				writeCode = int(streamErr.ErrorCode)
+			}
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	emit("stream-reset read-code=%d write-code=%d", readCode, writeCode)
 }
 
 func clientEcho(ctx context.Context, conn quic.Connection) {
@@ -628,7 +686,7 @@ func clientDatagrams(conn quic.Connection) {
 func main() {
 	flag.StringVar(&flags.role, "role", "server", "server or client")
 	flag.StringVar(&flags.addr, "addr", "127.0.0.1:0", "server: address to listen on; client: server address")
-	flag.StringVar(&flags.mode, "mode", "echo", "echo, download, upload, close, wait or trickle")
+	flag.StringVar(&flags.mode, "mode", "echo", "echo, download, upload, close, wait, trickle or reset")
 	flag.BoolVar(&flags.retry, "retry", false, "server: demand a Retry from every client")
 	flag.BoolVar(&flags.datagrams, "datagrams", false, "enable RFC 9221 datagrams (the server echoes them)")
 	flag.IntVar(&flags.dgramCount, "datagram-count", 0, "client: datagrams to send and expect back")
@@ -640,6 +698,7 @@ func main() {
 	flag.IntVar(&flags.size, "size", 1000, "client: bytes per echo stream (plus its index), download or upload size")
 	flag.DurationVar(&flags.timeout, "timeout", 20*time.Second, "client: give up after; both: idle timeout")
 	flag.StringVar(&flags.versions, "versions", "v1", "QUIC versions, most preferred first: v1, draft29, v2draft")
+	flag.IntVar(&flags.conns, "conns", 1, "client: concurrent connections, each running -mode")
 	flag.BoolVar(&flags.resume, "resume", false, "client: connect twice, the second time resuming with 0-RTT")
 	flag.BoolVar(&flags.early, "early", false, "server: accept 0-RTT (an EarlyListener)")
 	flag.StringVar(&flags.resetKey, "stateless-reset-key", "", "server: hex key deriving stateless reset tokens")

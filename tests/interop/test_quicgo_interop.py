@@ -2,8 +2,9 @@
 models itself on, over loopback: our client ↔ quic-go server and quic-go client ↔ our server, QUIC v1,
 for the handshake (ALPN, ECDSA self-signed certificates), 10 MB downloads and uploads checked by
 SHA-256, 100 concurrent streams, Retry, application close codes, key updates initiated by both sides
-during 10 MB, ChaCha20-only, RFC 9221 datagrams, resumption with 0-RTT, version negotiation and
-stateless resets after a server restart.
+during 10 MB, ChaCha20-only, RFC 9221 datagrams, resumption with 0-RTT, version negotiation,
+stateless resets after a server restart, streams stopped both ways (RESET_STREAM + STOP_SENDING codes)
+and 50 quic-go connections at once.
 
 The quic-go peer is tests/interop/go_quic_peer.go, built once per session. It sets quic-go's key update
 interval, an internal variable (as quic-go's own interop client does), so it is built as a package
@@ -42,6 +43,7 @@ SOURCE = Path(__file__).with_name("go_quic_peer.go")
 PEER_PACKAGE = QUIC_GO / "quicsilverpeer"
 TEN_MB = 10_000_000
 CLOSE_CODE = 0x1A2B
+STREAM_CODE = 0x3C
 CHACHA20 = "0x1303"
 
 Event = dict[str, str]
@@ -284,6 +286,11 @@ async def _serve_stream(stream: quic.Stream, mode: str, results: list[Event]) ->
             count += len(chunk)
         results.append({"bytes": str(count), "sha256": digest.hexdigest()})
         await stream.write(f"{count} {digest.hexdigest()}".encode())
+    elif mode == "reset":
+        assert await stream.readexactly(4) == b"ping"
+        stream.cancel_read(STREAM_CODE)
+        stream.cancel_write(STREAM_CODE)
+        return
     await stream.close()
 
 
@@ -296,7 +303,7 @@ async def our_server(
     early: bool = False,
     **transport_options: Any,
 ) -> AsyncIterator[OurServer]:
-    """Our server on 127.0.0.1 serving each stream in ``mode`` (echo, download, upload), echoing
+    """Our server on 127.0.0.1 serving each stream in ``mode`` (echo, download, upload, reset), echoing
     datagrams when they are enabled; ``on_connection`` runs for each connection; ``early``: accept 0-RTT."""
     listen = quic.listen_addr_early if early else quic.listen_addr
     listener = await listen("127.0.0.1:0", tls, config, **transport_options)
@@ -528,6 +535,28 @@ async def test_our_client_stateless_reset_after_quicgo_restarts(go_peer: Path) -
     assert isinstance(conn.error, quic.StatelessResetError), conn.error
 
 
+async def test_our_client_stream_stopped_by_quicgo(go_peer: Path) -> None:
+    args = ("-mode", "reset", "-close-code", str(STREAM_CODE))
+    async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        stream_ids = []
+        for _ in range(2):  # the connection outlives a stopped stream
+            stream = await conn.open_stream_sync()
+            stream_ids.append(str(stream.stream_id))
+            await stream.write(b"ping")
+            with pytest.raises(quic.StreamError) as read_error:  # RESET_STREAM
+                await stream.read()
+            with pytest.raises(quic.StreamError) as write_error:  # STOP_SENDING
+                while True:
+                    await stream.write(b"x" * 1000)
+                    await asyncio.sleep(0.001)
+            for error in (read_error.value, write_error.value):
+                assert (error.stream_id, error.code, error.remote) == (stream.stream_id, STREAM_CODE, True)
+        resets = await server.wait_for("reset", 2)
+        assert resets == [{"stream": sid, "code": str(STREAM_CODE)} for sid in stream_ids]
+        conn.close()
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -672,3 +701,20 @@ async def test_quicgo_client_stateless_reset_after_our_server_restarts(
     # RFC 9000 §10.3: quic-go recognises the token derived from the same key for its connection ID
     assert output.one("closed")["kind"] == "stateless-reset"
     assert second.stats().stateless_resets_sent >= 1
+
+
+async def test_quicgo_client_stream_stopped_by_us(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "reset") as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "reset")
+        assert output.one("stream-reset") == {"read-code": str(STREAM_CODE), "write-code": str(STREAM_CODE)}
+
+
+async def test_quicgo_client_50_connections(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    # 50 handshakes at once: more than half of our 64 handshake slots may be in use, so our server may
+    # answer some with Retry (its default policy under load); every connection echoes on 10 streams
+    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
+        port = server.listener.local_addr[1]
+        args = ("-mode", "echo", "-conns", "50", "-streams", "10", "-size", "10000")
+        output = await quicgo_client(go_peer, port, *args)
+        assert output.all("echo") == [{"streams": "10", "bytes": "10000"}] * 50
+        assert len(server.connections) == 50
