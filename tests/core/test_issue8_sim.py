@@ -278,6 +278,21 @@ def test_integrity_limit_of_failed_decryptions_is_aead_limit_reached() -> None:
     assert error.code == TransportErrorCode.AEAD_LIMIT_REACHED
 
 
+def test_a_short_header_without_the_fixed_bit_is_discarded_before_decryption() -> None:
+    config, rec = traced({})
+    sim = confirmed(Sim(config=config))
+    # Zero bytes after coalesced packets (aioquic pads its server flight this way) read as a short
+    # header whose Fixed Bit is 0. RFC 9000 §17.3.1: such packets "are not valid packets in this
+    # version and MUST be discarded" (we do not advertise grease_quic_bit): no decryption attempt, so
+    # nothing counts as a failed authentication against the integrity limit (RFC 9001 §6.6).
+    for _ in range(3):
+        sim.server.receive_datagram(bytes(300), CLIENT_ADDR, sim.now)
+    assert one_rtt_keys(sim.server)._invalid_packets == 0
+    assert rec[Perspective.SERVER].drops[("ONE_RTT", DropReason.PAYLOAD_DECRYPT_ERROR)] == 0
+    assert rec[Perspective.SERVER].drops[("ONE_RTT", DropReason.HEADER_PARSE_ERROR)] == 3
+    assert sim.server.terminal_error is None
+
+
 def test_confidentiality_limit_forces_a_key_update() -> None:
     never = Config(first_key_update_interval=1 << 40, key_update_interval=1 << 40)
     payload = random.Random(3).randbytes(400_000)

@@ -106,6 +106,11 @@ class PacketUnpacker:
             one_rtt = self.one_rtt
             if one_rtt is None:
                 return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
+            if not first & 0x40:
+                # RFC 9000 §17.3.1: a zero Fixed Bit is "not [a] valid packet[] in this version and MUST
+                # be discarded" (we do not advertise grease_quic_bit). The bit is not header-protected:
+                # no decryption attempt, no failed authentication counted (zero padding lands here).
+                return Dropped(ptype, end - pos, DropReason.HEADER_PARSE_ERROR), end
             try:
                 dcid, abs_pn_offset = parse_short_header(buf, pos, self.short_dcid_len)
             except TransportError:
