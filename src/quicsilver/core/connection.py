@@ -46,6 +46,7 @@ from quicsilver.errors import (
 from quicsilver.protocol import ECN, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.qlog.tracer import DropReason
 from quicsilver.wire.frames import (
+    NOT_ACK_ELICITING_TYPES,
     AckFrame,
     ConnectionCloseFrame,
     CryptoFrame,
@@ -68,7 +69,6 @@ from quicsilver.wire.frames import (
     StreamDataBlockedFrame,
     StreamFrame,
     StreamsBlockedFrame,
-    is_ack_eliciting,
 )
 
 __all__ = ["QuicConnection"]
@@ -127,6 +127,7 @@ class QuicConnection(MigrationMixin):
         self._setup_lifecycle()
         self._setup_path()
         self._last_ecn = 0
+        self._traced_key_phase = 0
         self._streams = StreamsMap.from_config(
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
@@ -143,7 +144,7 @@ class QuicConnection(MigrationMixin):
             PingFrame: _ignore,
             AckFrame: QuicConnection._on_ack,
             CryptoFrame: QuicConnection._on_crypto,
-            StreamFrame: QuicConnection._on_stream_frame,
+            StreamFrame: QuicConnection._on_stream_data,
             ResetStreamFrame: QuicConnection._on_stream_frame,
             StopSendingFrame: QuicConnection._on_stream_frame,
             MaxDataFrame: QuicConnection._on_stream_frame,
@@ -223,6 +224,8 @@ class QuicConnection(MigrationMixin):
                 self._trace_drop(None, size - pos, DropReason.UNEXPECTED_VERSION)
                 break
             result, pos = self._unpacker.unpack(buf, pos, now)
+            if self._tracer is not None:
+                self._trace_key_phase()
             if isinstance(result, Dropped):
                 self._trace_drop(result.packet_type, result.size, result.reason)
                 continue
@@ -255,8 +258,9 @@ class QuicConnection(MigrationMixin):
         ack_eliciting = False
         handlers = self._frame_handlers
         for frame in frames:
-            handlers[type(frame)](self, frame, pkt, now)
-            if not ack_eliciting and is_ack_eliciting(frame):
+            kind = type(frame)
+            handlers[kind](self, frame, pkt, now)
+            if kind not in NOT_ACK_ELICITING_TYPES:
                 ack_eliciting = True
             if self._state is not ConnState.ACTIVE:
                 return True
@@ -325,6 +329,9 @@ class QuicConnection(MigrationMixin):
             if not data:
                 return
         self._tls_message(data, level, now)
+
+    def _on_stream_data(self, frame: StreamFrame, pkt: UnpackedPacket, now: float) -> None:
+        self._streams.handle_stream_frame(frame)  # the bulk of all frames: straight to the stream
 
     def _on_stream_frame(self, frame: Frame, pkt: UnpackedPacket, now: float) -> None:
         # STREAM, RESET_STREAM, STOP_SENDING, MAX_*, *_BLOCKED: all owned by the streams map.
@@ -457,11 +464,20 @@ class QuicConnection(MigrationMixin):
         self._on_datagram_sent_on_path(len(buf))
         return bytes(buf)
 
+    def _trace_key_phase(self) -> None:
+        """Report key updates the peer started (ours are reported where we start them)."""
+        one_rtt = self._packer.one_rtt
+        if one_rtt is not None and one_rtt.key_phase != self._traced_key_phase:
+            self._traced_key_phase = one_rtt.key_phase
+            assert self._tracer is not None
+            self._tracer.updated_key(one_rtt.key_phase, True)
+
     def _maybe_initiate_key_update(self) -> None:
         """RFC 9001 §6.1: after confirmation, roll the 1-RTT keys every configured number of packets."""
         one_rtt = self._packer.one_rtt
         if one_rtt is not None and self._handshake_confirmed and one_rtt.should_initiate_update():
             one_rtt.initiate_update(self._last_now, self._rtt.pto(True))
+            self._traced_key_phase = one_rtt.key_phase
             if self._tracer is not None:
                 self._tracer.updated_key(one_rtt.key_phase, False)
 
@@ -471,6 +487,9 @@ class QuicConnection(MigrationMixin):
         one_rtt = self._packer.one_rtt
         if one_rtt is not None and self._handshake_confirmed and one_rtt.can_initiate_update():
             one_rtt.initiate_update(self._last_now, self._rtt.pto(True))
+            self._traced_key_phase = one_rtt.key_phase
+            if self._tracer is not None:
+                self._tracer.updated_key(one_rtt.key_phase, False)
 
     # -- streams API (delegated to the streams map) --------------------------------------------
 

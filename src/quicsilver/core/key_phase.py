@@ -133,10 +133,18 @@ class OneRTTKeys:
                     self._first_received = pn
                 return plain
             if self.key_phase > 0 and (self._first_received is None or pn < self._first_received):
-                # A reordered packet of the previous phase.
+                # A reordered packet of the previous phase...
                 if self._prev_recv_keys is None:
-                    raise KeysDroppedError("previous 1-RTT keys already discarded")
-                return self._prev_recv_keys.open(pn, header, payload)
+                    if self._first_received is not None:
+                        raise KeysDroppedError("previous 1-RTT keys already discarded")
+                else:
+                    try:
+                        return self._prev_recv_keys.open(pn, header, payload)
+                    except DecryptionError:
+                        if self._first_received is not None:
+                            raise
+                # ...or, when nothing of the current phase arrived yet, a peer that already moved one
+                # phase further (an update started without waiting for our acknowledgment).
             plain = self._next_recv_keys.open(pn, header, payload)
         except DecryptionError:
             # RFC 9001 §6.6: count failed decryptions against the integrity limit.
