@@ -557,6 +557,27 @@ async def test_our_client_stream_stopped_by_quicgo(go_peer: Path) -> None:
         conn.close()
 
 
+async def test_our_client_keep_alive_outlives_quicgo_idle_timeout(go_peer: Path) -> None:
+    # quic-go's idle timeout is 1 s (the minimum of both sides', RFC 9000 §10.1); our PINGs every
+    # 0.3 s keep the idle connection open past it
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-timeout", "1s") as server:
+        config = quic.Config(keep_alive_period=0.3)
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls(), config)
+        await asyncio.sleep(2.5)
+        assert await echo_via(conn, b"still here") == b"still here"
+        assert not server.output.all("closed")
+        conn.close()
+
+
+async def test_our_client_idle_timeout_with_quicgo(go_peer: Path) -> None:
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-timeout", "1s") as server:
+        conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+        await asyncio.wait_for(conn.wait_closed(), 5)
+        assert isinstance(conn.error, quic.IdleTimeoutError), conn.error
+        (closed,) = await server.wait_for("closed")
+        assert closed["kind"] == "idle-timeout"
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
