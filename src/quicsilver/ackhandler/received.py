@@ -87,6 +87,8 @@ class ReceivedPacketTracker:
 
     def is_potentially_duplicate(self, pn: int) -> bool:
         """Whether ``pn`` was already received (or is too old to be tracked): such a packet is dropped."""
+        if pn > self._largest:
+            return False  # the common case: a new largest packet number
         if pn < self._deleted_below:
             return True
         for smallest, largest in reversed(self._ranges):

@@ -383,7 +383,9 @@ class StreamsMap:
         self._handlers[type(frame)](self, frame)
 
     def handle_stream_frame(self, frame: StreamFrame) -> None:
-        stream = self._receive_side(frame.stream_id, frame.wire_type)
+        stream = self._recv.get(frame.stream_id)  # the common case: an open stream
+        if stream is None:
+            stream = self._receive_side(frame.stream_id, frame.wire_type)
         if stream is not None:
             stream.handle_stream_frame(frame)
 

@@ -40,6 +40,7 @@ from quicsilver.wire.varint import varint_len
 
 __all__ = [
     "MAX_STREAMS_LIMIT",
+    "NOT_ACK_ELICITING_TYPES",
     "AckFrame",
     "ConnectionCloseFrame",
     "CryptoFrame",
@@ -146,6 +147,8 @@ def _max_len_after_length_field(avail: int) -> int:
 
 
 _NOT_ACK_ELICITING = frozenset((AckFrame, PaddingFrame, ConnectionCloseFrame))
+NOT_ACK_ELICITING_TYPES: frozenset[type] = _NOT_ACK_ELICITING
+"""The frame classes ``is_ack_eliciting`` is False for (a set test saves a call per frame)."""
 _PROBING = frozenset((PaddingFrame, PathChallengeFrame, PathResponseFrame, NewConnectionIdFrame))
 
 
