@@ -70,6 +70,13 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _install_loop(args: argparse.Namespace) -> None:
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _profiler(clock: str) -> cProfile.Profile:
     # CPU time keeps the other processes of a loaded machine out of the figures: a syscall during
     # which we were preempted costs its own CPU time, not the wall time until we ran again.
@@ -150,6 +157,7 @@ def server_main(args: argparse.Namespace) -> None:
     profiler = _profiler(args.clock) if args.profile_out else None
     if profiler is not None:
         profiler.enable()
+    _install_loop(args)
     asyncio.run(_serve(args))
     if profiler is not None:
         profiler.disable()
@@ -211,6 +219,8 @@ def client_main(args: argparse.Namespace) -> int:
         ]
         if args.profile in ("server", "both"):
             command += ["--profile-out", server_prof, "--clock", args.clock]
+        if args.uvloop:
+            command.append("--uvloop")
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
             assert server.stdout is not None
             port = int(server.stdout.readline().split()[1])
@@ -222,6 +232,7 @@ def client_main(args: argparse.Namespace) -> int:
             if profiler is not None:
                 profiler.enable()
             try:
+                _install_loop(args)
                 figures = asyncio.run(_client(args, port))
             finally:
                 if profiler is not None:
@@ -267,6 +278,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=50_000_000, help="bytes per transfer (default 50 MB)")
     parser.add_argument("--repeat", type=int, default=1, help="transfers on the connection (default 1)")
     parser.add_argument("--handshakes", type=int, default=0, help="measure N sequential handshakes instead")
+    parser.add_argument("--uvloop", action="store_true", help="run both sides on uvloop")
     parser.add_argument("--profile", choices=["none", "server", "client", "both"], default="none")
     parser.add_argument(
         "--sample", choices=["server", "client"], help="sample one side with py-spy (no profiler overhead)"
