@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="quicsilver-bench-") as workdir:
         certs = make_certificate(workdir)
         peers: list[Peer] = []
@@ -371,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                 if entry["samples"]:
                     entry["median"] = summarize(entry["samples"])
     impls = [i for i in opts.only if i in results]
+    load = (load_before, os.getloadavg()[0])
     print()
     print(format_table(results, impls))
+    print(f"load average (1 min) at start {load[0]:.1f}, at end {load[1]:.1f} on {os.cpu_count()} CPUs")
     for name, reason in skipped.items():
         print(f"({name}: {reason})")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
@@ -384,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "load_average": {"start": load[0], "end": load[1]},
         },
         "options": {k: v for k, v in vars(opts).items() if k != "output"},
         "skipped": skipped,
