@@ -155,7 +155,7 @@ class Server:
         self.port = int(line.split()[1])
 
     def rss(self) -> int:
-        return rss_bytes(self.process.pid)
+        return int(rss_bytes(self.process.pid))
 
     def stop(self) -> None:
         if self.process.poll() is None:
