@@ -17,7 +17,7 @@ from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.handshake.protection import DecryptionError, PacketKeys, unprotect_header
 from quicsilver.protocol import EncryptionLevel, PacketNumberSpace
 from quicsilver.qlog.tracer import DropReason
-from quicsilver.wire.frames import Frame, check_frame_allowed, parse_frame
+from quicsilver.wire.frames import Frame, check_frame_allowed, parse_frame, parse_frames
 from quicsilver.wire.header import PacketType, parse_long_header, parse_short_header
 from quicsilver.wire.packet_number import decode_packet_number
 
@@ -155,6 +155,8 @@ def parse_payload(payload: bytes, packet_type: PacketType) -> list[Frame]:
     if not payload:
         raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
     view = memoryview(payload)
+    if packet_type is PacketType.ONE_RTT:
+        return parse_frames(view)  # every frame type is allowed in 1-RTT packets
     frames: list[Frame] = []
     pos = 0
     end = len(payload)
