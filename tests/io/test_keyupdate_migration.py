@@ -1,6 +1,7 @@
 """Issue 8 over real loopback sockets: key updates initiated by both sides, many times, during a
-transfer (RFC 9001 §6), and a NAT rebinding mid-transfer through a UDP relay that changes the
-client's source port (RFC 9000 §9.3). No timing assertions: every check is about bytes and state."""
+transfer (RFC 9001 §6), a NAT rebinding mid-transfer through a UDP relay that changes the client's
+source port (RFC 9000 §9.3), and ECN validation and path MTU discovery through the real socket
+options (RFC 9000 §13.4, §14.3). No timing assertions: every check is about bytes and state."""
 
 from __future__ import annotations
 
@@ -210,3 +211,30 @@ async def test_nat_rebinding_mid_transfer_through_a_relay(server_tls: quic.TLSCo
             await conn.wait_closed()
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize("echo", HOSTS, indirect=True)
+async def test_ecn_validates_and_pmtud_completes_on_loopback(
+    echo: tuple[EchoServer, dict[Perspective, list[KeyTracer]]],
+) -> None:
+    server, _ = echo
+    async with asyncio.timeout(30):
+        conn = await quic.dial_addr(url_of(server.listener.local_addr), client_tls())
+        payload = os.urandom(1_000_000)
+        assert await roundtrip(conn, payload) == payload
+        conns = [conn, server.connections[0]]
+        cores = [c._core for c in conns]
+        # DPLPMTUD runs on its own timer (a probe every 5 SRTT): wait for both searches to end.
+        while not all(core._pmtud.done for core in cores):
+            await asyncio.sleep(0.01)
+        for c, core in zip(conns, cores, strict=True):
+            # DF is set and loopback's MTU is 64 KB: the search ends within 20 bytes of our 1452 cap.
+            assert 1452 - 20 <= core._max_datagram_size <= 1452
+            ecn = core._sph.ecn
+            assert ecn is not None
+            if c.transport.packet_conn.caps.ecn:
+                # The socket marks ECT(0) and reports received codepoints (IP_RECVTOS / IPV6_RECVTCLASS);
+                # loopback keeps the marks, so the ACK counts validate the path (RFC 9000 §13.4.2).
+                assert ecn.state.value == "capable", (ecn.state, ecn.failure_reason)
+        conn.close()
+        await conn.wait_closed()
