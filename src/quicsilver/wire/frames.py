@@ -9,7 +9,7 @@ Table 3).
 from __future__ import annotations
 
 from quicsilver.errors import TransportError, TransportErrorCode
-from quicsilver.wire.frame_parser import MAX_STREAMS_LIMIT, parse_frame
+from quicsilver.wire.frame_parser import MAX_STREAMS_LIMIT, parse_frame, parse_frames
 from quicsilver.wire.frame_types import (
     AckFrame,
     ConnectionCloseFrame,
@@ -74,6 +74,7 @@ __all__ = [
     "is_ack_eliciting",
     "is_probing_frame",
     "parse_frame",
+    "parse_frames",
     "stream_frame_header_length",
     "stream_frame_max_data_len",
 ]
