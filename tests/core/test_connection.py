@@ -666,3 +666,10 @@ def test_compatible_version_negotiation_upgrades_to_v2() -> None:
 def test_compatible_version_negotiation_keeps_v1_when_preferred() -> None:
     sim = confirmed_sim(config=Config(versions=(VERSION_1, VERSION_2)))
     assert next(e for e in sim.server_events if isinstance(e, HandshakeCompleted)).version == VERSION_1
+
+
+def test_keep_alive_respects_a_shorter_peer_idle_timeout() -> None:
+    # Our keep-alive period (10 s) is longer than half the negotiated idle timeout (min(30, 1) / 2).
+    sim = confirmed_sim(config=Config(keep_alive_period=10.0), server_config=Config(max_idle_timeout=1.0))
+    sim.run_until(lambda: False, max_time=sim.now + 10)
+    assert sim.terminated("client") is None and sim.terminated("server") is None

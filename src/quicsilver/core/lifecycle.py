@@ -90,7 +90,8 @@ class Lifecycle(ConnectionBase):
         if not period or not self._handshake_complete or self._ping_pending:
             return None
         last = max(self._last_received or 0.0, self._first_eliciting_after_receive or 0.0)
-        return last + period
+        # quic-go: at most half the negotiated idle timeout, so a PING always beats the timer.
+        return last + min(period, self._idle_timeout / 2)
 
     def get_timer(self) -> float | None:
         """The earliest instant at which ``handle_timer`` must be called (None: no timer)."""
