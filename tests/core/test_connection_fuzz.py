@@ -111,3 +111,32 @@ def test_random_frames_from_an_authenticated_peer(packets: list[list[Frame]], to
             if isinstance(err, TransportError) and not err.remote:
                 assert err.code != TransportErrorCode.INTERNAL_ERROR, err
     sim.run_until(lambda: False, max_time=sim.now + 2)
+
+
+initial_frames = st.one_of(
+    st.builds(PingFrame),
+    st.builds(lambda a, n: AckFrame(((a, a + n),), 0, None), small, st.integers(0, 5)),
+    st.builds(CryptoFrame, offsets, st.binary(max_size=200)),
+    st.builds(
+        lambda c, r: ConnectionCloseFrame(c, 0, r, False), st.integers(0, 0x20), st.binary(max_size=10)
+    ),
+    st.builds(StreamFrame, stream_ids, offsets, st.binary(max_size=20), st.booleans()),
+    st.builds(HandshakeDoneFrame),
+)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(initial_frames, min_size=1, max_size=3), min_size=1, max_size=3))
+def test_random_initial_packets_to_a_fresh_server(packets: list[list[Frame]]) -> None:
+    """A server facing a hostile client's Initial packets: a clean close or nothing, never a bug."""
+    sim = Sim(start=False)
+    sim.client.connect(SERVER_ADDR, 0.0)
+    sim.client.datagrams_to_send(0.0)  # the real first flight is discarded
+    for pkt_frames in packets:
+        data = craft(sim.client, EncryptionLevel.INITIAL, pkt_frames, 0.0)
+        sim.server.receive_datagram(data, CLIENT_ADDR, 0.0)
+        sim.server.datagrams_to_send(0.0)
+        sim.server.handle_timer(0.0)
+    for ev in iter(sim.server.next_event, None):
+        if isinstance(ev, ConnectionTerminated) and isinstance(ev.error, TransportError):
+            assert ev.error.code != TransportErrorCode.INTERNAL_ERROR, ev.error

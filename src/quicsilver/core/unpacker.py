@@ -38,6 +38,7 @@ _SPACE_OF = {
 _LONG_RESERVED_BITS = 0x0C
 _SHORT_RESERVED_BITS = 0x18
 _KEY_PHASE_BIT = 0x04
+_SAMPLE_END = 4 + 16  # from the packet number field to the end of the header protection sample
 
 
 @dataclass(slots=True)
@@ -111,6 +112,8 @@ class PacketUnpacker:
                 # be discarded" (we do not advertise grease_quic_bit). The bit is not header-protected:
                 # no decryption attempt, no failed authentication counted (zero padding lands here).
                 return Dropped(ptype, end - pos, DropReason.HEADER_PARSE_ERROR), end
+            if pos + 1 + self.short_dcid_len + _SAMPLE_END <= end:
+                return self._unpack_short(buf, pos, first, now)
             try:
                 dcid, abs_pn_offset = parse_short_header(buf, pos, self.short_dcid_len)
             except TransportError:
@@ -143,6 +146,63 @@ class PacketUnpacker:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits are set")
         return (
             UnpackedPacket(level, ptype, pn, version, dcid, scid, token, end - pos, payload),
+            end,
+        )
+
+    def _unpack_short(
+        self, buf: bytearray, pos: int, first: int, now: float
+    ) -> tuple[UnpackedPacket | Dropped, int]:
+        """``unpack`` for a 1-RTT packet long enough for its header protection sample: the hot path,
+        with ``parse_short_header``, ``unprotect_header`` and ``decode_packet_number`` inline."""
+        end = len(buf)
+        space = self.spaces[PacketNumberSpace.APPLICATION]
+        if space.discarded:
+            return Dropped(PacketType.ONE_RTT, end - pos, DropReason.KEY_UNAVAILABLE), end
+        one_rtt = self.one_rtt
+        assert one_rtt is not None
+        pn_start = pos + 1 + self.short_dcid_len
+        dcid = bytes(buf[pos + 1 : pn_start])
+        # RFC 9001 §5.4.2: the sample starts 4 bytes after the start of the packet number field;
+        # §5.4.1: a short header protects the low 5 bits of its first byte.
+        sample = pn_start + 4
+        mask = one_rtt.recv_keys._raw_mask(buf[sample : sample + 16])
+        first ^= mask[0] & 0x1F
+        buf[pos] = first
+        pn_len = (first & 0x03) + 1
+        header_end = pn_start + pn_len
+        truncated = int.from_bytes(buf[pn_start:header_end], "big") ^ int.from_bytes(
+            mask[1 : 1 + pn_len], "big"
+        )
+        buf[pn_start:header_end] = truncated.to_bytes(pn_len, "big")
+        # RFC 9000 A.3: the packet number closest to the next expected one.
+        largest = space.ack_tracker.largest_received
+        expected = 0 if largest is None else largest + 1
+        win = 1 << (pn_len * 8)
+        pn = (expected & ~(win - 1)) | truncated
+        if pn <= expected - (win >> 1) and pn < (1 << 62) - win:
+            pn += win
+        elif pn > expected + (win >> 1) and pn >= win:
+            pn -= win
+        with memoryview(buf) as view:
+            try:
+                payload = one_rtt.open(
+                    pn,
+                    view[pos:header_end],
+                    view[header_end:end],
+                    bool(first & _KEY_PHASE_BIT),
+                    now,
+                    self.pto,
+                )
+            except DecryptionError:
+                return Dropped(PacketType.ONE_RTT, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
+        # RFC 9000 §17.3.1: non-zero reserved bits after removing header protection MUST be treated
+        # as a connection error of type PROTOCOL_VIOLATION.
+        if first & _SHORT_RESERVED_BITS:
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits are set")
+        return (
+            UnpackedPacket(
+                EncryptionLevel.ONE_RTT, PacketType.ONE_RTT, pn, 0, dcid, b"", b"", end - pos, payload
+            ),
             end,
         )
 
