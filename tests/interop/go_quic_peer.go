@@ -84,6 +84,8 @@ var (
 		early       bool
 		resetKey    string
 		conns       int
+		repeat      int
+		tokens      bool
 	}
 )
 
@@ -215,6 +217,9 @@ func quicConfig(role string) (*quic.Config, *tracer) {
 	}
 	if flags.retry {
 		conf.RequireAddressValidation = func(net.Addr) bool { return true }
+	}
+	if flags.tokens {
+		conf.TokenStore = quic.NewLRUTokenStore(4, 4)
 	}
 	if flags.resetKey != "" {
 		key, err := hex.DecodeString(flags.resetKey)
@@ -469,11 +474,13 @@ func runClient() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
-			if err != nil {
-				fail("dial", err)
+			for j := 0; j < flags.repeat; j++ {
+				conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
+				if err != nil {
+					fail("dial", err)
+				}
+				runConnection(ctx, conn)
 			}
-			runConnection(ctx, conn)
 		}()
 	}
 	wg.Wait()
@@ -699,6 +706,8 @@ func main() {
 	flag.DurationVar(&flags.timeout, "timeout", 20*time.Second, "client: give up after; both: idle timeout")
 	flag.StringVar(&flags.versions, "versions", "v1", "QUIC versions, most preferred first: v1, draft29, v2draft")
 	flag.IntVar(&flags.conns, "conns", 1, "client: concurrent connections, each running -mode")
+	flag.IntVar(&flags.repeat, "repeat", 1, "client: connections made one after the other (by each of -conns)")
+	flag.BoolVar(&flags.tokens, "tokens", false, "client: keep NEW_TOKEN tokens for the next connections")
 	flag.BoolVar(&flags.resume, "resume", false, "client: connect twice, the second time resuming with 0-RTT")
 	flag.BoolVar(&flags.early, "early", false, "server: accept 0-RTT (an EarlyListener)")
 	flag.StringVar(&flags.resetKey, "stateless-reset-key", "", "server: hex key deriving stateless reset tokens")

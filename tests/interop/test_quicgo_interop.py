@@ -581,6 +581,22 @@ async def test_our_client_idle_timeout_with_quicgo(go_peer: Path) -> None:
         assert closed["kind"] == "idle-timeout"
 
 
+async def test_our_client_new_token_skips_quicgo_retry(go_peer: Path) -> None:
+    # RFC 9000 §8.1.3: a token from NEW_TOKEN validates the address of the next connection
+    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo", "-retry") as server:
+        config = quic.Config(token_store=quic.LRUTokenStore())
+        retries = []
+        for _ in range(2):
+            conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls(), config)
+            assert await echo_via(conn, b"token") == b"token"
+            await asyncio.sleep(0.05)  # NEW_TOKEN follows the handshake
+            conn.close()
+            retries.append(len(server.output.all("retry-sent")))
+        # quic-go answers each Initial datagram without a token with a Retry, and our ClientHello
+        # (with an X25519MLKEM768 key share) takes two: the first connection may see two
+        assert retries[0] >= 1 and retries[1] == retries[0], retries
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -742,3 +758,15 @@ async def test_quicgo_client_50_connections(go_peer: Path, server_tls: quic.TLSC
         output = await quicgo_client(go_peer, port, *args)
         assert output.all("echo") == [{"streams": "10", "bytes": "10000"}] * 50
         assert len(server.connections) == 50
+
+
+async def test_quicgo_client_new_token_skips_our_retry(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with (
+        asyncio.timeout(20),
+        our_server(server_tls, "echo", verify_source_address=lambda addr: True) as server,
+    ):
+        port = server.listener.local_addr[1]
+        output = await quicgo_client(go_peer, port, "-mode", "echo", "-tokens", "-repeat", "2")
+        assert len(output.all("echo")) == 2
+        assert len(output.all("retry-received")) == 1
+        assert server.listener.stats().retries_sent == 1
