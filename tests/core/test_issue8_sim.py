@@ -531,6 +531,27 @@ def test_ecn_is_disabled_on_a_path_that_bleaches_marks() -> None:
     assert out and all(ecn == 0 for _, _, ecn in out)
 
 
+@pytest.mark.parametrize(("old_bleaches", "expected"), [(True, "capable"), (False, "failed")])
+def test_ecn_is_validated_again_after_migrating_to_a_new_path(old_bleaches: bool, expected: str) -> None:
+    rng = random.Random(61)
+    links = {"to_server": Link(bleach_ecn=old_bleaches), "to_client": Link(bleach_ecn=old_bleaches)}
+    sim = PathSim(rng.randbytes(1_500_000), rng.randbytes(1_500_000), seed=61, **links)  # type: ignore[arg-type]
+    assert sim.run_until(lambda: len(sim.received) > 300_000, max_time=60)
+    before = "failed" if old_bleaches else "capable"
+    assert ecn_state(sim.client) == ecn_state(sim.server) == before
+    sim.nat["wifi"] = WIFI
+    sim.client.migrate(sim.now, local_addr="wifi")
+    assert sim.run_until(lambda: on_wifi(sim))
+    del sim.nat[None]
+    # The new path treats ECN the other way round.
+    sim.to_server.bleach_ecn = sim.to_client.bleach_ecn = not old_bleaches
+    assert sim.run_until(sim.done, max_time=300)
+    assert sim.digest_ok()
+    # RFC 9000 §13.4.2: "Endpoints validate ECN for packets sent on each network path independently.
+    # An endpoint thus validates ECN ... on active connection migration to a new path."
+    assert ecn_state(sim.client) == ecn_state(sim.server) == expected
+
+
 def test_ce_marks_halve_the_window_once_per_round_trip() -> None:
     payload = random.Random(53).randbytes(6_000_000)
     sim = TransferSim(payload, seed=53, config=Config(congestion_control="newreno"))

@@ -41,6 +41,7 @@ class ECNTracker:
     """ECN validation state machine for the application data space."""
 
     __slots__ = (
+        "_ce_base",
         "_first_testing",
         "_last_testing",
         "acked_ce",
@@ -65,6 +66,19 @@ class ECNTracker:
         self.acked_ce = 0
         self._first_testing = -1
         self._last_testing = -1
+        self._ce_base = 0
+        self.failure_reason = ""
+
+    def restart(self) -> None:
+        """Validate again on a new path (RFC 9000 §13.4.2: "Endpoints validate ECN for packets sent on
+        each network path independently ... on active connection migration to a new path"). The counts
+        stay: the peer's ACK frames report totals for the whole packet number space."""
+        self.state = _INITIAL
+        self.sent_testing = 0
+        self.lost_testing = 0
+        self._first_testing = -1
+        self._last_testing = -1
+        self._ce_base = self.acked_ce
         self.failure_reason = ""
 
     def marking(self) -> ECN:
@@ -87,7 +101,7 @@ class ECNTracker:
         self.sent_testing += 1
         if self._first_testing < 0:
             self._first_testing = pn
-        if self.sent_ect0 + self.sent_ect1 >= ECN_TESTING_PACKETS:
+        if self.sent_testing >= ECN_TESTING_PACKETS:
             self.state = _UNKNOWN
             self._last_testing = pn
 
@@ -162,7 +176,7 @@ class ECNTracker:
 
     def _fail_if_mangled(self) -> bool:
         """Fail when every testing packet came back CE-marked or was lost; True if it failed."""
-        if self.sent_ect0 + self.sent_ect1 > self.acked_ce + self.lost_testing:
+        if self.sent_testing > self.acked_ce - self._ce_base + self.lost_testing:
             return False
         self._fail("every testing packet CE-marked or lost")
         return True

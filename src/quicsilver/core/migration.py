@@ -196,6 +196,8 @@ class MigrationMixin(HandshakeDriver):
                     self._reset_congestion_state()
                     self._pmtud.reset(now)
                     self._sync_mtu()
+                if self._sph.ecn is not None:
+                    self._sph.ecn.restart()  # §13.4.2: ECN is validated on each path independently
             elif isinstance(ev, PathValidated):
                 if ev.path is paths.active:
                     # The PathManager queues PathValidated before the ActivePathChanged of the same
