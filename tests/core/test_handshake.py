@@ -7,7 +7,7 @@ import pytest
 from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
 from quicsilver.protocol import VERSION_1
 
-from .sim import Link, Sim
+from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim
 
 
 def test_handshake_no_loss_takes_about_one_rtt() -> None:
@@ -61,3 +61,18 @@ def test_corrupted_packets_are_dropped_silently() -> None:
     sim = Sim(seed=7, to_server=Link(corrupt=0.3), to_client=Link(corrupt=0.3))
     assert sim.run_until(sim.handshake_confirmed, max_time=30)
     assert sim.terminated("client") is None and sim.terminated("server") is None
+
+
+def test_packets_arriving_before_their_keys_are_buffered() -> None:
+    # The server's flight spans several datagrams; delivered in reverse order, the Handshake packets
+    # come before the Initial that carries the keys for them, and are kept until then.
+    sim = Sim(start=False)
+    sim.client.connect(SERVER_ADDR, 0.0)
+    for data, _ in sim.client.datagrams_to_send(0.0):
+        sim.server.receive_datagram(data, CLIENT_ADDR, 0.01)
+    flight = [data for data, _ in sim.server.datagrams_to_send(0.01)]
+    assert len(flight) >= 2
+    for data in reversed(flight):
+        sim.client.receive_datagram(data, SERVER_ADDR, 0.02)
+    events = list(iter(sim.client.next_event, None))
+    assert any(isinstance(e, HandshakeCompleted) for e in events)

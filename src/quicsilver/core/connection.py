@@ -70,6 +70,7 @@ from quicsilver.wire.frames import (
     StreamFrame,
     StreamsBlockedFrame,
 )
+from quicsilver.wire.header import PacketType, long_type_bits
 
 __all__ = ["QuicConnection"]
 
@@ -128,6 +129,7 @@ class QuicConnection(MigrationMixin):
         self._setup_path()
         self._last_ecn = 0
         self._traced_key_phase = 0
+        self._undecryptable: list[tuple[bytes, int]] = []
         self._streams = StreamsMap.from_config(
             self._config, self._perspective, self._rtt, _StreamEvents(self._events)
         )
@@ -219,14 +221,20 @@ class QuicConnection(MigrationMixin):
         pos = 0
         first_dcid: bytes | None = None
         processed = False
+        keys_before = self._keys_generation()
         while pos < size:
             if buf[pos] & 0x80 and not self._long_header_version_ok(buf, pos):
                 self._trace_drop(None, size - pos, DropReason.UNEXPECTED_VERSION)
                 break
+            start = pos
             result, pos = self._unpacker.unpack(buf, pos, now)
             if self._tracer is not None:
                 self._trace_key_phase()
             if isinstance(result, Dropped):
+                if result.reason == DropReason.KEY_UNAVAILABLE and self._buffer_undecryptable(
+                    buf, start, pos, ecn
+                ):
+                    continue
                 self._trace_drop(result.packet_type, result.size, result.reason)
                 continue
             # RFC 9000 §12.2: coalesced packets with a different DCID are dropped.
@@ -241,6 +249,41 @@ class QuicConnection(MigrationMixin):
                 return
         if not processed and self._conn_ids_peer.is_stateless_reset(bytes(data[-16:])) and size >= 21:
             self._enter_stateless_reset(now)
+        elif self._undecryptable and self._keys_generation() != keys_before:
+            self._retry_undecryptable(now)
+
+    def _keys_generation(self) -> int:
+        unpacker = self._unpacker
+        return len(unpacker.keys) + (unpacker.one_rtt is not None)
+
+    def _buffer_undecryptable(self, buf: bytearray, start: int, end: int, ecn: int) -> bool:
+        """Keep a packet that arrived before its keys (reordering), as quic-go does, to process it once
+        they are installed; bounded, and only for levels whose keys may still come."""
+        if len(self._undecryptable) >= _MAX_UNDECRYPTABLE or self._handshake_confirmed:
+            return False
+        first = buf[start]
+        if first & 0x80 and (first & 0x30) >> 4 == long_type_bits(self._version, PacketType.INITIAL):
+            return False  # Initial keys exist from the start: an undecryptable Initial is garbage
+        self._undecryptable.append((bytes(buf[start:end]), ecn))
+        return True
+
+    def _retry_undecryptable(self, now: float) -> None:
+        pending = self._undecryptable
+        self._undecryptable = []
+        for packet, ecn in pending:
+            buf = bytearray(packet)
+            result, _ = self._unpacker.unpack(buf, 0, now)
+            if isinstance(result, Dropped):
+                if not (
+                    result.reason == DropReason.KEY_UNAVAILABLE
+                    and self._buffer_undecryptable(buf, 0, len(buf), ecn)
+                ):
+                    self._trace_drop(result.packet_type, result.size, result.reason)
+                continue
+            self._datagram_first = False  # its bytes were counted when the datagram arrived
+            self._process_packet(result, now, _ECN_OF_BITS[ecn & 0x03])
+            if self._state is not ConnState.ACTIVE:
+                return
 
     def _process_packet(self, pkt: UnpackedPacket, now: float, ecn: ECN) -> bool:
         space = self._spaces[_SPACE_OF_LEVEL[pkt.level]]
@@ -592,6 +635,7 @@ def _ignore(conn: QuicConnection, frame: Frame, pkt: UnpackedPacket, now: float)
     return None
 
 
+_MAX_UNDECRYPTABLE = 16  # packets kept while their keys are not there yet (quic-go keeps 10)
 _ONE_RTT_ONLY = frozenset((EncryptionLevel.ONE_RTT,))
 _SPACE_OF_LEVEL = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,

@@ -165,7 +165,7 @@ class PacketUnpacker:
         # RFC 9001 §5.4.2: the sample starts 4 bytes after the start of the packet number field;
         # §5.4.1: a short header protects the low 5 bits of its first byte.
         sample = pn_start + 4
-        mask = one_rtt.recv_keys._raw_mask(buf[sample : sample + 16])
+        mask = one_rtt.recv_keys.header_mask(buf[sample : sample + 16])
         first ^= mask[0] & 0x1F
         buf[pos] = first
         pn_len = (first & 0x03) + 1
@@ -220,10 +220,8 @@ def parse_payload(payload: bytes, packet_type: PacketType) -> list[Frame]:
     frames: list[Frame] = []
     pos = 0
     end = len(payload)
-    check = packet_type != PacketType.ONE_RTT
     while pos < end:
-        if check:
-            check_frame_allowed(payload[pos], packet_type)
+        check_frame_allowed(payload[pos], packet_type)
         frame, pos = parse_frame(view, pos)
         frames.append(frame)
     return frames
