@@ -23,6 +23,7 @@ import os
 import shutil
 import struct
 import subprocess
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,20 +217,25 @@ def server_tls() -> quic.TLSConfig:
     return quic.TLSConfig.self_signed(alpn=["TEST"])  # ECDSA P-256
 
 
-class KeyUpdateCounter(ConnectionTracer):
-    """Counts the key updates our side initiates (``updated_key`` with remote=False)."""
+class Recorder(ConnectionTracer):
+    """Counts the key updates our side initiates (``updated_key`` with remote=False), and the packets
+    we send by type (INITIAL, ZERO_RTT, ...)."""
 
     def __init__(self) -> None:
         self.initiated = 0
+        self.sent: Counter[str] = Counter()
 
     def updated_key(self, generation: int, remote: bool) -> None:
         if not remote:
             self.initiated += 1
 
+    def sent_packet(self, packet_type: str, pn: int, size: int, frames: Any) -> None:
+        self.sent[packet_type] += 1
 
-def key_updating_config(counters: list[KeyUpdateCounter], **kwargs: Any) -> quic.Config:
-    def tracer(perspective: Perspective, odcid: bytes) -> KeyUpdateCounter:
-        counters.append(KeyUpdateCounter())
+
+def key_updating_config(counters: list[Recorder], **kwargs: Any) -> quic.Config:
+    def tracer(perspective: Perspective, odcid: bytes) -> Recorder:
+        counters.append(Recorder())
         return counters[-1]
 
     return quic.Config(first_key_update_interval=10, key_update_interval=100, tracer=tracer, **kwargs)
@@ -428,7 +434,7 @@ async def test_our_client_key_updates_during_10mb(go_peer: Path) -> None:
     # An echo, so that both sides send ack-eliciting packets: an endpoint may initiate a key update
     # only once a packet it sent with the current keys is acknowledged (RFC 9001 §6.1), so a side
     # that only sends ACKs updates once.
-    counters: list[KeyUpdateCounter] = []
+    counters: list[Recorder] = []
     config = key_updating_config(counters)
     args = ("-mode", "echo", "-key-update-interval", "100")
     async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
@@ -440,7 +446,7 @@ async def test_our_client_key_updates_during_10mb(go_peer: Path) -> None:
     check_key_updates(closed, counters)
 
 
-def check_key_updates(closed: Event, counters: list[KeyUpdateCounter]) -> None:
+def check_key_updates(closed: Event, counters: list[Recorder]) -> None:
     """Both sides initiated key updates, many times, every 100 packets at most once per RTT. quic-go
     counts as its own an update both sides started at once, so it sees fewer of ours than we made."""
     (ours,) = counters
@@ -597,6 +603,32 @@ async def test_our_client_new_token_skips_quicgo_retry(go_peer: Path) -> None:
         assert retries[0] >= 1 and retries[1] == retries[0], retries
 
 
+async def test_our_client_0rtt_rejected_by_restarted_quicgo(go_peer: Path) -> None:
+    # a new quic-go process has new session ticket keys: it cannot resume our ticket, so it rejects
+    # 0-RTT and we send the early data again in 1-RTT packets (RFC 9001 §4.6.2)
+    tls = our_client_tls(session_ticket_store=quic.MemorySessionTicketStore())
+    async with asyncio.timeout(20):
+        async with quicgo_server(go_peer, "-mode", "echo", "-early") as server:
+            port = server.port
+            first = await quic.dial_addr(f"127.0.0.1:{port}", tls)
+            assert await echo_via(first, b"first") == b"first"
+            first.close()
+            await server.wait_for("closed")
+        async with quicgo_server(go_peer, "-mode", "echo", "-early", "-addr", f"127.0.0.1:{port}") as server:
+            recorder = Recorder()
+            config = quic.Config(tracer=lambda perspective, odcid: recorder)
+            second = await quic.dial_addr_early(f"127.0.0.1:{port}", tls, config)
+            payloads = [os.urandom(3000 + i) for i in range(5)]
+            assert await asyncio.gather(*(echo_via(second, p) for p in payloads)) == payloads
+            await second.wait_handshake()
+            state = second.connection_state()
+            assert not state.session_resumed and not state.used_0rtt
+            assert recorder.sent["ZERO_RTT"] >= 1  # the data did go out as 0-RTT first
+            second.close()
+            (handshake,) = await server.wait_for("handshake")
+            assert (handshake["resumed"], handshake["used0rtt"]) == ("false", "false")
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -672,7 +704,7 @@ async def test_our_server_close_code_seen_by_quicgo(go_peer: Path, server_tls: q
 
 
 async def test_quicgo_client_key_updates_during_10mb(go_peer: Path, server_tls: quic.TLSConfig) -> None:
-    counters: list[KeyUpdateCounter] = []
+    counters: list[Recorder] = []
     config = key_updating_config(counters)
     async with asyncio.timeout(20), our_server(server_tls, "echo", config) as server:
         port = server.listener.local_addr[1]
