@@ -10,6 +10,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -176,12 +177,21 @@ async def test_key_updates_initiated_by_both_sides_during_a_transfer(
         assert side.drops[("ONE_RTT", DropReason.PAYLOAD_DECRYPT_ERROR)] == 0, side.drops
 
 
-@pytest.mark.parametrize("host", [p.values[0] for p in HOSTS], ids=["ipv4", "ipv6"])
-async def test_nat_rebinding_mid_transfer_through_a_relay(server_tls: quic.TLSConfig, host: str) -> None:
+@pytest.mark.parametrize(
+    ("host", "disable_active_migration"),
+    [("127.0.0.1", False), ("::1", False), ("127.0.0.1", True)],
+    ids=["ipv4", "ipv6", "ipv4-server-disables-active-migration"],
+)
+async def test_nat_rebinding_mid_transfer_through_a_relay(
+    server_tls: quic.TLSConfig, host: str, disable_active_migration: bool
+) -> None:
     if ":" in host and not _has_ipv6():
         pytest.skip("no IPv6 loopback")
     tracers: dict[Perspective, list[KeyTracer]] = {}
-    listener = await quic.listen_addr((host, 0), server_tls, key_update_config(tracers))
+    # RFC 9000 §9: disable_active_migration forbids the client to migrate, not the NAT to rebind:
+    # the server still follows the new port (§9.3).
+    server_config = replace(key_update_config(tracers), disable_active_migration=disable_active_migration)
+    listener = await quic.listen_addr((host, 0), server_tls, server_config)
     server = EchoServer(listener)
     try:
         async with asyncio.timeout(60), UDPRelay(listener.local_addr, lifetime=60) as relay:
