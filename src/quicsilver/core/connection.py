@@ -644,13 +644,23 @@ _SPACE_OF_LEVEL = {
     EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
 }
 _CONTROL_FRAMES = frozenset(
-    (HandshakeDoneFrame, NewTokenFrame, NewConnectionIdFrame, RetireConnectionIdFrame, PathResponseFrame)
+    (HandshakeDoneFrame, NewTokenFrame, NewConnectionIdFrame, RetireConnectionIdFrame)
 )
 _PTO_MODES = {
     SendMode.PTO_INITIAL: PacketNumberSpace.INITIAL,
     SendMode.PTO_HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     SendMode.PTO_APPLICATION: PacketNumberSpace.APPLICATION,
 }
+# RFC 9000 §13.3: PATH_CHALLENGE / PATH_RESPONSE are never retransmitted (the path manager sends fresh
+# challenges); ACK, PADDING, PING and CONNECTION_CLOSE carry nothing to repair; DATAGRAM is unreliable.
 _NOT_RETRANSMITTED = frozenset(
-    (AckFrame, PaddingFrame, PingFrame, ConnectionCloseFrame, DatagramFrame, PathChallengeFrame)
+    (
+        AckFrame,
+        PaddingFrame,
+        PingFrame,
+        ConnectionCloseFrame,
+        DatagramFrame,
+        PathChallengeFrame,
+        PathResponseFrame,
+    )
 )
