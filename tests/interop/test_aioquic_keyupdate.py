@@ -18,6 +18,7 @@ import pytest
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
+from aioquic.tls import CipherSuite as AioCipherSuite
 
 import quicsilver as quic
 from quicsilver.protocol import Perspective
@@ -106,14 +107,27 @@ def check_updates(ours: KeyTracer, key_phase: int, theirs: int) -> None:
     assert ours.drops[("ONE_RTT", DropReason.PAYLOAD_DECRYPT_ERROR)] == 0, ours.drops
 
 
-async def test_our_client_aioquic_server_key_updates_both_ways(server_tls: quic.TLSConfig) -> None:
+@pytest.mark.parametrize(
+    "suite",
+    [
+        AioCipherSuite.AES_128_GCM_SHA256,
+        AioCipherSuite.AES_256_GCM_SHA384,
+        AioCipherSuite.CHACHA20_POLY1305_SHA256,
+    ],
+    ids=["aes128gcm", "aes256gcm-sha384", "chacha20"],
+)
+async def test_our_client_aioquic_server_key_updates_both_ways(
+    server_tls: quic.TLSConfig, suite: AioCipherSuite
+) -> None:
     peers: list[KeyUpdatingPeer] = []
 
     def make_peer(*args: Any, **kwargs: Any) -> KeyUpdatingPeer:
         peers.append(KeyUpdatingPeer(*args, **kwargs))
         return peers[-1]
 
-    config = QuicConfiguration(is_client=False, alpn_protocols=["TEST"])
+    # RFC 9001 §6.1: the next generation's secret is HKDF-Expand-Label(secret, "quic ku") with the
+    # suite's hash; aioquic derives it independently for each suite.
+    config = QuicConfiguration(is_client=False, alpn_protocols=["TEST"], cipher_suites=[suite])
     config.certificate = server_tls.certificate_chain[0]
     config.private_key = server_tls.private_key
     server = await serve("127.0.0.1", 0, configuration=config, create_protocol=make_peer)
@@ -133,6 +147,7 @@ async def test_our_client_aioquic_server_key_updates_both_ways(server_tls: quic.
             await stream.close()
             assert await reader == payload
             key_phase = conn.stats()["key_phase"]
+            assert int(conn._core._packer.one_rtt.send_keys.suite) == int(suite)
             conn.close()
             await conn.wait_closed()
     finally:
