@@ -24,6 +24,7 @@
 //	download bytes=N sha256=H
 //	upload bytes=N sha256=H [reply=<count>:<sha256>]
 //	datagrams sent=K received=M
+//	paused / 0rtt-rejected                     (client, -resume)
 //	reset stream=ID code=C                     (server)
 //	stream-reset read-code=C write-code=C      (client; -1: no stream error)
 //	closed role=client kind=application remote=true code=7 reason=bye keyupdates-local=A keyupdates-remote=B
@@ -86,6 +87,7 @@ var (
 		conns       int
 		repeat      int
 		tokens      bool
+		pause       time.Duration
 	}
 )
 
@@ -462,6 +464,10 @@ func runClient() {
 			fail("dial", err)
 		}
 		runConnection(ctx, conn)
+		if flags.pause > 0 {
+			emit("paused")
+			time.Sleep(flags.pause)
+		}
 		early, err := quic.DialAddrEarlyContext(ctx, flags.addr, tlsConf, conf)
 		if err != nil {
 			fail("dial-early", err)
@@ -490,7 +496,16 @@ func runConnection(ctx context.Context, conn quic.Connection) {
 	ct := tracerOf(conn)
 	switch flags.mode {
 	case "echo":
-		clientEcho(ctx, conn)
+		err := clientEcho(ctx, conn)
+		if early, ok := conn.(quic.EarlyConnection); ok && errors.Is(err, quic.Err0RTTRejected) {
+			// the server rejected 0-RTT: quic-go resets the early streams; do it again in 1-RTT
+			emit("0rtt-rejected")
+			conn = early.NextConnection()
+			err = clientEcho(ctx, conn)
+		}
+		if err != nil {
+			fail("echo", err)
+		}
 	case "download":
 		clientDownload(ctx, conn)
 	case "upload":
@@ -565,7 +580,7 @@ func clientReset(ctx context.Context, conn quic.Connection) {
 	emit("stream-reset read-code=%d write-code=%d", readCode, writeCode)
 }
 
-func clientEcho(ctx context.Context, conn quic.Connection) {
+func clientEcho(ctx context.Context, conn quic.Connection) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, flags.streams)
 	for i := 0; i < flags.streams; i++ {
@@ -593,10 +608,11 @@ func clientEcho(ctx context.Context, conn quic.Connection) {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		fail("echo", err)
+	if err, failed := <-errs; failed {
+		return err
 	}
 	emit("echo streams=%d bytes=%d ok", flags.streams, flags.size)
+	return nil
 }
 
 func clientDownload(ctx context.Context, conn quic.Connection) {
@@ -709,6 +725,7 @@ func main() {
 	flag.IntVar(&flags.repeat, "repeat", 1, "client: connections made one after the other (by each of -conns)")
 	flag.BoolVar(&flags.tokens, "tokens", false, "client: keep NEW_TOKEN tokens for the next connections")
 	flag.BoolVar(&flags.resume, "resume", false, "client: connect twice, the second time resuming with 0-RTT")
+	flag.DurationVar(&flags.pause, "pause", 0, "client -resume: print \"paused\" and wait this long between the connections")
 	flag.BoolVar(&flags.early, "early", false, "server: accept 0-RTT (an EarlyListener)")
 	flag.StringVar(&flags.resetKey, "stateless-reset-key", "", "server: hex key deriving stateless reset tokens")
 	flag.Parse()

@@ -123,9 +123,12 @@ class GoOutput:
 
 @dataclass
 class GoServer:
+    """A running quic-go process (a server, or a client started by start_quicgo_client)."""
+
     port: int
     output: GoOutput
     process: asyncio.subprocess.Process
+    collector: asyncio.Task[None] | None = None
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = 10) -> list[Event]:
         """The first ``count`` events called ``name``, waiting until quic-go has printed them."""
@@ -178,8 +181,8 @@ async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoServer]:
     output.check_no_errors()
 
 
-async def quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoOutput:
-    """Run quic-go as a client against 127.0.0.1:port; its output, after checking it succeeded."""
+async def start_quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoServer:
+    """quic-go as a client against 127.0.0.1:port, running: its events can be awaited as they come."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
         "-role",
@@ -193,16 +196,35 @@ async def quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert process.stdout is not None
+    output = GoOutput()
+    running = GoServer(port, output, process)
+    running.collector = asyncio.create_task(_collect(process.stdout, output))
+    return running
+
+
+async def finish_quicgo_client(client: GoServer, timeout: float = 25) -> GoOutput:
+    """Wait for a started quic-go client to exit (killing it after ``timeout``); check it succeeded."""
+    process = client.process
+    assert process.stderr is not None and client.collector is not None
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout + 5)
-    except TimeoutError:
+        await asyncio.wait_for(process.wait(), timeout)
+    except BaseException:
         process.kill()
-        await process.communicate()
+        await process.wait()
         raise
-    output = GoOutput(stdout.decode().splitlines())
-    assert process.returncode == 0, f"quic-go client failed:\n{stdout.decode()}\n{stderr.decode()}"
-    output.check_no_errors()
-    return output
+    finally:
+        await client.collector
+        stderr = (await process.stderr.read()).decode()
+    assert process.returncode == 0, "quic-go client failed:\n" + "\n".join(client.output.lines) + stderr
+    client.output.check_no_errors()
+    return client.output
+
+
+async def quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoOutput:
+    """Run quic-go as a client against 127.0.0.1:port; its output, after checking it succeeded."""
+    client = await start_quicgo_client(binary, port, *args, timeout=timeout)
+    return await finish_quicgo_client(client, timeout + 5)
 
 
 # --- our side -------------------------------------------------------------------------------------------
@@ -307,12 +329,13 @@ async def our_server(
     config: quic.Config | None = None,
     on_connection: Callable[[quic.Connection], Awaitable[None]] | None = None,
     early: bool = False,
+    port: int = 0,
     **transport_options: Any,
 ) -> AsyncIterator[OurServer]:
     """Our server on 127.0.0.1 serving each stream in ``mode`` (echo, download, upload, reset), echoing
     datagrams when they are enabled; ``on_connection`` runs for each connection; ``early``: accept 0-RTT."""
     listen = quic.listen_addr_early if early else quic.listen_addr
-    listener = await listen("127.0.0.1:0", tls, config, **transport_options)
+    listener = await listen(f"127.0.0.1:{port}", tls, config, **transport_options)
     server = OurServer(listener)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -802,3 +825,28 @@ async def test_quicgo_client_new_token_skips_our_retry(go_peer: Path, server_tls
         assert len(output.all("echo")) == 2
         assert len(output.all("retry-received")) == 1
         assert server.listener.stats().retries_sent == 1
+
+
+async def test_quicgo_client_0rtt_rejected_by_our_restarted_server(go_peer: Path) -> None:
+    # the restarted server has a new session ticket key: it cannot resume quic-go's session, so it
+    # rejects 0-RTT; quic-go resets its early streams and does the echo again in 1-RTT
+    config = quic.Config(allow_0rtt=True)
+    async with asyncio.timeout(20):
+        async with our_server(quic.TLSConfig.self_signed(alpn=["TEST"]), "echo", config, early=True) as first:
+            port = first.listener.local_addr[1]
+            args = ("-mode", "echo", "-resume", "-pause", "1s")
+            client = await start_quicgo_client(go_peer, port, *args)
+            try:
+                await client.wait_for("paused")
+            except BaseException:
+                await finish_quicgo_client(client, 0)
+                raise
+        restarted_tls = quic.TLSConfig.self_signed(alpn=["TEST"])
+        async with our_server(restarted_tls, "echo", config, early=True, port=port) as second:
+            output = await finish_quicgo_client(client)
+            (conn,) = second.connections
+            assert not conn.connection_state().session_resumed
+    _, second_handshake = output.all("handshake")
+    assert (second_handshake["resumed"], second_handshake["used0rtt"]) == ("false", "false")
+    assert output.all("0rtt-rejected") == [{}]
+    assert len(output.all("echo")) == 2
