@@ -455,6 +455,70 @@ def test_migration_probes_are_padded_and_the_old_path_carries_data_until_validat
     assert sum(1 for _, local in sent if local is None) > 0
 
 
+def outage_then_rebinding(sim: PathSim) -> None:
+    """Two seconds of silence (the NAT mapping times out), then the client comes back on a new port."""
+    t = sim.now
+    sim.to_server.black_holes.append((t, t + 2))
+    sim.to_client.black_holes.append((t, t + 2))
+    sim.run_until(lambda: False, max_time=t + 2)
+    sim.nat[None] = REBOUND
+
+
+def rebinding_twice_within_a_round_trip(sim: PathSim) -> None:
+    sim.nat[None] = REBOUND
+    sim.run_until(lambda: False, max_time=sim.now + 0.005)
+    sim.nat[None] = ("10.0.0.1", 50002)
+
+
+def migration_while_the_old_interface_dies(sim: PathSim) -> None:
+    sim.nat["wifi"] = WIFI
+    sim.client.migrate(sim.now, local_addr="wifi")
+    del sim.nat[None]
+
+
+def migration_twice(sim: PathSim) -> None:
+    sim.nat["wifi"] = WIFI
+    sim.client.migrate(sim.now, local_addr="wifi")
+    assert sim.run_until(lambda: on_wifi(sim))
+    sim.run_until(lambda: False, max_time=sim.now + 0.3)
+    sim.nat["lte"] = ("10.7.7.7", 30000)
+    sim.client.migrate(sim.now, local_addr="lte")
+    del sim.nat[None]
+    del sim.nat["wifi"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        outage_then_rebinding,
+        rebinding_twice_within_a_round_trip,
+        migration_while_the_old_interface_dies,
+        migration_twice,
+    ],
+)
+def test_harder_path_changes_mid_transfer_complete(change: Any) -> None:
+    rng = random.Random(71)
+    lossy = {"loss": 0.02, "reorder": 0.05}
+    config = Config(first_key_update_interval=200, key_update_interval=200)
+    sim = PathSim(
+        rng.randbytes(1_000_000),
+        rng.randbytes(3_000_000),
+        seed=71,
+        config=config,
+        to_server=Link(**lossy),  # type: ignore[arg-type]
+        to_client=Link(**lossy),  # type: ignore[arg-type]
+    )
+    assert sim.run_until(lambda: len(sim.received) > 300_000, max_time=60)
+    change(sim)
+    assert sim.run_until(sim.done, max_time=sim.now + 200)
+    assert sim.digest_ok()
+    assert sim.client.terminal_error is None and sim.server.terminal_error is None
+    # The server ends on the client's current address, validated.
+    paths = sim.server._paths
+    assert paths is not None and paths.active.state is PathState.VALIDATED
+    assert sim.server._peer_addr in sim.nat.values()
+
+
 # -- path MTU discovery (RFC 9000 §14.3, RFC 8899) ------------------------------------------------
 
 
