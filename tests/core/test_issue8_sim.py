@@ -205,6 +205,18 @@ def test_peer_updating_twice_before_we_answered_is_key_update_error() -> None:
     assert isinstance(remote, TransportError) and remote.code == TransportErrorCode.KEY_UPDATE_ERROR
 
 
+def test_no_key_update_before_the_handshake_is_confirmed() -> None:
+    sim = Sim(config=Config(first_key_update_interval=10, key_update_interval=10))
+    assert sim.run_until(lambda: sim.client._handshake_complete and sim.client._packer.one_rtt is not None)
+    assert not sim.client._handshake_confirmed
+    # RFC 9001 §6.1: "An endpoint MUST NOT initiate a key update prior to having confirmed the handshake".
+    sim.client.initiate_key_update()
+    assert one_rtt_keys(sim.client).key_phase == 0
+    assert sim.run_until(sim.handshake_confirmed, max_time=5)
+    sim.client.initiate_key_update()
+    assert one_rtt_keys(sim.client).key_phase == 1
+
+
 def test_we_do_not_initiate_again_before_the_current_phase_is_acknowledged() -> None:
     sim = confirmed(Sim())
     sim.run_until(lambda: False, max_time=sim.now + 0.2)
