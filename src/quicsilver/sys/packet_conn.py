@@ -60,7 +60,8 @@ ReceivedDatagram: TypeAlias = tuple["bytes | memoryview", Address, int, "PacketI
 OutgoingDatagram: TypeAlias = tuple[bytes, Address, int, "PacketInfo | None"]
 """(payload, peer address, ECN codepoint to mark, pktinfo to send from or None)."""
 
-_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
+# A plain int: socket.MSG_TRUNC is an IntFlag, and ``flags & IntFlag`` runs enum code per recvmsg.
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _ANCILLARY_SIZE = 256  # room for TOS/TCLASS + PKTINFO + UDP_GRO control messages
 _GSO_FALLBACK_ERRNOS = frozenset({errno.EIO, errno.EINVAL})
 _BYTEORDER = sys.byteorder
