@@ -3,8 +3,9 @@ models itself on, over loopback: our client ↔ quic-go server and quic-go clien
 for the handshake (ALPN, ECDSA self-signed certificates), 10 MB downloads and uploads checked by
 SHA-256, 100 concurrent streams, Retry, application close codes, key updates initiated by both sides
 during 10 MB, ChaCha20-only, RFC 9221 datagrams, resumption with 0-RTT, version negotiation,
-stateless resets after a server restart, streams stopped both ways (RESET_STREAM + STOP_SENDING codes)
-and 50 quic-go connections at once.
+stateless resets after a server restart, streams stopped both ways (RESET_STREAM + STOP_SENDING codes),
+NEW_TOKEN, 0-RTT rejected by a restarted server, idle timeout and keep-alive, 2 MB echoed through a
+relay losing 5% of datagrams, and 50 quic-go connections at once.
 
 The quic-go peer is tests/interop/go_quic_peer.go, built once per session. It sets quic-go's key update
 interval, an internal variable (as quic-go's own interop client does), so it is built as a package
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -376,6 +378,67 @@ async def our_server(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class _RelayEnd(asyncio.DatagramProtocol):
+    def __init__(self, relay: LossyRelay, upstream: bool) -> None:
+        self.relay, self.upstream = relay, upstream
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.relay.forward(self, data, addr)
+
+
+class LossyRelay:
+    """A UDP relay on 127.0.0.1 between one client and one server that drops each datagram, either
+    way, with probability ``loss`` (seeded: the same losses each run for the same traffic)."""
+
+    def __init__(self, server_port: int, loss: float, seed: int = 9000) -> None:
+        self.server = ("127.0.0.1", server_port)
+        self.loss = loss
+        self.random = random.Random(seed)
+        self.client: tuple[Any, ...] | None = None
+        self.dropped = 0
+        self.forwarded = 0
+        self.down: _RelayEnd | None = None
+        self.up: _RelayEnd | None = None
+
+    async def __aenter__(self) -> LossyRelay:
+        loop = asyncio.get_running_loop()
+        _, self.down = await loop.create_datagram_endpoint(
+            lambda: _RelayEnd(self, False), local_addr=("127.0.0.1", 0)
+        )
+        _, self.up = await loop.create_datagram_endpoint(
+            lambda: _RelayEnd(self, True), local_addr=("127.0.0.1", 0)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for end in (self.down, self.up):
+            if end is not None and end.transport is not None:
+                end.transport.close()
+
+    @property
+    def port(self) -> int:
+        assert self.down is not None
+        return int(self.down.transport.get_extra_info("sockname")[1])
+
+    def forward(self, end: _RelayEnd, data: bytes, addr: tuple[Any, ...]) -> None:
+        assert self.down is not None and self.up is not None
+        if not end.upstream:
+            self.client = addr
+        if self.random.random() < self.loss:
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        if end.upstream:
+            if self.client is not None:
+                self.down.transport.sendto(data, self.client)
+        else:
+            self.up.transport.sendto(data, self.server)
+
+
 # --- our client ↔ quic-go server ---------------------------------------------------------------------
 
 
@@ -652,6 +715,20 @@ async def test_our_client_0rtt_rejected_by_restarted_quicgo(go_peer: Path) -> No
             assert (handshake["resumed"], handshake["used0rtt"]) == ("false", "false")
 
 
+async def test_our_client_echo_through_5pct_loss(go_peer: Path) -> None:
+    # loss recovery on both stacks, both directions: 2 MB echoed while 5% of datagrams vanish
+    async with (
+        asyncio.timeout(20),
+        quicgo_server(go_peer, "-mode", "echo") as server,
+        LossyRelay(server.port, 0.05) as relay,
+    ):
+        conn = await quic.dial_addr(f"127.0.0.1:{relay.port}", our_client_tls())
+        payload = os.urandom(2_000_000)
+        assert await echo_via(conn, payload) == payload
+        conn.close()
+        assert relay.dropped >= 50, (relay.dropped, relay.forwarded)
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -850,3 +927,14 @@ async def test_quicgo_client_0rtt_rejected_by_our_restarted_server(go_peer: Path
     assert (second_handshake["resumed"], second_handshake["used0rtt"]) == ("false", "false")
     assert output.all("0rtt-rejected") == [{}]
     assert len(output.all("echo")) == 2
+
+
+async def test_quicgo_client_echo_through_5pct_loss(go_peer: Path, server_tls: quic.TLSConfig) -> None:
+    async with (
+        asyncio.timeout(20),
+        our_server(server_tls, "echo") as server,
+        LossyRelay(server.listener.local_addr[1], 0.05) as relay,
+    ):
+        output = await quicgo_client(go_peer, relay.port, "-mode", "echo", "-size", "2000000")
+        assert output.one("echo") == {"streams": "1", "bytes": "2000000"}
+        assert relay.dropped >= 50, (relay.dropped, relay.forwarded)
