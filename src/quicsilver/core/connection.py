@@ -6,7 +6,8 @@ It orchestrates the owners of each concern and dispatches frames to them: the TL
 and the peer's connection IDs (RFC 9000 §5.1), the streams map (RFC 9000 §2-4) and the closing and
 draining states (RFC 9000 §10). Handshake-level logic (keys, transport parameters, Retry, Version
 Negotiation) lives in :mod:`quicsilver.core.handshake_driver`, timers and closing in
-:mod:`quicsilver.core.lifecycle`.
+:mod:`quicsilver.core.lifecycle`, paths, migration and PMTUD in :mod:`quicsilver.core.migration`
+(QuicConnection -> MigrationMixin -> HandshakeDriver -> Lifecycle -> ConnectionBase).
 
 Rule: every inbound error is raised as a TransportError inside and caught at ``receive_datagram``
 (the single inbound entry point), which closes the connection with its code (RFC 9000 §11).
@@ -439,12 +440,49 @@ class QuicConnection(MigrationMixin):
         # Once per call, not per datagram: keys are installed only by received packets, and a level
         # discarded while sending (a client's Initial) is skipped by the packer, which checks its keys.
         levels = self._send_levels()
-        for _ in range(_MAX_DATAGRAMS_PER_CALL):
+        burst = len(levels) == 1 and levels[0] is EncryptionLevel.ONE_RTT and self._tracer is None
+        sent = 0
+        while sent < _MAX_DATAGRAMS_PER_CALL:
+            if burst:
+                datagrams = self._pack_burst(now, _MAX_DATAGRAMS_PER_CALL - sent)
+                if datagrams:
+                    ecn = self._last_ecn
+                    out.extend([(data, addr, ecn, local) for data in datagrams])
+                    sent += len(datagrams)
+                    continue
             data = self._pack_one(now, levels)
             if data is None:
                 break
             out.append((data, addr, self._last_ecn, local))
+            sent += 1
         return out
+
+    def _pack_burst(self, now: float, max_datagrams: int) -> list[bytes] | None:
+        """Bulk data in one go: the datagrams of one stream's new data that ``_pack_one`` would send
+        now, one after the other, when nothing else is due (no probe, PING, MTU probe, ACK, control
+        frame; a validated path; send mode ANY). None when a burst does not apply."""
+        if self._probes or self._ping_pending or self._path_budget() is not None:
+            return None
+        if self._handshake_confirmed and self._pmtud.should_send_probe(now):
+            return None
+        packer = self._packer
+        stream = packer.burst_stream()
+        if stream is None:
+            return None
+        allowance = self._sph.burst_allowance(now)
+        if allowance is None:
+            return None
+        packed = packer.pack_stream_burst(now, self._max_datagram_size, stream, allowance, max_datagrams)
+        self._streams.after_burst(stream)
+        if not packed:
+            return None
+        self._last_ecn = int(allowance[3])
+        datagrams = []
+        for buf, packet in packed:
+            self._on_datagram_sent(buf, [packet], now)
+            self._on_datagram_sent_on_path(len(buf))
+            datagrams.append(bytes(buf))
+        return datagrams
 
     def _pack_one(self, now: float, levels: tuple[EncryptionLevel, ...]) -> bytes | None:
         max_size = self._max_datagram_size

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.sent import SentPacketHandler
@@ -35,6 +35,9 @@ from quicsilver.wire.header import PacketType, build_long_header, build_short_he
 from quicsilver.wire.packet_number import encode_packet_number, packet_number_length
 from quicsilver.wire.varint import varint_len
 
+if TYPE_CHECKING:
+    from quicsilver.core.send_stream import SendStream
+
 __all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
 
 TAG_LEN = 16
@@ -46,6 +49,7 @@ _LONG_TYPE = {
     EncryptionLevel.HANDSHAKE: PacketType.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketType.ZERO_RTT,
 }
+_APPLICATION = PacketNumberSpace.APPLICATION
 _SPACE = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
@@ -62,6 +66,8 @@ class AppFrameSource(Protocol):
     def pop_control_frame(self, max_size: int) -> Frame | None: ...
 
     def pop_stream_frame(self, max_size: int) -> StreamFrame | None: ...
+
+    def sole_sending_stream(self) -> SendStream | None: ...
 
 
 @dataclass(slots=True)
@@ -338,6 +344,73 @@ class PacketPacker:
                 )
             )
         return buf, packed
+
+    # -- bursts of STREAM packets ------------------------------------------------------------------
+
+    def burst_stream(self) -> SendStream | None:
+        """The stream a burst may cut packets from: 1-RTT keys, and nothing due but one stream's new
+        data (no ACK, CRYPTO, control frame or DATAGRAM; see ``pack_stream_burst``)."""
+        if self.one_rtt is None or self.control_frames or self.app_source is None:
+            return None
+        datagrams = self.datagrams
+        if datagrams is not None and datagrams.has_data():
+            return None
+        space = self.spaces[_APPLICATION]
+        if space.ack_tracker.has_new_ack or space.crypto.has_data():
+            return None
+        return self.app_source.sole_sending_stream()
+
+    def pack_stream_burst(
+        self,
+        now: float,
+        max_size: int,
+        stream: SendStream,
+        allowance: tuple[int, int, int, ECN],
+        max_datagrams: int,
+    ) -> list[tuple[bytearray, SentPacket]]:
+        """Up to ``max_datagrams`` 1-RTT datagrams of one STREAM frame each, cut from ``stream``'s new
+        data while ``allowance`` (``SentPacketHandler.burst_allowance``) lasts; the caller records them
+        as sent. ``stream`` comes from ``burst_stream()``: nothing else is due, so each packet is the
+        one ``pack_datagram`` would build, without deciding the send mode, the frame sources and the
+        padding again for every packet. Stops early once the stream cannot send more now."""
+        one_rtt = self.one_rtt
+        assert one_rtt is not None
+        sph = self.sph
+        largest_acked = sph.largest_acked(_APPLICATION)
+        dcid = self.dcid
+        overhead = 1 + len(dcid) + TAG_LEN
+        before = self.before_one_rtt_packet
+        window_room, pacing_room, left, ecn = allowance
+        if left > max_datagrams:
+            left = max_datagrams
+        out: list[tuple[bytearray, SentPacket]] = []
+        while left > 0 and window_room > 0 and pacing_room >= 0:
+            pn = sph.peek_packet_number(_APPLICATION)
+            pn_len = packet_number_length(pn, largest_acked)
+            frame = stream.pop_new_data(max_size - overhead - pn_len)
+            if frame is None:
+                break
+            sph.pop_packet_number(_APPLICATION)
+            payload = bytearray()
+            frame.append(payload)
+            frames: list[Frame] = [frame]
+            if pn_len + len(payload) < _MIN_PAYLOAD_FOR_SAMPLE:
+                payload += bytes(_MIN_PAYLOAD_FOR_SAMPLE - pn_len - len(payload))
+                frames.append(PaddingFrame(1))
+            if before is not None:
+                before()
+            buf = bytearray()
+            pn_offset = build_short_header(buf, dcid, pn, pn_len, one_rtt.phase_bit)
+            size = protect_packet_into(one_rtt.send_keys, buf, pn_offset, pn_len, pn, payload)
+            one_rtt.on_packet_sent(pn)
+            # Positional arguments (the field order of SentPacket), as in _seal.
+            out.append((buf, SentPacket(pn, _APPLICATION, now, size, True, True, frames, False, ecn, None)))
+            window_room -= size
+            pacing_room -= size
+            left -= 1
+            if not stream.can_send_now():
+                break
+        return out
 
     # -- path probes -------------------------------------------------------------------------------
 
