@@ -124,7 +124,7 @@ class GoOutput:
 
 
 @dataclass
-class GoServer:
+class GoProcess:
     """A running quic-go process (a server, or a client started by start_quicgo_client)."""
 
     port: int
@@ -146,7 +146,7 @@ async def _collect(stream: asyncio.StreamReader, output: GoOutput) -> None:
 
 
 @contextlib.asynccontextmanager
-async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoServer]:
+async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoProcess]:
     """quic-go serving on 127.0.0.1 until the block ends (then its stdin closes and it exits)."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
@@ -161,7 +161,7 @@ async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoServer]:
     output = GoOutput()
     collector = asyncio.create_task(_collect(process.stdout, output))
     try:
-        server = GoServer(0, output, process)
+        server = GoProcess(0, output, process)
         try:
             (listening,) = await server.wait_for("listening", timeout=5)
         except TimeoutError:
@@ -177,13 +177,15 @@ async def quicgo_server(binary: Path, *args: str) -> AsyncIterator[GoServer]:
             process.kill()
             await process.wait()
         await collector
-        await process.stderr.read()
+        stderr = (await process.stderr.read()).decode()
         with contextlib.suppress(AttributeError):  # the pipe's transport closes with the process
             process.stdin.transport.close()  # type: ignore[attr-defined]
     output.check_no_errors()
+    # 0 after stdin closed; anything else (a Go panic: 2) is a failure of the peer, shown with its trace
+    assert process.returncode == 0, f"quic-go server exited with {process.returncode}:\n{stderr}"
 
 
-async def start_quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoServer:
+async def start_quicgo_client(binary: Path, port: int, *args: str, timeout: float = 20) -> GoProcess:
     """quic-go as a client against 127.0.0.1:port, running: its events can be awaited as they come."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
@@ -200,12 +202,12 @@ async def start_quicgo_client(binary: Path, port: int, *args: str, timeout: floa
     )
     assert process.stdout is not None
     output = GoOutput()
-    running = GoServer(port, output, process)
+    running = GoProcess(port, output, process)
     running.collector = asyncio.create_task(_collect(process.stdout, output))
     return running
 
 
-async def finish_quicgo_client(client: GoServer, timeout: float = 25) -> GoOutput:
+async def finish_quicgo_client(client: GoProcess, timeout: float = 25) -> GoOutput:
     """Wait for a started quic-go client to exit (killing it after ``timeout``); check it succeeded."""
     process = client.process
     assert process.stderr is not None and client.collector is not None
