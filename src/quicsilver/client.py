@@ -35,11 +35,9 @@ class TokenStore(Protocol):
 
     def pop(self, key: str) -> bytes | None:
         """A token for ``key`` (removed: tokens are single-use, RFC 9000 §8.1.3), or None."""
-        ...
 
     def put(self, key: str, token: bytes) -> None:
         """Remember ``token`` for ``key``."""
-        ...
 
 
 class LRUTokenStore:

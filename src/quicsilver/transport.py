@@ -64,11 +64,9 @@ class PacketHandler(Protocol):
         self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
     ) -> None:
         """One datagram whose first packet carries one of this handler's connection IDs."""
-        ...
 
     def flush(self, now: float) -> None:
         """Called once after each receive batch that reached this handler: send what is due."""
-        ...
 
 
 @dataclass

@@ -36,12 +36,10 @@ class ConnectionIDGenerator(Protocol):
 
     def generate_connection_id(self) -> bytes:
         """A new connection ID of ``connection_id_len`` bytes."""
-        ...
 
     @property
     def connection_id_len(self) -> int:
         """Length of every generated ID (0..20; the I/O layer parses short headers with it)."""
-        ...
 
 
 class RandomConnectionIDGenerator:

@@ -75,7 +75,6 @@ class SessionTicketStore(Protocol):
     def pop(self, server_name: str, now: float) -> SessionTicket | None:
         """The newest unexpired ticket for ``server_name``, removed: tickets are single-use
         (RFC 8446 §C.4: "Clients SHOULD NOT reuse a ticket for multiple connections")."""
-        ...
 
 
 class MemorySessionTicketStore:
