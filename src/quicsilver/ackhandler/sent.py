@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 
-from quicsilver.ackhandler.ecn import ECNTracker
+from quicsilver.ackhandler.ecn import ECNState, ECNTracker
 from quicsilver.ackhandler.history import NEVER, SpaceHistory
 from quicsilver.ackhandler.packet import AckResult, LossTimeoutResult, SentPacket
 from quicsilver.ackhandler.packet_number_generator import (
@@ -227,6 +227,33 @@ class SentPacketHandler:
         if not self.congestion.has_pacing_budget(now):
             return _MODE_PACING_LIMITED
         return _MODE_ANY
+
+    def burst_allowance(self, now: float) -> tuple[int, int, int, ECN] | None:
+        """What ``send_mode(now)`` would let go as ANY, packet after packet, in one burst at ``now``.
+
+        ``(window room, pacing room, packets, ECN codepoint)``: a burst may send another packet while
+        window room > 0, pacing room >= 0 and packets > 0, taking each packet's size from both rooms
+        (``sent_packet`` changes neither the window nor the time). None when the answer is not ANY, or
+        while ECN testing may change the codepoint from one packet to the next.
+        """
+        if self._probes_to_send > 0 or not self._peer_address_validated:
+            return None
+        initial, handshake, application = self._spaces
+        tracked = len(initial.packets) + len(handshake.packets) + len(application.packets)
+        congestion = self.congestion
+        window_room = congestion.congestion_window - self.bytes_in_flight
+        if tracked >= MAX_OUTSTANDING_SENT_PACKETS or window_room <= 0:
+            return None
+        pacing_room = congestion.pacing_room(now)
+        if pacing_room < 0:
+            return None
+        ecn = self.ecn
+        marking = _NOT_ECT
+        if ecn is not None:
+            if ecn.state is ECNState.INITIAL or ecn.state is ECNState.TESTING:
+                return None
+            marking = ecn.marking()
+        return window_room, pacing_room, MAX_OUTSTANDING_SENT_PACKETS - tracked, marking
 
     def time_until_send(self, now: float) -> float:
         """When the pacer allows the next packet (``now`` if it already does)."""

@@ -166,6 +166,9 @@ class NewRenoSender:
     def has_pacing_budget(self, now: float) -> bool:
         return self.pacer.budget(now) >= self.max_datagram_size
 
+    def pacing_room(self, now: float) -> int:
+        return self.pacer.budget(now) - self.max_datagram_size
+
     # ---- internals shared with CUBIC ----------------------------------------------------------
 
     def _is_cwnd_limited(self, bytes_in_flight: int) -> bool:

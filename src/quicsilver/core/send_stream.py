@@ -369,7 +369,7 @@ class SendStream:
             return None
         if self._lost or self._fin_lost:
             return self._pop_retransmission(max_size)
-        return self._pop_new_data(max_size)
+        return self.pop_new_data(max_size)
 
     def _slice(self, start: int, end: int) -> bytes:
         """A copy of stream bytes [start, end): frames must not pin the resizable buffer."""
@@ -396,7 +396,21 @@ class SendStream:
             self._fin_lost = False
         return StreamFrame(self.stream_id, start, self._slice(start, end), fin)
 
-    def _pop_new_data(self, max_size: int) -> StreamFrame | None:
+    def sends_new_data_only(self) -> bool:
+        """True if new data within the flow-control credit is all there is to send (no retransmission):
+        what a burst of packets cuts with ``pop_new_data`` alone."""
+        state = self.state
+        return (
+            (state is _S.READY or state is _S.SEND)
+            and not self._lost
+            and not self._fin_lost
+            and self._write_offset > self._send_offset
+            and self.flow.available() > 0
+            and self._conn_flow.available() > 0
+        )
+
+    def pop_new_data(self, max_size: int) -> StreamFrame | None:
+        """A STREAM frame of new data (and the FIN once all is sent), of at most ``max_size`` bytes."""
         offset = self._send_offset
         pending = self._write_offset - offset
         fin_pending = self._fin_requested and not self._fin_sent

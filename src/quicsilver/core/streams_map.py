@@ -496,6 +496,31 @@ class StreamsMap:
             or self.connection_receive_flow.has_window_update()
         )
 
+    def sole_sending_stream(self) -> SendStream | None:
+        """For a burst of packets: the one stream with something to send, if it has only new data
+        within its credit and no control frame is waiting (round robin is then moot); else None."""
+        active = self._active
+        if len(active) != 1 or self._control or self._window_updates:
+            return None
+        due = self._max_streams_due
+        if due[0] or due[1] or self.connection_receive_flow.has_window_update():
+            return None
+        stream = self._send.get(active[0])
+        if stream is None or not stream.sends_new_data_only():
+            return None
+        return stream
+
+    def after_burst(self, stream: SendStream) -> None:
+        """A burst cut frames from ``stream`` (the sole sending stream): what ``pop_stream_frame``
+        does after each frame, once — out of the round robin if it cannot send more now."""
+        if stream.can_send_now():
+            return
+        stream_id = stream.stream_id
+        self._active.remove(stream_id)
+        self._active_set.discard(stream_id)
+        if stream.blocked_by_connection():
+            self._conn_blocked.add(stream_id)
+
     def _has_sendable_stream(self) -> bool:
         """True if a stream can send; drops stale entries from the front of the active deque."""
         active = self._active
