@@ -35,6 +35,7 @@ from quicsilver.wire.frames import (
     is_ack_eliciting,
     is_probing_frame,
     parse_frame,
+    parse_frames,
     stream_frame_header_length,
     stream_frame_max_data_len,
 )
@@ -89,6 +90,43 @@ def test_concatenated_frames_parse_in_order(frames: list[Frame], prefix: bytes) 
         frame, pos = parse_frame(memoryview(buf), pos)
         got.append(frame)
     assert got == expected
+
+
+def _parse_one_by_one(buf: memoryview, pos: int) -> list[Frame] | tuple[int, int | None]:
+    """The frames parse_frame finds from ``pos`` to the end, or the (code, frame_type) it raises."""
+    frames: list[Frame] = []
+    try:
+        while pos < len(buf):
+            frame, pos = parse_frame(buf, pos)
+            frames.append(frame)
+    except TransportError as e:
+        return (e.code, e.frame_type)
+    return frames
+
+
+def _parse_all(buf: memoryview, pos: int) -> list[Frame] | tuple[int, int | None]:
+    try:
+        return parse_frames(buf, pos)
+    except TransportError as e:
+        return (e.code, e.frame_type)
+
+
+@settings(WIRE_SETTINGS, max_examples=200)
+@given(st.lists(all_frames, max_size=6), st.binary(max_size=4), st.integers(0, 12))
+def test_parse_frames_equals_parse_frame_loop(frames: list[Frame], prefix: bytes, cut: int) -> None:
+    buf = bytearray(prefix)
+    for frame in frames:
+        frame.append(buf)
+    for data in (buf, buf[: max(len(prefix), len(buf) - cut)]):  # whole, and truncated
+        view = memoryview(bytes(data))
+        assert _parse_all(view, len(prefix)) == _parse_one_by_one(view, len(prefix))
+
+
+@settings(WIRE_SETTINGS, max_examples=400)
+@given(st.binary(max_size=64))
+def test_parse_frames_equals_parse_frame_loop_on_random_bytes(data: bytes) -> None:
+    view = memoryview(data)
+    assert _parse_all(view, 0) == _parse_one_by_one(view, 0)
 
 
 @SETTINGS

@@ -380,14 +380,16 @@ def parse_frames(buf: Buffer, pos: int = 0) -> list[Frame]:
             ftype = buf[pos]
             parser = parsers[ftype]
             if parser is None:
-                _raise_unknown_type(buf, pos)
+                break
             frame, pos = parser(buf, pos + 1, ftype)
             append(frame)
+        else:
+            return frames
     except TransportError as e:
         if e.frame_type is None:
             e.frame_type = ftype
         raise
-    return frames
+    _raise_unknown_type(buf, pos)  # outside the handler, as in parse_frame: it sets frame_type itself
 
 
 def _raise_unknown_type(buf: Buffer, pos: int) -> NoReturn:
