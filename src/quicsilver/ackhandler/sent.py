@@ -202,6 +202,56 @@ class SentPacketHandler:
         if self._tracer is not None and pkt.in_flight:
             self._trace_metrics()
 
+    def sent_burst(self, packets: list[SentPacket]) -> None:
+        """Record a burst of ``PacketPacker.pack_stream_burst``: ack-eliciting, in-flight 1-RTT packets
+        sent at one instant in packet number order. The same as ``sent_packet`` for each of them, with
+        one congestion-controller call and one timer update."""
+        s = self._spaces[2]
+        if self._tracer is not None or s.dropped or len(packets) < 2:
+            for p in packets:
+                self.sent_packet(p)
+            return
+        now = packets[0].time_sent
+        self._last_now = now
+        store = s.packets
+        if not store:
+            s.lowest = packets[0].pn
+        skipped = s.skipped
+        largest = s.largest_sent
+        size = 0
+        for p in packets:
+            pn = p.pn
+            if pn <= largest:
+                raise ValueError(f"packet number {pn} reused in APPLICATION (largest sent {largest})")
+            largest = pn
+            if skipped and pn in skipped:
+                skipped.remove(pn)
+            store[pn] = p
+            p.counted_in_flight = True
+            size += p.size
+        generator = s.pn_generator
+        if largest >= generator.next_pn:
+            generator.next_pn = largest + 1
+        s.largest_sent = largest
+        n = len(packets)
+        self.bytes_sent += size
+        self.bytes_in_flight += size
+        self.packets_in_flight += n
+        s.eliciting_outstanding += n
+        s.last_ack_eliciting_time = now
+        self._probes_to_send = self._probes_to_send - n if self._probes_to_send > n else 0
+        self.congestion.on_burst_sent(now, self.bytes_in_flight, largest, size)
+        ecn = self.ecn
+        if ecn is not None:
+            if ecn.state is ECNState.TESTING:
+                for p in packets:
+                    ecn.sent_packet(p.pn, p.ecn)
+            elif packets[0].ecn == ECN.ECT0:  # one codepoint per burst (burst_allowance)
+                ecn.sent_ect0 += n
+            elif packets[0].ecn == ECN.ECT1:
+                ecn.sent_ect1 += n
+        self._set_loss_detection_timer(now)
+
     def ecn_marking(self, space: PacketNumberSpace = _APPLICATION) -> ECN:
         """The ECN codepoint for the next packet of ``space``: ECT(0) while testing and once the path
         is validated, otherwise Not-ECT (always for Initial and Handshake packets)."""

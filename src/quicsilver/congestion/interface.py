@@ -85,3 +85,7 @@ class SendAlgorithm(Protocol):
     def pacing_room(self, now: float) -> int:
         """The pacer's budget at ``now`` minus one full-sized packet: ``has_pacing_budget(now)`` is
         ``pacing_room(now) >= 0``, and a burst at ``now`` spends it packet by packet."""
+
+    def on_burst_sent(self, now: float, bytes_in_flight: int, largest_pn: int, size: int) -> None:
+        """In-flight packets up to ``largest_pn`` of ``size`` bytes in all left at ``now``: the same as
+        ``on_packet_sent`` for each of them."""

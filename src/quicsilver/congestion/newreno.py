@@ -95,6 +95,12 @@ class NewRenoSender:
         if in_flight:
             self._largest_sent = pn
 
+    def on_burst_sent(self, now: float, bytes_in_flight: int, largest_pn: int, size: int) -> None:
+        # The pacer's bucket at one instant: taking the sizes one by one (each clamped at 0) leaves
+        # what taking their sum once leaves.
+        self.pacer.sent_packet(now, size)
+        self._largest_sent = largest_pn
+
     def on_packet_acked(self, pn: int, size: int, prior_in_flight: int, now: float) -> None:
         if pn > self._largest_acked:
             self._largest_acked = pn

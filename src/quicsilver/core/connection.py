@@ -472,16 +472,14 @@ class QuicConnection(MigrationMixin):
         allowance = self._sph.burst_allowance(now)
         if allowance is None:
             return None
-        packed = packer.pack_stream_burst(now, self._max_datagram_size, stream, allowance, max_datagrams)
+        datagrams, packets = packer.pack_stream_burst(
+            now, self._max_datagram_size, stream, allowance, max_datagrams
+        )
         self._streams.after_burst(stream)
-        if not packed:
+        if not datagrams:
             return None
         self._last_ecn = int(allowance[3])
-        datagrams = []
-        for buf, packet in packed:
-            self._on_datagram_sent(buf, [packet], now)
-            self._on_datagram_sent_on_path(len(buf))
-            datagrams.append(bytes(buf))
+        self._on_burst_sent(datagrams, packets, now)
         return datagrams
 
     def _pack_one(self, now: float, levels: tuple[EncryptionLevel, ...]) -> bytes | None:

@@ -263,6 +263,18 @@ class Lifecycle(ConnectionBase):
                 # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
                 self._discard_space(PacketNumberSpace.INITIAL)
 
+    def _on_burst_sent(self, datagrams: list[bytes], packets: list[SentPacket], now: float) -> None:
+        """``_on_datagram_sent`` for a burst of 1-RTT datagrams of one packet each (no tracer)."""
+        size = 0
+        for data in datagrams:
+            size += len(data)
+        self._datagrams_sent += len(datagrams)
+        self._bytes_sent += size
+        self._sph.sent_burst(packets)
+        if self._first_eliciting_after_receive is None:
+            self._first_eliciting_after_receive = now  # RFC 9000 §10.1, as in _on_datagram_sent
+        self._on_datagram_sent_on_path(size)
+
     def _on_sent_packets_lost(self, lost: list[SentPacket], now: float) -> None:
         """RFC 9002 §6.3 / RFC 9000 §13.3: re-queue the information of lost packets."""
         tracer = self._tracer

@@ -367,12 +367,12 @@ class PacketPacker:
         stream: SendStream,
         allowance: tuple[int, int, int, ECN],
         max_datagrams: int,
-    ) -> list[tuple[bytearray, SentPacket]]:
+    ) -> tuple[list[bytes], list[SentPacket]]:
         """Up to ``max_datagrams`` 1-RTT datagrams of one STREAM frame each, cut from ``stream``'s new
-        data while ``allowance`` (``SentPacketHandler.burst_allowance``) lasts; the caller records them
-        as sent. ``stream`` comes from ``burst_stream()``: nothing else is due, so each packet is the
-        one ``pack_datagram`` would build, without deciding the send mode, the frame sources and the
-        padding again for every packet. Stops early once the stream cannot send more now."""
+        data while ``allowance`` (``SentPacketHandler.burst_allowance``) lasts, and their packets; the
+        caller records them as sent. ``stream`` comes from ``burst_stream()``: nothing else is due, so
+        each packet is the one ``pack_datagram`` would build, without deciding the send mode, the frame
+        sources and the padding again for every packet. Stops early once the stream cannot send more."""
         one_rtt = self.one_rtt
         assert one_rtt is not None
         sph = self.sph
@@ -383,7 +383,8 @@ class PacketPacker:
         window_room, pacing_room, left, ecn = allowance
         if left > max_datagrams:
             left = max_datagrams
-        out: list[tuple[bytearray, SentPacket]] = []
+        datagrams: list[bytes] = []
+        packets: list[SentPacket] = []
         while left > 0 and window_room > 0 and pacing_room >= 0:
             pn = sph.peek_packet_number(_APPLICATION)
             pn_len = packet_number_length(pn, largest_acked)
@@ -404,13 +405,14 @@ class PacketPacker:
             size = protect_packet_into(one_rtt.send_keys, buf, pn_offset, pn_len, pn, payload)
             one_rtt.on_packet_sent(pn)
             # Positional arguments (the field order of SentPacket), as in _seal.
-            out.append((buf, SentPacket(pn, _APPLICATION, now, size, True, True, frames, False, ecn, None)))
+            datagrams.append(bytes(buf))
+            packets.append(SentPacket(pn, _APPLICATION, now, size, True, True, frames, False, ecn, None))
             window_room -= size
             pacing_room -= size
             left -= 1
             if not stream.can_send_now():
                 break
-        return out
+        return datagrams, packets
 
     # -- path probes -------------------------------------------------------------------------------
 
