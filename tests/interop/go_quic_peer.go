@@ -88,6 +88,7 @@ var (
 		repeat      int
 		tokens      bool
 		pause       time.Duration
+		cidLength   int
 	}
 )
 
@@ -220,6 +221,7 @@ func quicConfig(role string) (*quic.Config, *tracer) {
 	if flags.retry {
 		conf.RequireAddressValidation = func(net.Addr) bool { return true }
 	}
+	conf.ConnectionIDLength = flags.cidLength
 	if flags.tokens {
 		conf.TokenStore = quic.NewLRUTokenStore(4, 4)
 	}
@@ -481,15 +483,36 @@ func runClient() {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < flags.repeat; j++ {
-				conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
-				if err != nil {
-					fail("dial", err)
-				}
-				runConnection(ctx, conn)
+				runConnection(ctx, dial(ctx, tlsConf, conf))
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// dial connects to -addr; with -cid-length, from a socket of our own (quic-go's DialAddr uses
+// zero-length connection IDs).
+func dial(ctx context.Context, tlsConf *tls.Config, conf *quic.Config) quic.Connection {
+	if flags.cidLength == 0 {
+		conn, err := quic.DialAddrContext(ctx, flags.addr, tlsConf, conf)
+		if err != nil {
+			fail("dial", err)
+		}
+		return conn
+	}
+	remote, err := net.ResolveUDPAddr("udp", flags.addr)
+	if err != nil {
+		fail("resolve", err)
+	}
+	pconn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fail("socket", err)
+	}
+	conn, err := quic.DialContext(ctx, pconn, remote, "localhost", tlsConf, conf)
+	if err != nil {
+		fail("dial", err)
+	}
+	return conn
 }
 
 func runConnection(ctx context.Context, conn quic.Connection) {
@@ -726,6 +749,7 @@ func main() {
 	flag.BoolVar(&flags.tokens, "tokens", false, "client: keep NEW_TOKEN tokens for the next connections")
 	flag.BoolVar(&flags.resume, "resume", false, "client: connect twice, the second time resuming with 0-RTT")
 	flag.DurationVar(&flags.pause, "pause", 0, "client -resume: print \"paused\" and wait this long between the connections")
+	flag.IntVar(&flags.cidLength, "cid-length", 0, "length of our connection IDs (server: 0 means 4; 4..18)")
 	flag.BoolVar(&flags.early, "early", false, "server: accept 0-RTT (an EarlyListener)")
 	flag.StringVar(&flags.resetKey, "stateless-reset-key", "", "server: hex key deriving stateless reset tokens")
 	flag.Parse()

@@ -731,6 +731,24 @@ async def test_our_client_echo_through_5pct_loss(go_peer: Path) -> None:
         assert relay.dropped >= 50, (relay.dropped, relay.forwarded)
 
 
+@pytest.mark.parametrize("their_cid", [4, 18])
+@pytest.mark.parametrize("our_cid", [0, 20])
+async def test_our_client_connection_id_lengths(go_peer: Path, our_cid: int, their_cid: int) -> None:
+    # short headers carry only the DCID, whose length each side knows from its own choice (RFC 9000 §17.3)
+    args = ("-mode", "echo", "-cid-length", str(their_cid))
+    async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
+        payload = os.urandom(300_000)
+        if our_cid == 0:
+            conn = await quic.dial_addr(f"127.0.0.1:{server.port}", our_client_tls())
+            assert await echo_via(conn, payload) == payload
+            conn.close()
+        else:
+            async with quic.Transport("127.0.0.1:0", connection_id_length=our_cid) as transport:
+                conn = await transport.dial(f"127.0.0.1:{server.port}", our_client_tls())
+                assert await echo_via(conn, payload) == payload
+                conn.close()
+
+
 # --- quic-go client ↔ our server ---------------------------------------------------------------------
 
 
@@ -940,3 +958,15 @@ async def test_quicgo_client_echo_through_5pct_loss(go_peer: Path, server_tls: q
         output = await quicgo_client(go_peer, relay.port, "-mode", "echo", "-size", "2000000")
         assert output.one("echo") == {"streams": "1", "bytes": "2000000"}
         assert relay.dropped >= 50, (relay.dropped, relay.forwarded)
+
+
+@pytest.mark.parametrize("their_cid", [4, 18])
+@pytest.mark.parametrize("our_cid", [4, 20])
+async def test_quicgo_client_connection_id_lengths(
+    go_peer: Path, server_tls: quic.TLSConfig, our_cid: int, their_cid: int
+) -> None:
+    async with asyncio.timeout(20), our_server(server_tls, "echo", connection_id_length=our_cid) as server:
+        port = server.listener.local_addr[1]
+        args = ("-mode", "echo", "-streams", "3", "-size", "100000", "-cid-length", str(their_cid))
+        output = await quicgo_client(go_peer, port, *args)
+        assert output.one("echo") == {"streams": "3", "bytes": "100000"}
