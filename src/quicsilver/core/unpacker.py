@@ -9,6 +9,7 @@ of the plaintext so STREAM data is not copied again.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from quicsilver.core.key_phase import OneRTTKeys
@@ -39,6 +40,11 @@ _LONG_RESERVED_BITS = 0x0C
 _SHORT_RESERVED_BITS = 0x18
 _KEY_PHASE_BIT = 0x04
 _SAMPLE_END = 4 + 16  # from the packet number field to the end of the header protection sample
+_U32 = struct.Struct("!I")
+# Enum members as module globals: a class attribute lookup on an Enum costs more in the hot path.
+_ONE_RTT_TYPE = PacketType.ONE_RTT
+_ONE_RTT_LEVEL = EncryptionLevel.ONE_RTT
+_APPLICATION = PacketNumberSpace.APPLICATION
 
 
 @dataclass(slots=True)
@@ -155,9 +161,9 @@ class PacketUnpacker:
         """``unpack`` for a 1-RTT packet long enough for its header protection sample: the hot path,
         with ``parse_short_header``, ``unprotect_header`` and ``decode_packet_number`` inline."""
         end = len(buf)
-        space = self.spaces[PacketNumberSpace.APPLICATION]
+        space = self.spaces[_APPLICATION]
         if space.discarded:
-            return Dropped(PacketType.ONE_RTT, end - pos, DropReason.KEY_UNAVAILABLE), end
+            return Dropped(_ONE_RTT_TYPE, end - pos, DropReason.KEY_UNAVAILABLE), end
         one_rtt = self.one_rtt
         assert one_rtt is not None
         pn_start = pos + 1 + self.short_dcid_len
@@ -170,10 +176,12 @@ class PacketUnpacker:
         buf[pos] = first
         pn_len = (first & 0x03) + 1
         header_end = pn_start + pn_len
-        truncated = int.from_bytes(buf[pn_start:header_end], "big") ^ int.from_bytes(
-            mask[1 : 1 + pn_len], "big"
-        )
-        buf[pn_start:header_end] = truncated.to_bytes(pn_len, "big")
+        # The 4 bytes from pn_start are all in the packet (the sample follows them): unmask the
+        # packet number's pn_len bytes in one 32-bit word and leave the ciphertext after it as is.
+        shift = 32 - 8 * pn_len
+        unmasked = _U32.unpack_from(buf, pn_start)[0] ^ (_U32.unpack_from(mask, 1)[0] >> shift << shift)
+        _U32.pack_into(buf, pn_start, unmasked)
+        truncated = unmasked >> shift
         # RFC 9000 A.3: the packet number closest to the next expected one.
         largest = space.ack_tracker.largest_received
         expected = 0 if largest is None else largest + 1
@@ -194,15 +202,13 @@ class PacketUnpacker:
                     self.pto,
                 )
             except DecryptionError:
-                return Dropped(PacketType.ONE_RTT, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
+                return Dropped(_ONE_RTT_TYPE, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
         # RFC 9000 §17.3.1: non-zero reserved bits after removing header protection MUST be treated
         # as a connection error of type PROTOCOL_VIOLATION.
         if first & _SHORT_RESERVED_BITS:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved header bits are set")
         return (
-            UnpackedPacket(
-                EncryptionLevel.ONE_RTT, PacketType.ONE_RTT, pn, 0, dcid, b"", b"", end - pos, payload
-            ),
+            UnpackedPacket(_ONE_RTT_LEVEL, _ONE_RTT_TYPE, pn, 0, dcid, b"", b"", end - pos, payload),
             end,
         )
 
