@@ -55,6 +55,26 @@ class ConnectionState:
     """The core's ``stats()`` at the time of the call: further facts, by name."""
 
 
+class _PreferredPath:
+    """Routes a server connection's datagrams from its preferred address's Transport (RFC 9000 §9.6),
+    naming that socket's address as the local address of their path."""
+
+    __slots__ = ("conn", "local", "transport")
+
+    def __init__(self, conn: Connection, transport: Transport) -> None:
+        self.conn = conn
+        self.transport = transport
+        self.local = transport.local_addr
+
+    def handle_datagram(
+        self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
+    ) -> None:
+        self.conn._handle_datagram_at(data, addr, ecn, now, self.local)
+
+    def flush(self, now: float) -> None:
+        self.conn.flush(now)
+
+
 def _wake(waiters: list[asyncio.Future[None]]) -> None:
     for fut in waiters:
         if not fut.done():
@@ -110,6 +130,7 @@ class Connection:
         self._flush_scheduled = False
         self._waiting_for_room = False
         self._previous_transports: list[Transport] = []  # sockets we migrated away from
+        self._preferred: _PreferredPath | None = None  # server: our preferred address's socket
         self.datagrams_sent = 0
         """Datagrams this connection handed to the Transport."""
         self.datagrams_received = 0
@@ -156,6 +177,45 @@ class Connection:
         except Exception as exc:
             self._internal_error(exc)
 
+    def add_preferred_transport(self, transport: Transport) -> None:
+        """Server: also receive on ``transport``, the socket of our preferred address (RFC 9000
+        §9.6), and send from it the datagrams of paths that arrived there."""
+        self._preferred = _PreferredPath(self, transport)
+        for cid in self._cids:
+            transport.add_handler(cid, self._preferred)
+
+    def _handle_datagram_at(
+        self, data: bytes | memoryview, addr: Address, ecn: int, now: float, local: Address
+    ) -> None:
+        if self._error is not None:
+            return
+        self.datagrams_received += 1
+        self.bytes_received += len(data)
+        try:
+            self._core.receive_datagram(data, addr, now, ecn, local_addr=local)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _send_on_paths(self, now: float, preferred: _PreferredPath) -> None:
+        """Queue the datagrams due now, each on the socket of its path (the preferred address's or ours)."""
+        datagrams = self._core.datagrams_to_send_paths(now)
+        if not datagrams:
+            return
+        self.datagrams_sent += len(datagrams)
+        self._remote_addr = datagrams[-1][1]
+        local, pktinfo = preferred.local, self._pktinfo
+        ours: list[OutgoingDatagram] = []
+        there: list[OutgoingDatagram] = []
+        for data, addr, ecn, path in datagrams:
+            if path == local:
+                there.append((data, addr, ecn, None))
+            else:
+                ours.append((data, addr, ecn, pktinfo))
+        if ours:
+            self._transport.enqueue(ours)
+        if there:
+            preferred.transport.send_now(there)
+
     def flush(self, now: float) -> None:
         """Deliver events, queue the datagrams due now, re-arm the timer. No socket call."""
         try:
@@ -185,6 +245,9 @@ class Connection:
                 if not self._waiting_for_room:
                     self._waiting_for_room = True
                     self._transport.wait_for_room(self)
+            elif self._preferred is not None:
+                self._send_on_paths(now, self._preferred)
+                self._process_events()
             else:
                 # (data, addr, ECN codepoint): the core marks ECT(0) while ECN is being validated or
                 # works, and stops when the path bleaches or mangles it (RFC 9000 §13.4).
@@ -339,11 +402,15 @@ class Connection:
     def _on_cid_issued(self, event: ev.ConnectionIdIssued) -> None:
         self._cids.add(event.cid)
         self._transport.add_handler(event.cid, self)
+        if self._preferred is not None:
+            self._preferred.transport.add_handler(event.cid, self._preferred)
 
     def _on_cid_retired(self, event: ev.ConnectionIdRetired) -> None:
         if event.cid in self._cids:
             self._cids.discard(event.cid)
             self._transport.retire_cid(event.cid, self)
+            if self._preferred is not None:
+                self._preferred.transport.retire_cid(event.cid, self._preferred)
 
     def _on_new_token(self, event: ev.NewTokenReceived) -> None:
         if self._token_store is not None and self._token_key is not None:
@@ -365,6 +432,9 @@ class Connection:
         for stream in self._streams.values():
             stream._wake_all()
         self._transport.connection_closed(self, list(self._cids), close_datagrams)
+        if self._preferred is not None:
+            for cid in self._cids:
+                self._preferred.transport.retire_cid(cid, self._preferred)
         for old in self._previous_transports:
             old.connection_closed(self, list(self._cids), [])
         self._previous_transports.clear()

@@ -23,8 +23,11 @@ Connections enter the accept queue (32) when their handshake completes (``listen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 import logging
 import os
+import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -101,6 +104,11 @@ class Server:
         self.transport = transport
         self.loop = loop
         self.tls_config = tls_config
+        # RFC 9000 §9.6: Config.extra["preferred_transport"] (a second Transport of this process)
+        # receives and sends for our connections once their clients move to its address.
+        self._preferred: Transport | None = config.extra.get("preferred_transport")
+        if self._preferred is not None:
+            config = _with_preferred_address(config, self._preferred, loop)
         self.config = config
         self.early = early
         self.accept_0rtt = early and config.allow_0rtt
@@ -423,6 +431,8 @@ class Server:
             remote_addr=addr,
             initial_cids=[header.dcid, core.host_cid],
         )
+        if self._preferred is not None:
+            conn.add_preferred_transport(self._preferred)
         self._handshaking.add(conn)
         conn.on_handshake_completed = self._on_handshake_completed
         conn.on_closed = self._on_connection_closed
@@ -500,3 +510,19 @@ class Server:
                 fut.set_result(None)
         self._accept_waiters.clear()
         self.transport.server_closed(self)
+
+
+def _with_preferred_address(config: Config, preferred: Transport, loop: asyncio.AbstractEventLoop) -> Config:
+    """The Config whose ``extra["preferred_address"]`` the core advertises (RFC 9000 §18.2): the one
+    given, else the preferred Transport's own address (which must then be a specific one)."""
+    if preferred._start() is not loop:
+        raise ValueError("the preferred Transport must run on the listener's event loop")
+    if config.extra.get("preferred_address") is not None:
+        return config
+    host, port = preferred.local_addr[0], preferred.local_addr[1]
+    if ipaddress.ip_address(host).is_unspecified:
+        raise ValueError("a preferred Transport bound to a wildcard address needs extra['preferred_address']")
+    v4 = preferred.family == socket.AF_INET
+    addr = (str(host), int(port))
+    pair = (addr, None) if v4 else (None, addr)
+    return dataclasses.replace(config, extra={**config.extra, "preferred_address": pair})

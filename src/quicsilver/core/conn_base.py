@@ -70,4 +70,5 @@ class ConnectionBase:
     _last_ecn: int
     _version_decided: bool
     _peer_params: Any
+    _preferred_address: Any  # ours (server), a wire PreferredAddress or None
     _new_token_provider: Callable[[Any], bytes | None] | None

@@ -108,6 +108,21 @@ class ConnIDGenerator:
             self.retired.append(self._initial_client_dcid)
             self._initial_client_dcid = None
 
+    def issue_preferred_address_cid(self) -> tuple[bytes, bytes]:
+        """Server: the CID (sequence 1) and reset token of the preferred_address transport parameter.
+
+        RFC 9000 §5.1.1: "the sequence number of the connection ID supplied in the preferred_address
+        transport parameter is 1"; it counts toward the peer's active_connection_id_limit and routes to
+        us like any issued CID, but travels in the transport parameters, not in NEW_CONNECTION_ID.
+        """
+        if self._next_seq != 1:
+            raise ValueError("the preferred_address connection ID must be issued before any other")
+        cid = self._generator.generate_connection_id()
+        self._active[1] = cid
+        self._next_seq = 2
+        self.issued.append(cid)
+        return cid, self.reset_token(cid)
+
     def set_peer_limit(self, limit: int) -> None:
         """The peer's active_connection_id_limit is known: issue CIDs up to it (RFC 9000 §5.1.1)."""
         self._peer_limit = min(limit, MAX_ISSUED_CONNECTION_IDS)

@@ -87,6 +87,25 @@ class ConnIDManager:
                 frame_type=_NEW_CONNECTION_ID_TYPE,
             )
 
+    def add_preferred_address_cid(self, cid: bytes, token: bytes) -> None:
+        """The CID of the server's preferred_address: sequence number 1, its reset token recognised
+        like a NEW_CONNECTION_ID's (RFC 9000 §5.1.1, §18.2)."""
+        frame = NewConnectionIdFrame(sequence=1, retire_prior_to=0, connection_id=cid, reset_token=token)
+        try:
+            self.handle_new_connection_id(frame)
+        except TransportError as exc:
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR, f"preferred_address: {exc.reason}"
+            ) from exc
+
+    def take_cid(self, cid: bytes) -> bool:
+        """Reserve this CID (one the peer issued, unused so far) for a new path (RFC 9000 §9.5)."""
+        for seq, (known, _) in self._cids.items():
+            if known == cid and seq not in self._used and seq != self._active_seq:
+                self._used.add(seq)
+                return True
+        return False
+
     def switch_to_unused(self) -> bool:
         """Move to a CID not used before and retire the current one (RFC 9000 §9.5: a new path uses a
         new connection ID). False when the peer has not issued a spare one."""

@@ -205,6 +205,7 @@ class HandshakeDriver(Lifecycle):
             original_dcid=self._original_dcid if server else None,
             retry_scid=self._retry_scid if server else None,
             stateless_reset_token=self._conn_ids_ours.reset_token(self._host_cid) if server else None,
+            preferred_address=self._preferred_address,
         )
 
     def _create_tls(self, now: float) -> None:
@@ -298,6 +299,8 @@ class HandshakeDriver(Lifecycle):
         self._apply_params_limits(params)
         if params.stateless_reset_token is not None:
             self._conn_ids_peer.set_stateless_reset_token(params.stateless_reset_token)
+        if params.preferred_address is not None:
+            self._on_peer_preferred_address(params)
 
     def _apply_params_limits(self, params: TransportParameters) -> None:
         """Flow-control, datagram and size limits (also used with remembered 0-RTT parameters)."""
@@ -411,6 +414,9 @@ class HandshakeDriver(Lifecycle):
 
     def _on_confirmed_path(self, now: float) -> None:
         """Overridden by the path mixin (migration allowed and PMTUD from confirmation on)."""
+
+    def _on_peer_preferred_address(self, params: TransportParameters) -> None:
+        """Overridden by the path mixin (the server's preferred_address, RFC 9000 §9.6)."""
 
     def _send_levels(self) -> tuple[EncryptionLevel, ...]:
         packer = self._packer

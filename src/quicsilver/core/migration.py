@@ -27,10 +27,10 @@ from quicsilver.core.path import (
     PathValidationFailed,
     is_probing_packet,
 )
-from quicsilver.errors import IdleTimeoutError
+from quicsilver.errors import IdleTimeoutError, TransportError, TransportErrorCode
 from quicsilver.protocol import MAX_PACKET_BUFFER_SIZE, EncryptionLevel
 from quicsilver.wire.frames import Frame, PathChallengeFrame, PathResponseFrame
-from quicsilver.wire.transport_parameters import TransportParameters
+from quicsilver.wire.transport_parameters import PreferredAddress, TransportParameters
 
 __all__ = ["MigrationMixin"]
 
@@ -47,6 +47,66 @@ class MigrationMixin(HandshakeDriver):
         self._pmtud = MTUDiscoverer(
             self._rtt, base_size=self._max_datagram_size, max_size=MAX_PACKET_BUFFER_SIZE, tracer=self._tracer
         )
+        self._preferred_address = self._our_preferred_address()
+        self._peer_preferred: tuple[Any, bytes] | None = None  # client: (address, CID) to move to
+
+    # -- preferred address (RFC 9000 §9.6) ---------------------------------------------------------
+
+    def _our_preferred_address(self) -> PreferredAddress | None:
+        """Server: ``Config.extra["preferred_address"] = (ipv4 (host, port) | None, ipv6 | None)``."""
+        wanted = self._config.extra.get("preferred_address")
+        if self._is_client or wanted is None:
+            return None
+        ipv4, ipv6 = wanted
+        if ipv4 is None and ipv6 is None:
+            raise ValueError("preferred_address needs an IPv4 or an IPv6 address")
+        # §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a preferred address."
+        if not self._host_cid:
+            raise ValueError("a server using zero-length connection IDs cannot offer a preferred address")
+        cid, token = self._conn_ids_ours.issue_preferred_address_cid()
+        v4 = (str(ipv4[0]), int(ipv4[1])) if ipv4 is not None else None
+        v6 = (str(ipv6[0]), int(ipv6[1])) if ipv6 is not None else None
+        return PreferredAddress(v4, v6, cid, token)
+
+    def _on_peer_preferred_address(self, params: TransportParameters) -> None:
+        pa = params.preferred_address
+        assert pa is not None
+        # §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a preferred
+        # address ... A client MUST treat a violation of these requirements as a connection error of
+        # type TRANSPORT_PARAMETER_ERROR." (The zero-length CID inside it is refused by the parser.)
+        if not params.initial_source_connection_id:
+            raise TransportError(
+                TransportErrorCode.TRANSPORT_PARAMETER_ERROR,
+                "preferred_address from a server using zero-length connection IDs",
+            )
+        # §5.1.1: its CID has sequence number 1; its reset token is recognised from now on.
+        self._conn_ids_peer.add_preferred_address_cid(pa.connection_id, pa.stateless_reset_token)
+        if self._config.extra.get("ignore_preferred_address", False):
+            return
+        addr = _same_family_address(self._peer_addr, pa)
+        if addr is not None and addr != self._peer_addr:
+            self._peer_preferred = (addr, pa.connection_id)
+
+    def _probe_preferred_address(self, now: float) -> None:
+        """Client, at confirmation: validate the path to the preferred address with its CID and move
+        there once validated (RFC 9000 §9.6.1); on failure we stay where we are (§9.6.1: "if path
+        validation fails, the client MUST continue sending all future packets to the server's original
+        IP address"). disable_active_migration does not forbid this move (§9, §18.2)."""
+        target = self._peer_preferred
+        self._peer_preferred = None
+        paths = self._paths
+        if target is None or paths is None:
+            return
+        addr, cid = target
+        # §9.6.1: "the client uses the connection ID provided in the preferred_address transport
+        # parameter" (§9.5: not used on any other path); gone if the server already retired it.
+        if not self._conn_ids_peer.take_cid(cid):
+            return
+        try:
+            path = paths.migrate(paths.active.local_addr, now, remote_addr=addr)
+        except MigrationError:
+            return
+        paths.assign_peer_cid(path, cid)
 
     # -- path MTU discovery ----------------------------------------------------------------------
 
@@ -54,6 +114,10 @@ class MigrationMixin(HandshakeDriver):
         # RFC 9000 §9: no migration before confirmation; quic-go starts PMTUD at confirmation.
         if self._paths is not None:
             self._paths.set_handshake_confirmed()
+            if self._preferred_address is not None:
+                # §9: the client may move to the preferred address even if we disabled active migration.
+                self._paths.set_preferred_address_cid(self._preferred_address.connection_id)
+            self._probe_preferred_address(now)
         if not self._config.disable_path_mtu_discovery:
             self._pmtud.start(now)
 
@@ -174,6 +238,11 @@ class MigrationMixin(HandshakeDriver):
         assert paths is not None
         for path in paths.paths:
             if path.awaiting_peer_cid:
+                if not self._conn_ids_peer.active:
+                    # §5.1: a peer using zero-length connection IDs has none to issue, and none to
+                    # reuse across paths (§9.5): its packets carry an empty DCID on every path.
+                    paths.assign_peer_cid(path, b"")
+                    continue
                 # §9.5: a new path gets a connection ID not used on any other path.
                 cid = self._conn_ids_peer.take_unused()
                 if cid is None:
@@ -288,3 +357,22 @@ class MigrationMixin(HandshakeDriver):
         local = local_addr if local_addr is not None else ("migration", self._migrations)
         self._paths.migrate(local, now)
         self._give_paths_cids()
+
+
+def _same_family_address(current: Any, pa: PreferredAddress) -> Any:
+    """§9.6.1: the preferred address of the family of ``current``, in the form the I/O layer reports
+    addresses of that family (``(host, port)``, or ``(host, port, 0, 0)`` and v4-mapped hosts on a
+    dual-stack socket); None when the server offers none of that family."""
+    if not isinstance(current, tuple) or len(current) < 2:
+        return None
+    host = str(current[0])
+    four = len(current) == 4
+    if ":" not in host or (host.lower().startswith("::ffff:") and "." in host):
+        v4 = pa.ipv4_address
+        if v4 is None:
+            return None
+        return (f"::ffff:{v4[0]}", v4[1], 0, 0) if ":" in host else v4
+    v6 = pa.ipv6_address
+    if v6 is None:
+        return None
+    return (v6[0], v6[1], 0, 0) if four else v6

@@ -305,6 +305,7 @@ class PathManager:
         self._rng = rng
         self._disable_active_migration = disable_active_migration
         self._peer_disabled_migration = False
+        self._preferred_cid: bytes | None = None
         self._handshake_confirmed = False
         initial = Path(local_addr, remote_addr, state=PathState.VALIDATED, amplification_limited=False)
         self._handshake_remote = remote_addr
@@ -344,6 +345,10 @@ class PathManager:
     def set_peer_disable_active_migration(self, disabled: bool) -> None:
         """The peer's disable_active_migration transport parameter (client side, §18.2)."""
         self._peer_disabled_migration = disabled
+
+    def set_preferred_address_cid(self, cid: bytes) -> None:
+        """Server: the CID of our preferred_address; a client using it is moving there (§9.6)."""
+        self._preferred_cid = cid
 
     def set_local_cid(self, cid: bytes) -> None:
         """The DCID the peer uses on the handshake path (to tell NAT rebinding from migration)."""
@@ -411,7 +416,9 @@ class PathManager:
         # MUST either drop the incoming packets on that path without generating a Stateless Reset or
         # proceed with path validation". A packet under the same DCID is NAT rebinding, which the
         # peer cannot prevent (§9.5 forces a new CID on an intentional migration): we follow that.
-        if self._disable_active_migration and not rebinding:
+        # §9.6: disable_active_migration does not cover the move to our preferred_address, which the
+        # client makes with the preferred_address CID.
+        if self._disable_active_migration and not rebinding and dcid != self._preferred_cid:
             return None
         path = Path(local_addr, remote_addr, state=PathState.UNVALIDATED, amplification_limited=True)
         path.local_cid = dcid

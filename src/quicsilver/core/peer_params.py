@@ -18,6 +18,7 @@ from quicsilver.protocol import (
     Perspective,
 )
 from quicsilver.wire.transport_parameters import (
+    PreferredAddress,
     TransportParameters,
     VersionInformation,
     check_connection_id_parameters,
@@ -54,6 +55,7 @@ def local_transport_parameters(
     original_dcid: bytes | None = None,
     retry_scid: bytes | None = None,
     stateless_reset_token: bytes | None = None,
+    preferred_address: PreferredAddress | None = None,
 ) -> TransportParameters:
     """The parameters we send (quic-go's defaults, see DESIGN.md §6)."""
     server = perspective == Perspective.SERVER
@@ -78,6 +80,7 @@ def local_transport_parameters(
         original_destination_connection_id=original_dcid if server else None,
         retry_source_connection_id=retry_scid if server else None,
         stateless_reset_token=stateless_reset_token if server else None,
+        preferred_address=preferred_address if server else None,
     )
 
 
