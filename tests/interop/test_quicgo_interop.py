@@ -543,9 +543,15 @@ def check_key_updates(closed: Event, counters: list[Recorder]) -> None:
     assert ours.initiated >= int(closed["keyupdates-remote"]), (ours.initiated, closed)
 
 
-async def test_our_client_chacha20_only(go_peer: Path) -> None:
-    async with asyncio.timeout(20), quicgo_server(go_peer, "-mode", "echo") as server:
-        tls = our_client_tls(cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256])
+@pytest.mark.parametrize("restricted", ["ours", "quic-go's"])
+async def test_our_client_chacha20_only(go_peer: Path, restricted: str) -> None:
+    # quic-go's TLS (qtls) honours CipherSuites for TLS 1.3, so either side can insist on ChaCha20
+    args = ("-mode", "echo", *(["-chacha20"] if restricted == "quic-go's" else []))
+    async with asyncio.timeout(20), quicgo_server(go_peer, *args) as server:
+        if restricted == "ours":
+            tls = our_client_tls(cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256])
+        else:
+            tls = our_client_tls()
         conn = await quic.dial_addr(f"127.0.0.1:{server.port}", tls)
         assert await echo_via(conn, b"chacha") == b"chacha"
         (handshake,) = await server.wait_for("handshake")
@@ -834,9 +840,17 @@ async def test_quicgo_client_key_updates_during_10mb(go_peer: Path, server_tls: 
     check_key_updates(output.one("closed"), counters)
 
 
-async def test_quicgo_client_chacha20_only(go_peer: Path, server_tls: quic.TLSConfig) -> None:
-    async with asyncio.timeout(20), our_server(server_tls, "echo") as server:
-        output = await quicgo_client(go_peer, server.listener.local_addr[1], "-mode", "echo", "-chacha20")
+@pytest.mark.parametrize("restricted", ["ours", "quic-go's"])
+async def test_quicgo_client_chacha20_only(
+    go_peer: Path, server_tls: quic.TLSConfig, restricted: str
+) -> None:
+    if restricted == "ours":
+        tls = quic.TLSConfig.self_signed(alpn=["TEST"], cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256])
+        args: tuple[str, ...] = ("-mode", "echo")
+    else:
+        tls, args = server_tls, ("-mode", "echo", "-chacha20")
+    async with asyncio.timeout(20), our_server(tls, "echo") as server:
+        output = await quicgo_client(go_peer, server.listener.local_addr[1], *args)
         assert output.one("handshake")["cipher"] == CHACHA20
         assert output.one("echo") == {"streams": "1", "bytes": "1000"}
 
