@@ -62,8 +62,10 @@ def test_1mb_newreno() -> None:
 
 
 def test_bursts_send_what_packet_by_packet_sends(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bursts of STREAM packets (``QuicConnection._pack_burst``) only save work: the same transfer over
-    the same lossy link sends as many datagrams and bytes, at the same times, without them."""
+    """Bursts of STREAM packets (``QuicConnection._pack_burst``) only save work: the same transfer
+    sends as many datagrams and bytes, at the same times, without them. (Lossless: with loss the
+    random packet number skips make runs differ by a few datagrams either way; the lossy transfers
+    above run with bursts.)"""
     from quicsilver.core.connection import QuicConnection
 
     pack_burst = QuicConnection._pack_burst
@@ -76,16 +78,16 @@ def test_bursts_send_what_packet_by_packet_sends(monkeypatch: pytest.MonkeyPatch
         return datagrams
 
     monkeypatch.setattr(QuicConnection, "_pack_burst", counting)
-    with_bursts = _run(MB, 0.05, 0.05, seed=5)
+    with_bursts = _run(MB, 0.0, 0.0, seed=5)
     assert with_bursts.digest_ok()
-    assert sum(bursts) > 500  # most of the ~700 data packets went out in bursts
+    assert sum(bursts) > 600  # most of the ~750 data packets went out in bursts
     monkeypatch.setattr(QuicConnection, "_pack_burst", lambda self, now, max_datagrams: None)
-    without = _run(MB, 0.05, 0.05, seed=5)
+    without = _run(MB, 0.0, 0.0, seed=5)
     assert without.digest_ok()
     for side in ("client", "server"):
         a, b = getattr(with_bursts, side).stats(), getattr(without, side).stats()
         assert a["datagrams_sent"] == b["datagrams_sent"], side
-        # A few bytes vary from run to run either way (the ECDSA signature's length, the random
-        # packet number skips in ACK ranges and packet number lengths).
+        # A few bytes vary from run to run either way (the ECDSA signature's length, packet number
+        # lengths and ACK ranges around the random packet number skips).
         assert abs(a["bytes_sent"] - b["bytes_sent"]) < 64, side
     assert with_bursts.now == without.now

@@ -4,9 +4,12 @@ A :class:`SendStream` owns a bounded send buffer, hands out STREAM frames sized 
 being built, keeps every byte until the peer acknowledges it, retransmits lost ranges before new
 data, and runs the RFC 9000 §3.1 state machine as a transition table.
 
-Buffer layout: one ``bytearray`` holding stream bytes ``[_buf_base, _write_offset)``. Acknowledged
-data is released from the front with ``del buf[:n]``, which CPython performs in O(1) by moving the
-array's start, so neither writes nor acknowledgements copy the rest of the buffer. Acknowledged
+Buffer layout: a deque of read-only chunks (``memoryview`` of ``bytes``) holding the stream bytes
+from ``_chunks_start``, then a small ``bytearray`` tail that collects short writes until data is
+cut from it. A ``bytes`` write of ``_CHUNK_MIN`` bytes or more becomes a chunk without a copy; new
+data is cut by a cursor (the chunk holding ``_send_offset``) as ``memoryview`` slices that go straight
+into the packet (a copy only where a frame spans two chunks); chunks below the acknowledged prefix
+``_buf_base`` are dropped from the front, so no byte is ever moved inside the buffer. Acknowledged
 ranges above the first hole and ranges declared lost are kept in :class:`RangeSet` objects.
 
 ``write()`` accepts at most ``send_buffer_size - unsent`` bytes and returns how many it took: this is
@@ -17,6 +20,7 @@ flow-control credit, so the memory of a stream is bounded by ``send_buffer_size`
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -40,6 +44,7 @@ __all__ = ["DEFAULT_SEND_BUFFER_SIZE", "RangeSet", "SendStream", "SendStreamStat
 
 DEFAULT_SEND_BUFFER_SIZE = 1 << 20
 """Bytes: how much unsent data ``SendStream.write`` buffers before it refuses more (1 MiB)."""
+_CHUNK_MIN = 4096  # shorter writes are copied into the tail, longer ones become chunks
 
 
 class RangeSet:
@@ -164,9 +169,12 @@ class SendStream:
 
     __slots__ = (
         "_acked",
-        "_buf",
         "_buf_base",
+        "_chunks",
+        "_chunks_start",
         "_conn_flow",
+        "_cursor",
+        "_cursor_start",
         "_events",
         "_fin_acked",
         "_fin_lost",
@@ -179,6 +187,7 @@ class SendStream:
         "_send_buffer_size",
         "_send_offset",
         "_sender",
+        "_tail",
         "_want_writable",
         "_write_offset",
         "flow",
@@ -205,8 +214,12 @@ class SendStream:
         self._sender = sender
         self._events = events
         self._send_buffer_size = send_buffer_size
-        self._buf = bytearray()
-        self._buf_base = 0  # stream offset of _buf[0]: everything below is acknowledged
+        self._chunks: deque[memoryview] = deque()
+        self._chunks_start = 0  # stream offset of _chunks[0]
+        self._tail = bytearray()  # stream bytes [_write_offset - len(_tail), _write_offset)
+        self._cursor = 0  # index of the chunk holding _send_offset (len(_chunks) past the last)
+        self._cursor_start = 0  # stream offset of that chunk
+        self._buf_base = 0  # everything below is acknowledged
         self._write_offset = 0  # end of the data the application wrote
         self._send_offset = 0  # next byte never sent before
         self._acked = RangeSet()  # acknowledged ranges above _buf_base
@@ -230,7 +243,7 @@ class SendStream:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held in memory: written but not yet acknowledged."""
-        return len(self._buf)
+        return self._write_offset - self._buf_base
 
     @property
     def unsent_bytes(self) -> int:
@@ -261,11 +274,36 @@ class SendStream:
         # RFC 9000 §19.8: an offset plus length cannot exceed 2^62-1.
         if self._write_offset + n > MAX_VARINT:
             raise ValueError(f"stream {self.stream_id}: stream data beyond 2^62-1 bytes")
-        with memoryview(data) as view:
-            self._buf += view[:n] if n < len(view) else view
+        if n < _CHUNK_MIN:
+            with memoryview(data) as view:
+                self._tail += view[:n] if n < len(view) else view
+        else:
+            if self._tail:
+                self._seal_tail()
+            if type(data) is bytes:  # immutable: kept as it is, without a copy
+                chunk = memoryview(data)
+                self._chunks.append(chunk[:n] if n < len(chunk) else chunk)
+            else:
+                with memoryview(data) as view:
+                    self._chunks.append(memoryview(view[:n].tobytes()))
         self._write_offset += n
         self._sender.on_has_stream_data(self.stream_id)
         return n
+
+    def _seal_tail(self) -> None:
+        """Make the tail a chunk (before data is cut from it or a long write follows it)."""
+        self._chunks.append(memoryview(bytes(self._tail)))
+        self._tail = bytearray()
+
+    def _release(self) -> None:
+        """Drop the chunks below the acknowledged prefix."""
+        chunks = self._chunks
+        base = self._buf_base
+        start = self._chunks_start
+        while chunks and start + len(chunks[0]) <= base:
+            start += len(chunks.popleft())
+            self._cursor -= 1  # a released chunk lies below _send_offset, so below the cursor
+        self._chunks_start = start
 
     def close(self) -> None:
         """Send a FIN after the buffered data (no-op if already closed or reset)."""
@@ -299,8 +337,10 @@ class SendStream:
         # RFC 9000 §4.5: the final size is the amount of flow-control credit consumed.
         self._sender.queue_control_frame(ResetStreamFrame(self.stream_id, error_code, self._send_offset))
         # §3.1: once RESET_STREAM is sent nothing is retransmitted, so the buffer can go.
-        self._buf = bytearray()
-        self._buf_base = self._write_offset
+        self._chunks = deque()
+        self._tail = bytearray()
+        self._chunks_start = self._cursor_start = self._buf_base = self._write_offset
+        self._cursor = 0
         self._lost = RangeSet()
         self._acked = RangeSet()
         self._fin_lost = False
@@ -372,10 +412,51 @@ class SendStream:
         return self.pop_new_data(max_size)
 
     def _slice(self, start: int, end: int) -> bytes:
-        """A copy of stream bytes [start, end): frames must not pin the resizable buffer."""
-        base = self._buf_base
-        with memoryview(self._buf) as view:
-            return view[start - base : end - base].tobytes()
+        """A copy of stream bytes [start, end) (retransmissions: rare, so a walk from the front)."""
+        if self._tail and end > self._write_offset - len(self._tail):
+            self._seal_tail()
+        parts: list[memoryview] = []
+        pos = self._chunks_start
+        for chunk in self._chunks:
+            chunk_end = pos + len(chunk)
+            if chunk_end > start:
+                parts.append(chunk[max(start - pos, 0) : min(end, chunk_end) - pos])
+                if chunk_end >= end:
+                    break
+            pos = chunk_end
+        return b"".join(parts)
+
+    def _cut(self, offset: int, n: int) -> memoryview | bytes:
+        """New stream bytes [offset, offset + n), n > 0, from the cursor on; advances the cursor."""
+        if self._tail and offset + n > self._write_offset - len(self._tail):
+            self._seal_tail()
+        chunks = self._chunks
+        index = self._cursor
+        start = self._cursor_start
+        chunk = chunks[index]
+        size = len(chunk)
+        rel = offset - start
+        if rel + n < size:  # inside one chunk: the common case
+            return chunk[rel : rel + n]
+        self._cursor = index + 1
+        self._cursor_start = start + size
+        if rel + n == size:
+            return chunk[rel:]
+        parts = [chunk[rel:]]
+        got = size - rel
+        while got < n:
+            index += 1
+            chunk = chunks[index]
+            size = len(chunk)
+            take = n - got
+            if take < size:
+                parts.append(chunk[:take])
+                break
+            parts.append(chunk)
+            got += size
+            self._cursor = index + 1
+            self._cursor_start += size
+        return b"".join(parts)
 
     def _pop_retransmission(self, max_size: int) -> StreamFrame | None:
         final = self._write_offset
@@ -427,12 +508,7 @@ class SendStream:
         fin = fin_pending and n == pending
         if n <= 0 and not (fin and stream_frame_header_length(stream_id, offset, 0) <= max_size):
             return None
-        if n:
-            base = self._buf_base
-            with memoryview(self._buf) as view:
-                data = view[offset - base : offset + n - base].tobytes()
-        else:
-            data = b""
+        data = self._cut(offset, n) if n else b""
         self._send_offset = offset + n
         flow.bytes_sent += n
         conn.bytes_sent += n
@@ -493,14 +569,14 @@ class SendStream:
             acked = self._acked
             if offset <= base and not acked:
                 # In-order acknowledgement, the common case: release it directly.
-                del self._buf[: end - base]  # O(1) in CPython: moves the array's start
                 self._buf_base = end
+                self._release()
             else:
                 acked.add(max(offset, base), end)
                 first_start, first_end = acked.first()
                 if first_start == base:
-                    del self._buf[: first_end - first_start]
                     self._buf_base = first_end
+                    self._release()
                     acked.subtract(first_start, first_end)
         if self._fin_acked and self._buf_base == self._write_offset and state is _S.DATA_SENT:
             self._transition(_E.ALL_ACKED)
