@@ -12,6 +12,7 @@ import pytest
 
 import quicsilver as quic
 
+from .test_keyupdate_migration import HOSTS
 from .test_loopback import client_tls, echo_server, roundtrip, url
 
 
@@ -20,16 +21,18 @@ def tls() -> quic.TLSConfig:
     return quic.TLSConfig.self_signed(alpn=["TEST"])
 
 
-async def test_client_moves_to_the_servers_preferred_address_on_loopback(tls: quic.TLSConfig) -> None:
-    preferred = quic.Transport("127.0.0.1:0")
+@pytest.mark.parametrize("host", HOSTS)
+async def test_client_moves_to_the_preferred_address_on_loopback(tls: quic.TLSConfig, host: str) -> None:
+    bind = f"[{host}]:0" if ":" in host else f"{host}:0"
+    preferred = quic.Transport(bind)
     try:
         config = quic.Config(extra={"preferred_transport": preferred})
-        async with asyncio.timeout(20), await quic.listen_addr("127.0.0.1:0", tls, config) as listener:
+        async with asyncio.timeout(20), await quic.listen_addr(bind, tls, config) as listener:
             task = asyncio.create_task(echo_server(listener))
             try:
-                conn = await quic.dial_addr(url(listener), client_tls())
+                conn = await quic.dial_addr(url(listener, host), client_tls())
                 assert await roundtrip(conn, b"before") == b"before"  # the handshake is confirmed by now
-                target = (preferred.local_addr[0], preferred.local_addr[1])
+                target = tuple(preferred.local_addr)  # (host, port), or (host, port, 0, 0) for IPv6
                 for _ in range(300):
                     if conn._core._peer_addr == target:  # the active path's address (RFC 9000 §9.6.1)
                         break
