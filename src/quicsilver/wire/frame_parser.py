@@ -11,6 +11,7 @@ variable-length fields are copied to ``bytes``.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -63,6 +64,7 @@ def _truncated(what: str) -> TransportError:
 _Parser = Callable[[Buffer, int, int], tuple[Frame, int]]
 
 _PADDING_END = re.compile(rb"[^\x00]")
+_U32 = struct.Struct("!I")
 
 # STREAM and ACK frames are the bulk of all frames: build them from their already validated fields
 # through the slot descriptors, skipping the frozen dataclass __init__ (one object.__setattr__ call
@@ -176,7 +178,12 @@ def _parse_stream(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
     else:
         stream_id, pos = decode_varint(buf, pos)
     if ftype & STREAM_OFF_BIT:
-        offset, pos = decode_varint(buf, pos)
+        if pos + 4 <= len(buf) and buf[pos] >> 6 == 2:
+            # A 4-byte offset (64 KiB .. 1 GiB into the stream: the bulk of a transfer), inline.
+            offset = _U32.unpack_from(buf, pos)[0] & 0x3FFFFFFF
+            pos += 4
+        else:
+            offset, pos = decode_varint(buf, pos)
     else:
         offset = 0
     if ftype & STREAM_LEN_BIT:
