@@ -57,6 +57,8 @@ class ConnectionBase:
     _streams: Any
     _version: int
     _handshake_complete: bool
+    _tls_suite: int | None
+    _tls_group: int | None
     _handshake_confirmed: bool
     _max_datagram_size: int
     _peer_max_datagram_frame_size: int | None

@@ -118,6 +118,9 @@ class HandshakeDriver(Lifecycle):
         self._client_hello = bytearray()
         self._handshake_complete = False
         self._handshake_confirmed = False
+        # What TLS negotiated, for stats() / connection_state() (suite codepoint, named group).
+        self._tls_suite: int | None = None
+        self._tls_group: int | None = None
         self._peer_params: TransportParameters | None = None
         self._peer_idle_timeout: float | None = None
         self._peer_max_datagram_frame_size = None
@@ -325,6 +328,8 @@ class HandshakeDriver(Lifecycle):
 
     def _on_handshake_complete(self, ev: HandshakeComplete, now: float) -> None:
         self._handshake_complete = True
+        self._tls_suite = int(ev.suite)
+        self._tls_group = ev.group
         # RFC 9000 §10.1: after the handshake the idle timeout is the minimum of both endpoints'.
         idle = self._config.max_idle_timeout
         peer_idle = self._peer_idle_timeout

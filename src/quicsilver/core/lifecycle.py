@@ -444,4 +444,7 @@ class Lifecycle(ConnectionBase):
             "key_phase": self._packer.one_rtt.key_phase if self._packer.one_rtt is not None else 0,
             "handshake_confirmed": self._handshake_confirmed,
             "pto_count": self._sph.pto_count,
+            "packets_lost": self._sph.packets_lost,
+            "cipher_suite": self._tls_suite,
+            "group": self._tls_group,
         }
