@@ -187,6 +187,8 @@ class HandshakeDriver(Lifecycle):
             self._conn_ids_ours.set_initial_client_dcid(self._initial_dcid)
         self._install_initial_keys(self._initial_dcid)
         self._packer.dcid = self._conn_ids_peer.active
+        if self._tracer is not None:
+            self._tracer.started_connection(None, self._peer_addr, self._host_cid, self._initial_dcid)
         self._create_tls(now)
         if self._is_client:
             ticket = self._session_ticket
@@ -328,6 +330,8 @@ class HandshakeDriver(Lifecycle):
 
     def _on_handshake_complete(self, ev: HandshakeComplete, now: float) -> None:
         self._handshake_complete = True
+        if self._tracer is not None:
+            self._tracer.updated_state("handshake_started", "handshake_complete")
         self._tls_suite = int(ev.suite)
         self._tls_group = ev.group
         # RFC 9000 §10.1: after the handshake the idle timeout is the minimum of both endpoints'.
@@ -380,6 +384,8 @@ class HandshakeDriver(Lifecycle):
         if self._handshake_confirmed:
             return
         self._handshake_confirmed = True
+        if self._tracer is not None:
+            self._tracer.updated_state("handshake_complete", "handshake_confirmed")
         self._sph.set_handshake_confirmed(now)
         # RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
         self._discard_space(PacketNumberSpace.INITIAL)

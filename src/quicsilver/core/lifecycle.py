@@ -170,6 +170,8 @@ class Lifecycle(ConnectionBase):
             return
         if state is not ConnState.ACTIVE:
             if self._close_deadline is not None and now >= self._close_deadline:
+                if self._tracer is not None:
+                    self._tracer.updated_state(state.value, ConnState.CLOSED.value)
                 self._state = ConnState.CLOSED
             return
         idle = self._idle_deadline()
@@ -364,6 +366,8 @@ class Lifecycle(ConnectionBase):
         )
 
     def _enter_closed_period(self, state: ConnState, error: Exception, now: float) -> None:
+        if self._tracer is not None:
+            self._tracer.updated_state(self._state.value, state.value)
         self._state = state
         self._close_deadline = now + 3 * self._rtt.pto(True)
         self._terminal_error = error
@@ -373,6 +377,8 @@ class Lifecycle(ConnectionBase):
 
     def _terminate(self, error: Exception) -> None:
         """End the connection silently (idle or handshake timeout, version negotiation failure)."""
+        if self._tracer is not None:
+            self._tracer.updated_state(self._state.value, ConnState.CLOSED.value)
         self._state = ConnState.CLOSED
         self._terminal_error = error
         self._events.append(ConnectionTerminated(error))
