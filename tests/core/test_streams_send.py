@@ -476,30 +476,3 @@ def test_chunked_buffer_round_trips_writes_frames_acks_and_losses(seed: int) -> 
     assert assemble(delivered) == bytes(payload)
     assert stream.state is S.DATA_RECVD
     assert stream.buffered_bytes == 0
-
-
-def test_contiguous_frames_acked_as_one_range() -> None:
-    """``on_data_acked`` with the range of several contiguous frames (how the connection hands over
-    an ACK of a run of packets) leaves the stream as acknowledging the frames one by one does."""
-    one, _, _, _ = make_stream()
-    many, _, _, _ = make_stream()
-    for stream in (one, many):
-        stream.write(bytes(range(256)) * 40)
-        stream.close()
-    frames_one = pop_all(one, 700)
-    frames_many = pop_all(many, 700)
-    assert frames_one == frames_many and frames_one[-1].fin
-    # The first frame alone (a gap after it), then the rest as one range ending with the FIN.
-    one.on_data_acked(frames_one[1].offset, frames_one[3].offset + len(frames_one[3].data), False)
-    for frame in frames_many[1:4]:
-        many.on_frame_acked(frame)
-    assert one.buffered_bytes == many.buffered_bytes == 10240
-    one.on_data_acked(0, frames_one[1].offset, False)
-    many.on_frame_acked(frames_many[0])
-    assert one.buffered_bytes == many.buffered_bytes
-    last = frames_one[-1]
-    one.on_data_acked(frames_one[4].offset, last.offset + len(last.data), True)
-    for frame in frames_many[4:]:
-        many.on_frame_acked(frame)
-    assert one.buffered_bytes == many.buffered_bytes == 0
-    assert one.state is many.state is S.DATA_RECVD

@@ -323,45 +323,20 @@ class QuicConnection(MigrationMixin):
         one_rtt = self._packer.one_rtt
         crypto = self._spaces[space].crypto
         streams = self._streams
-        app = space == PacketNumberSpace.APPLICATION
-        largest_1rtt = -1
-        # STREAM frames of one stream acknowledged back to back (one per packet in a bulk transfer)
-        # are handed over as one range [run_start, run_end) rather than frame by frame.
-        run_id = -1
-        run_start = run_end = 0
-        run_fin = False
         for sent in result.acked:
-            if app and not sent.is_0rtt:
-                largest_1rtt = sent.pn
+            if space == PacketNumberSpace.APPLICATION and not sent.is_0rtt:
+                if one_rtt is not None:
+                    one_rtt.on_packet_acked(sent.pn)
                 if self._is_client and not self._handshake_confirmed and self._handshake_complete:
                     # RFC 9001 §4.1.2: an acknowledged 1-RTT packet confirms the handshake.
                     self._confirm_handshake(now)
                 self._on_mtu_packet_acked(sent, now)
             for f in sent.frames:
                 kind = type(f)
-                if kind is StreamFrame:
-                    offset = f.offset
-                    if f.stream_id == run_id and offset == run_end and not run_fin:
-                        run_end = offset + len(f.data)
-                        run_fin = f.fin
-                        continue
-                    if run_id >= 0:
-                        streams.on_stream_data_acked(run_id, run_start, run_end, run_fin)
-                    run_id = f.stream_id
-                    run_start = offset
-                    run_end = offset + len(f.data)
-                    run_fin = f.fin
-                elif kind is CryptoFrame:
+                if kind is CryptoFrame:
                     crypto.on_frame_acked(f)
-                elif kind is ResetStreamFrame:
-                    if run_id >= 0:
-                        streams.on_stream_data_acked(run_id, run_start, run_end, run_fin)
-                        run_id = -1
+                elif kind is StreamFrame or kind is ResetStreamFrame:
                     streams.on_frame_acked(f)
-        if run_id >= 0:
-            streams.on_stream_data_acked(run_id, run_start, run_end, run_fin)
-        if largest_1rtt >= 0 and one_rtt is not None:
-            one_rtt.on_packet_acked(largest_1rtt)  # only the largest counts (ascending order)
         if result.lost:
             self._on_sent_packets_lost(result.lost, now)
         if result.rtt_updated:

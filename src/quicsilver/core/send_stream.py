@@ -554,16 +554,13 @@ class SendStream:
 
     def on_frame_acked(self, frame: StreamFrame) -> None:
         """A packet carrying ``frame`` was acknowledged: release the acknowledged prefix."""
-        self.on_data_acked(frame.offset, frame.offset + len(frame.data), frame.fin)
-
-    def on_data_acked(self, offset: int, end: int, fin: bool) -> None:
-        """Stream bytes [offset, end) (and the FIN if ``fin``) were acknowledged, from one STREAM
-        frame or from several contiguous ones."""
         state = self.state
         if state is _S.RESET_SENT or state is _S.RESET_RECVD or state is _S.DATA_RECVD:
             return
+        offset = frame.offset
+        end = offset + len(frame.data)
         base = self._buf_base
-        if fin:
+        if frame.fin:
             self._fin_acked = True
             self._fin_lost = False
         if end > base:

@@ -619,13 +619,6 @@ class StreamsMap:
         if handler is not None:
             handler(self, frame)
 
-    def on_stream_data_acked(self, stream_id: int, start: int, end: int, fin: bool) -> None:
-        """Stream bytes [start, end) (and the FIN if ``fin``) we sent were acknowledged: several
-        STREAM frames of one stream acknowledged together, handed over as one range."""
-        send = self._send.get(stream_id)
-        if send is not None:
-            send.on_data_acked(start, end, fin)
-
     def _stream_frame_acked(self, frame: StreamFrame) -> None:
         send = self._send.get(frame.stream_id)
         if send is not None:
