@@ -434,6 +434,11 @@ class QuicConnection(MigrationMixin):
             return [(data, addr, 0, None) for data, addr in self._close_datagrams()]
         if state is not ConnState.ACTIVE or self._peer_addr is None:
             return []
+        if not self._version_decided:
+            # RFC 9368 §2.3: a server that may still switch to another compatible version sends
+            # nothing (not even an ACK in the client's version) until the whole ClientHello chose it:
+            # a client commits to the version of the first packet it receives from the server.
+            return []
         out = self._path_probes(now)
         addr = self._peer_addr
         local = self._paths.active.local_addr if self._paths is not None else None
