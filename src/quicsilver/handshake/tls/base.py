@@ -15,9 +15,12 @@ from ...protocol import EncryptionLevel
 from ..hkdf import hkdf_expand_label
 from ..protection import CipherSuite
 from .alerts import AlertDescription, tls_error
+from .certs import public_key_of
 from .config import TLSConfig
 from .events import KeysReady, TLSEvent, WriteData
 from .key_schedule import KeySchedule, Transcript
+from .messages import parse_untrusted_certificate_verify
+from .signatures import CERTIFICATE_VERIFY_SCHEMES, verify_certificate_verify
 
 __all__ = ["HandshakeBase", "unexpected"]
 
@@ -88,6 +91,24 @@ class HandshakeBase:
         return hkdf_expand_label(
             ks.hash, secret, b"exporter", hashlib.new(ks.hash_name, context).digest(), length
         )
+
+    def check_peer_certificate_verify(self, body: memoryview, raw: bytes) -> None:
+        """Verify the peer's CertificateVerify over the transcript so far, then add it to the transcript.
+
+        The peer is the server when we are the client (RFC 8446 §4.4.3 context strings differ).
+        """
+        verify = parse_untrusted_certificate_verify(body)
+        assert self.transcript is not None
+        if verify.algorithm not in CERTIFICATE_VERIFY_SCHEMES:
+            # RFC 8446 §4.4.3: the algorithm must be one we offered (and RSA must be PSS).
+            raise tls_error(
+                AlertDescription.ILLEGAL_PARAMETER, "CertificateVerify with a scheme we did not offer"
+            )
+        key = public_key_of(self.peer_certificates[0])
+        verify_certificate_verify(
+            key, verify.algorithm, verify.signature, self.transcript.digest(), self.is_client
+        )
+        self.transcript.update(raw)
 
     def derive_application_secrets(self) -> tuple[bytes, bytes]:
         """Master Secret and (client, server) application traffic secrets, after server Finished."""

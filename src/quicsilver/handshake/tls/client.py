@@ -24,7 +24,7 @@ from ...protocol import EncryptionLevel
 from ..protection import CipherSuite
 from .alerts import AlertDescription, tls_error
 from .base import HandshakeBase, unexpected
-from .certs import parse_der_certificate, public_key_of
+from .certs import parse_der_certificate
 from .config import TLSConfig
 from .events import (
     EarlyDataRejected,
@@ -45,18 +45,15 @@ from .messages import (
     ServerHello,
     parse_untrusted_certificate,
     parse_untrusted_certificate_request,
-    parse_untrusted_certificate_verify,
     parse_untrusted_encrypted_extensions,
     parse_untrusted_finished,
     parse_untrusted_new_session_ticket,
     parse_untrusted_server_hello,
 )
 from .signatures import (
-    CERTIFICATE_VERIFY_SCHEMES,
     OFFERED_SCHEMES,
     schemes_for_key,
     sign_certificate_verify,
-    verify_certificate_verify,
 )
 from .tickets import MAX_TICKET_LIFETIME, QUIC_MAX_EARLY_DATA, SessionTicket
 
@@ -414,16 +411,7 @@ class ClientHandshake(HandshakeBase):
         self._set_state(ClientState.WAIT_CERTIFICATE_VERIFY)
 
     def _on_certificate_verify(self, body: memoryview, raw: bytes) -> None:
-        verify = parse_untrusted_certificate_verify(body)
-        assert self.transcript is not None
-        if verify.algorithm not in CERTIFICATE_VERIFY_SCHEMES:
-            # RFC 8446 §4.4.3: the algorithm must be one we offered (and RSA must be PSS).
-            raise tls_error(
-                AlertDescription.ILLEGAL_PARAMETER, "CertificateVerify with a scheme we did not offer"
-            )
-        key = public_key_of(self.peer_certificates[0])
-        verify_certificate_verify(key, verify.algorithm, verify.signature, self.transcript.digest(), True)
-        self.transcript.update(raw)
+        self.check_peer_certificate_verify(body, raw)
         self._set_state(ClientState.WAIT_FINISHED)
 
     # ---- Finished (RFC 8446 §4.4.4) -------------------------------------------------------------------

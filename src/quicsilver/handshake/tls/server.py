@@ -25,7 +25,6 @@ from ...protocol import EncryptionLevel
 from ..protection import CipherSuite
 from .alerts import AlertDescription, tls_error
 from .base import HandshakeBase, unexpected
-from .certs import public_key_of
 from .config import TLSConfig
 from .events import HandshakeComplete, PeerTransportParameters, TLSEvent
 from .groups import server_key_exchange
@@ -42,7 +41,6 @@ from .messages import (
     NewSessionTicket,
     ServerHello,
     parse_untrusted_certificate,
-    parse_untrusted_certificate_verify,
     parse_untrusted_client_hello,
     parse_untrusted_finished,
 )
@@ -50,7 +48,6 @@ from .signatures import (
     CERTIFICATE_VERIFY_SCHEMES,
     choose_scheme,
     sign_certificate_verify,
-    verify_certificate_verify,
 )
 from .tickets import EARLY_DATA_WINDOW, QUIC_MAX_EARLY_DATA, ServerTicketState
 
@@ -411,15 +408,7 @@ class ServerHandshake(HandshakeBase):
         self._set_state(ServerState.WAIT_CERTIFICATE_VERIFY)
 
     def _on_certificate_verify(self, body: memoryview, raw: bytes) -> None:
-        verify = parse_untrusted_certificate_verify(body)
-        assert self.transcript is not None
-        if verify.algorithm not in CERTIFICATE_VERIFY_SCHEMES:
-            raise tls_error(
-                AlertDescription.ILLEGAL_PARAMETER, "CertificateVerify with a scheme we did not offer"
-            )
-        key = public_key_of(self.peer_certificates[0])
-        verify_certificate_verify(key, verify.algorithm, verify.signature, self.transcript.digest(), False)
-        self.transcript.update(raw)
+        self.check_peer_certificate_verify(body, raw)
         self._set_state(ServerState.WAIT_FINISHED)
 
     def _on_finished(self, body: memoryview, raw: bytes) -> None:
