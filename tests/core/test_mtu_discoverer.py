@@ -65,23 +65,36 @@ def test_nothing_is_probed_before_start() -> None:
     assert not d.should_send_probe(1000.0)
 
 
-def test_first_probe_waits_five_smoothed_rtts_after_start() -> None:
+def test_first_probe_goes_out_once_started() -> None:
     d = MTUDiscoverer(FakeRTT())
     d.start(10.0)
-    assert d.next_probe_time() == pytest.approx(10.0 + PROBE_DELAY_RTTS * SRTT)
-    assert not d.should_send_probe(10.0 + PROBE_DELAY_RTTS * SRTT - 0.001)
-    assert d.should_send_probe(10.0 + PROBE_DELAY_RTTS * SRTT)
+    assert d.next_probe_time() == 10.0
+    assert d.should_send_probe(10.0)
     # Binary search: the middle of [1280, 1452].
     assert d.next_probe_size() == (1280 + 1453) // 2
 
 
-def test_next_probe_follows_the_last_one_by_five_rtts() -> None:
+def test_next_probe_follows_an_acknowledged_one_at_once() -> None:
+    # RFC 8899 §5.2: a confirmed probe moves the search on; nothing to wait for.
     d = MTUDiscoverer(FakeRTT())
     d.start(0.0)
     d.on_probe_sent(d.next_probe_size(), 1.0)
+    assert d.next_probe_time() is None  # one probe in flight at a time
     d.on_probe_acked(1366, 1.05)
     assert d.current_size == 1366
-    assert d.next_probe_time() == pytest.approx(1.0 + PROBE_DELAY_RTTS * SRTT)
+    assert d.next_probe_time() == 1.05
+    assert d.next_probe_size() == (1366 + 1453) // 2
+
+
+def test_a_lost_probe_is_retried_at_once() -> None:
+    d = MTUDiscoverer(FakeRTT())
+    d.start(0.0)
+    size = d.next_probe_size()
+    d.on_probe_sent(size, 1.0)
+    d.on_probe_lost(size, 1.2)
+    assert d.next_probe_time() == 1.2
+    assert d.next_probe_size() == size  # the same size until MAX_PROBES of it are lost
+    assert d.current_size == 1280
 
 
 @pytest.mark.parametrize("path_mtu", [1280, 1290, 1350, 1400, 1420, 1451, 1452, 1500])

@@ -140,6 +140,9 @@ class MigrationMixin(HandshakeDriver):
             send_data=False,
             ping_levels=frozenset((EncryptionLevel.ONE_RTT,)),
             pad_to=size,
+            # RFC 9000 §14.4: probes could be limited to PING and PADDING, since they are more likely
+            # to be dropped; an ACK lost with a probe would leave the peer waiting for a PTO.
+            with_ack=False,
         )
         if packed is None:
             return None
@@ -148,6 +151,10 @@ class MigrationMixin(HandshakeDriver):
         for p in packets:
             p.is_mtu_probe = True
         pmtud.on_probe_sent(size, now)
+        # A PING right behind the probe: with the probe it makes two ack-eliciting packets, or, when
+        # the probe is lost, a gap; either way the peer acknowledges at once (RFC 9000 §13.2.1), so the
+        # probe's fate is known within an RTT instead of after the peer's ACK delay or a PTO.
+        self._ping_pending = True
         self._on_datagram_sent(buf, packets, now)
         self._on_datagram_sent_on_path(len(buf))
         return bytes(buf)

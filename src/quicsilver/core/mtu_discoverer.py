@@ -5,11 +5,18 @@ The discoverer owns one number, the largest UDP payload the connection may send 
 ``next_probe_size()`` into a PING + PADDING packet of exactly that size (``mtu_probe_frames``), sent
 alone in its datagram, and recovery reports the probe's fate back.
 
-The search, after quic-go's ``mtu_discoverer``: it starts at the base size (``initial_packet_size``,
-1280), is armed once the handshake is confirmed, sends one probe at a time every 5 x SRTT, and
-binary-searches between the largest size known to work and the smallest size known (or assumed) not
-to. A size is abandoned after three lost probes (RFC 8899 §5.1.2 MAX_PROBES); the search stops once
-the window is under 20 bytes. Black holes (RFC 8899 §4.3): when regular packets above the base size
+The search: it starts at the base size (``initial_packet_size``, 1280), is armed once the handshake
+is confirmed (as quic-go's ``mtu_discoverer``), keeps one probe in flight at a time, and binary-searches
+between the largest size known to work and the smallest size known (or assumed) not to. A size is
+abandoned after three lost probes (RFC 8899 §5.1.2 MAX_PROBES); the search stops once the window is
+under 20 bytes. Unlike quic-go, which spaces probes 5 x SRTT apart, the next probe goes out as soon as
+the previous one's fate is known (RFC 8899 §5.2: an acknowledged probe moves SEARCHING on at once, a
+lost one is retried at once until MAX_PROBES), as MsQuic does: the search then finishes within a few
+RTTs instead of some thirty. The connection follows each probe with a PING so that the peer
+acknowledges at once (two ack-eliciting packets, or a gap where a lost probe was: RFC 9000 §13.2.1).
+The search waits 5 x SRTT only after falling back to the base size.
+
+Black holes (RFC 8899 §4.3): when regular packets above the base size
 keep being lost while smaller packets still get through, or the PTO fires repeatedly while we send
 above the base size, the path MTU has shrunk: fall back to the base size (RFC 8899 §5.2 "BASE") and
 search again.
@@ -34,7 +41,7 @@ __all__ = [
 ]
 
 PROBE_DELAY_RTTS = 5
-"""A probe is sent at most every this many smoothed RTTs (quic-go ``mtuProbeDelay``)."""
+"""Smoothed RTTs between a fall-back to the base size and the next search (quic-go ``mtuProbeDelay``)."""
 MIN_SEARCH_WINDOW = 20
 """Bytes: the search stops when the untested window is smaller than this (quic-go ``maxMTUDiff``)."""
 MAX_PROBES = 3
@@ -94,7 +101,7 @@ class MTUDiscoverer:
         self._good = base_size
         self._bad = self._max_size() + 1
         self._armed = False
-        self._last_probe_time = 0.0
+        self._next_probe_at = 0.0
         self._in_flight: int | None = None
         self._losses_at_size = 0
         # Black hole detection (RFC 8899 §4.3): send times of the latest acknowledged large and small
@@ -157,7 +164,7 @@ class MTUDiscoverer:
         """Arm the search: call it when the handshake is confirmed (quic-go starts PMTUD then)."""
         if not self._armed:
             self._armed = True
-            self._last_probe_time = now
+            self._next_probe_at = now
 
     def reset(self, now: float) -> None:
         """A new path (RFC 9000 §9.4): back to the base size; an armed search starts over."""
@@ -169,10 +176,10 @@ class MTUDiscoverer:
         """When ``should_send_probe`` next turns True (for the connection's timer), or None."""
         if not self._armed or self.done or self._in_flight is not None:
             return None
-        return self._last_probe_time + PROBE_DELAY_RTTS * self._rtt.smoothed_rtt
+        return self._next_probe_at
 
     def should_send_probe(self, now: float) -> bool:
-        """True when a probe is due: armed, search unfinished, none in flight, 5 x SRTT since the last."""
+        """True when a probe is due: armed, search unfinished, none in flight, not backing off."""
         due = self.next_probe_time()
         return due is not None and now >= due
 
@@ -183,7 +190,6 @@ class MTUDiscoverer:
     def on_probe_sent(self, size: int, now: float) -> None:
         """The packer sent a probe of ``size`` bytes (its SentPacket carries ``is_mtu_probe=True``)."""
         self._in_flight = size
-        self._last_probe_time = now
 
     def on_probe_acked(self, size: int, now: float) -> None:
         """The probe of ``size`` bytes was acknowledged: the path carries it (RFC 8899 §5.2 SEARCH)."""
@@ -191,6 +197,7 @@ class MTUDiscoverer:
             return  # a probe from before a reset says nothing about the current path
         self._in_flight = None
         self._losses_at_size = 0
+        self._next_probe_at = now  # RFC 8899 §5.2: on to the next size at once
         if size <= self._good:
             return
         self._good = self._current = size
@@ -207,6 +214,7 @@ class MTUDiscoverer:
             return
         self._in_flight = None
         self._losses_at_size += 1
+        self._next_probe_at = now  # retried (or the next smaller size tried) at once
         # RFC 8899 §5.1.2: MAX_PROBES "is the maximum value of the PROBE_COUNT counter"; past it
         # the size, and with it every larger one, is taken as not supported.
         if self._losses_at_size >= MAX_PROBES:
@@ -264,7 +272,8 @@ class MTUDiscoverer:
         self._large_losses.clear()
         self._large_acked_sent_time = now  # what was sent before the fall-back no longer counts
         self._small_acked_sent_time = float("-inf")
-        self._last_probe_time = now
+        # The path just changed under us: let a few RTT samples of it arrive before searching again.
+        self._next_probe_at = now + PROBE_DELAY_RTTS * self._rtt.smoothed_rtt
         if changed:
             self._trace()
 

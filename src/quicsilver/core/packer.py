@@ -133,19 +133,21 @@ class PacketPacker:
         send_data: bool,
         ping_levels: frozenset[EncryptionLevel] = frozenset(),
         pad_to: int = 0,
+        with_ack: bool = True,
     ) -> tuple[bytearray, list[SentPacket]] | None:
         """Coalesce one packet per level in ``levels`` (those with something to send) into a datagram.
 
         ``send_data`` False restricts packets to ACK frames (congestion-limited, RFC 9002 §7);
         ``ping_levels`` must each carry an ack-eliciting packet (PTO probes, keep-alives);
-        ``pad_to`` forces the datagram to at least that many bytes (PATH/MTU probes).
+        ``pad_to`` forces the datagram to at least that many bytes (PATH/MTU probes);
+        ``with_ack`` False leaves ACK frames for the next packet (MTU probes, which may well be lost).
         """
         pending: list[_Pending] = []
         remaining = max_size
         for level in levels:
             if not self.can_send(level):
                 continue
-            pkt = self._fill_packet(now, level, remaining, send_data, level in ping_levels)
+            pkt = self._fill_packet(now, level, remaining, send_data, level in ping_levels, with_ack)
             if pkt is None:
                 continue
             pending.append(pkt)
@@ -171,7 +173,13 @@ class PacketPacker:
         return self._seal(pending, now)
 
     def _fill_packet(
-        self, now: float, level: EncryptionLevel, room: int, send_data: bool, need_ping: bool
+        self,
+        now: float,
+        level: EncryptionLevel,
+        room: int,
+        send_data: bool,
+        need_ping: bool,
+        with_ack: bool = True,
     ) -> _Pending | None:
         space_id = _SPACE[level]
         space = self.spaces[space_id]
@@ -192,7 +200,7 @@ class PacketPacker:
         tracker = space.ack_tracker
         # ACK first (not in 0-RTT packets, RFC 9000 §12.4 Table 3); has_new_ack first, as a cheap
         # pre-check that skips the has-data question for most data packets.
-        if level is not EncryptionLevel.ZERO_RTT and tracker.has_new_ack:
+        if with_ack and level is not EncryptionLevel.ZERO_RTT and tracker.has_new_ack:
             has_other = need_ping or (send_data and self._has_data(level))
             ack = tracker.get_ack_frame(now, only_if_queued=not has_other)
             if ack is not None:
