@@ -118,7 +118,7 @@ class Connection:
         self._accept_uni: deque[ReceiveStream] = deque()
         self._accept_waiters: list[asyncio.Future[None]] = []
         self._open_waiters: list[asyncio.Future[None]] = []
-        self._datagrams: deque[bytes] = deque()
+        self._datagrams: deque[bytes] | None = None  # created with the first one (memory, issue 9)
         self._datagram_waiters: list[asyncio.Future[None]] = []
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -139,20 +139,6 @@ class Connection:
         """Set by the server: called once when the handshake completes (the accept queue)."""
         self.on_closed: Callable[[Connection], None] | None = None
         """Set by the server: called once when the connection ends (handshake slot accounting)."""
-        self._dispatch: dict[type, Callable[[Any], None]] = {
-            ev.StreamReadable: self._on_stream_readable,
-            ev.StreamWritable: self._on_stream_writable,
-            ev.StreamOpened: self._on_stream_opened,
-            ev.StreamReset: self._on_stream_readable_event,
-            ev.StopSendingReceived: self._on_stream_writable_event,
-            ev.DatagramReceived: self._on_datagram,
-            ev.HandshakeCompleted: self._on_handshake_completed,
-            ev.ConnectionTerminated: self._on_terminated,
-            ev.ConnectionIdIssued: self._on_cid_issued,
-            ev.ConnectionIdRetired: self._on_cid_retired,
-            ev.NewTokenReceived: self._on_new_token,
-            # SessionTicketReceived: the TLS engine already stored the ticket in its TLSConfig's store
-        }
         for cid in initial_cids:
             self._cids.add(cid)
             transport.add_handler(cid, self)
@@ -340,11 +326,11 @@ class Connection:
 
     def _process_events(self) -> None:
         next_event = self._core.next_event
-        dispatch = self._dispatch
+        dispatch = _DISPATCH
         while (event := next_event()) is not None:
             handler = dispatch.get(type(event))
             if handler is not None:
-                handler(event)
+                handler(self, event)
 
     def _stream_for(self, stream_id: int) -> SendStream | ReceiveStream | None:
         return self._streams.get(stream_id)
@@ -384,6 +370,8 @@ class Connection:
         _wake(self._accept_waiters)
 
     def _on_datagram(self, event: ev.DatagramReceived) -> None:
+        if self._datagrams is None:
+            self._datagrams = deque()
         self._datagrams.append(event.data)
         _wake(self._datagram_waiters)
 
@@ -583,6 +571,7 @@ class Connection:
         """The next received DATAGRAM payload (waits for one)."""
         while not self._datagrams:
             await self._wait(self._datagram_waiters)
+        assert self._datagrams is not None
         return self._datagrams.popleft()
 
     def migrate(self, transport: Transport | None = None) -> None:
@@ -678,3 +667,21 @@ class Connection:
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close(0, "" if exc is None else type(exc).__name__)
         await self.wait_closed()
+
+
+# What each core event does to the asyncio side; one table for all connections (a per-connection dict
+# of bound methods cost ~2 KB per idle connection). SessionTicketReceived needs nothing: the TLS engine
+# already stored the ticket in its TLSConfig's store.
+_DISPATCH: dict[type, Callable[[Connection, Any], None]] = {
+    ev.StreamReadable: Connection._on_stream_readable,
+    ev.StreamWritable: Connection._on_stream_writable,
+    ev.StreamOpened: Connection._on_stream_opened,
+    ev.StreamReset: Connection._on_stream_readable_event,
+    ev.StopSendingReceived: Connection._on_stream_writable_event,
+    ev.DatagramReceived: Connection._on_datagram,
+    ev.HandshakeCompleted: Connection._on_handshake_completed,
+    ev.ConnectionTerminated: Connection._on_terminated,
+    ev.ConnectionIdIssued: Connection._on_cid_issued,
+    ev.ConnectionIdRetired: Connection._on_cid_retired,
+    ev.NewTokenReceived: Connection._on_new_token,
+}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
-from quicsilver.protocol import VERSION_1
+from quicsilver.errors import TransportError
+from quicsilver.protocol import VERSION_1, PacketNumberSpace
 
 from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim
 
@@ -76,3 +77,19 @@ def test_packets_arriving_before_their_keys_are_buffered() -> None:
         sim.client.receive_datagram(data, SERVER_ADDR, 0.02)
     events = list(iter(sim.client.next_event, None))
     assert any(isinstance(e, HandshakeCompleted) for e in events)
+
+
+def test_a_server_frees_its_tls_engine_and_refuses_tls_messages_after_the_handshake() -> None:
+    sim = Sim()
+    assert sim.run_until(sim.handshake_confirmed, max_time=5)
+    # The ticket is out and nothing is left for TLS to do on the server (memory per idle connection).
+    assert sim.server._tls is None and sim.client._tls is not None  # the client may still get tickets
+    # RFC 9001 §4.4: no post-handshake messages from a QUIC client; a CRYPTO frame with new data in
+    # 1-RTT is an unexpected TLS message (alert 10 -> CRYPTO_ERROR 0x10a, RFC 9001 §4.8).
+    sim.client._spaces[PacketNumberSpace.APPLICATION].crypto.write(b"\x0d\x00\x00\x00")
+    sim.client._ping_pending = True
+    assert sim.run_until(lambda: sim.terminated("server") is not None, max_time=5)
+    terminated = sim.terminated("server")
+    assert terminated is not None
+    error = terminated.error
+    assert isinstance(error, TransportError) and error.code == 0x10A, error

@@ -66,23 +66,12 @@ def test_bursts_send_what_packet_by_packet_sends(monkeypatch: pytest.MonkeyPatch
     sends as many datagrams and bytes, at the same times, without them. (Lossless: with loss the
     random packet number skips make runs differ by a few datagrams either way; the lossy transfers
     above run with bursts.)"""
-    from types import SimpleNamespace
-
     from quicsilver.ackhandler import packet_number_generator
     from quicsilver.core.connection import QuicConnection
 
-    # The packet number skips (and with them the ACK ranges) placed alike in both runs: the n-th
-    # generator of a run draws from Random(n) instead of the OS.
-    generators = 0
-
-    def seeded() -> random.Random:
-        nonlocal generators
-        generators += 1
-        return random.Random(generators)
-
-    monkeypatch.setattr(
-        packet_number_generator, "random", SimpleNamespace(Random=random.Random, SystemRandom=seeded)
-    )
+    # The packet number skips (and with them the ACK ranges) placed alike in both runs: drawn from a
+    # seeded Random instead of the OS.
+    monkeypatch.setattr(packet_number_generator, "_SYSTEM_RANDOM", random.Random(5))
 
     pack_burst = QuicConnection._pack_burst
     bursts: list[int] = []
@@ -98,7 +87,7 @@ def test_bursts_send_what_packet_by_packet_sends(monkeypatch: pytest.MonkeyPatch
     assert with_bursts.digest_ok()
     assert sum(bursts) > 600  # most of the ~750 data packets went out in bursts
     monkeypatch.setattr(QuicConnection, "_pack_burst", lambda self, now, max_datagrams: None)
-    generators = 0
+    monkeypatch.setattr(packet_number_generator, "_SYSTEM_RANDOM", random.Random(5))
     without = _run(MB, 0.0, 0.0, seed=5)
     assert without.digest_ok()
     for side in ("client", "server"):

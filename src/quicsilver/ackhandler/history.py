@@ -63,10 +63,11 @@ class SpaceHistory:
         self.loss_time: float | None = None
         self.last_ack_eliciting_time: float | None = None
         self.pn_generator = pn_generator
-        self.skipped: deque[int] = deque(maxlen=MAX_SKIPPED_PACKETS)
+        # A list, not a deque: an empty deque costs ~760 bytes, and at most 4 are kept (issue 9).
+        self.skipped: list[int] = []
         # Packet numbers of packets that are neither ack-eliciting nor in flight, oldest first (some may
         # have left ``packets`` already).
-        self.unreliable: deque[int] = deque()
+        self.unreliable: deque[int] | None = None  # created with the first ACK-only packet
         self.dropped = False
         # The current run of lost packets for persistent congestion (RFC 9002 §7.6.2): the send times of
         # its first and last ack-eliciting packets, and the smallest acknowledged pn above the last one.
@@ -88,16 +89,25 @@ class SpaceHistory:
 
     def clear(self) -> None:
         self.packets.clear()
-        self.unreliable.clear()
+        self.unreliable = None
         self.lowest = self.largest_sent + 1
         self.eliciting_outstanding = 0
         self.loss_time = None
         self.last_ack_eliciting_time = None
         self.pc_first_time = None
 
+    def remember_skipped(self, pn: int) -> None:
+        """A packet number we skipped; the oldest is forgotten beyond MAX_SKIPPED_PACKETS."""
+        skipped = self.skipped
+        skipped.append(pn)
+        if len(skipped) > MAX_SKIPPED_PACKETS:
+            del skipped[0]
+
     def track_ack_only(self, pn: int) -> None:
         """Remember an ACK-only packet, forgetting the oldest beyond MAX_TRACKED_ACK_ONLY_PACKETS."""
         queue = self.unreliable
+        if queue is None:
+            queue = self.unreliable = deque()
         queue.append(pn)
         if len(queue) > MAX_TRACKED_ACK_ONLY_PACKETS:
             old = self.packets.get(queue.popleft())

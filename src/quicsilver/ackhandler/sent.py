@@ -152,7 +152,7 @@ class SentPacketHandler:
         s = self._spaces[space]
         skipped, pn = s.pn_generator.pop()
         if skipped is not None:
-            s.skipped.append(skipped)
+            s.remember_skipped(skipped)
         return pn
 
     def largest_acked(self, space: PacketNumberSpace) -> int | None:
@@ -723,7 +723,7 @@ class SentPacketHandler:
             probes = 2
             if space == _APPLICATION:
                 # Skipping a packet number makes the peer acknowledge the probe immediately (§13.2.1).
-                application.skipped.append(self.pop_packet_number(space))
+                application.remember_skipped(self.pop_packet_number(space))
         if self._tracer is not None:
             self._tracer.loss_timer_expired("pto", _SPACE_NAMES[space])
         self.pto_count += 1

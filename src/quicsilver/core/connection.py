@@ -142,29 +142,6 @@ class QuicConnection(MigrationMixin):
         )
         self._packer.datagrams = self._datagrams
         self._packer.before_one_rtt_packet = self._maybe_initiate_key_update
-        self._frame_handlers: dict[type, Callable[..., None]] = {
-            PaddingFrame: _ignore,
-            PingFrame: _ignore,
-            AckFrame: QuicConnection._on_ack,
-            CryptoFrame: QuicConnection._on_crypto,
-            StreamFrame: QuicConnection._on_stream_data,
-            ResetStreamFrame: QuicConnection._on_stream_frame,
-            StopSendingFrame: QuicConnection._on_stream_frame,
-            MaxDataFrame: QuicConnection._on_stream_frame,
-            MaxStreamDataFrame: QuicConnection._on_stream_frame,
-            MaxStreamsFrame: QuicConnection._on_stream_frame,
-            DataBlockedFrame: QuicConnection._on_stream_frame,
-            StreamDataBlockedFrame: QuicConnection._on_stream_frame,
-            StreamsBlockedFrame: QuicConnection._on_stream_frame,
-            NewTokenFrame: QuicConnection._on_new_token,
-            NewConnectionIdFrame: QuicConnection._on_new_connection_id,
-            RetireConnectionIdFrame: QuicConnection._on_retire_connection_id,
-            PathChallengeFrame: QuicConnection._on_path_challenge,
-            PathResponseFrame: QuicConnection._on_path_response,
-            ConnectionCloseFrame: QuicConnection._on_connection_close,
-            HandshakeDoneFrame: QuicConnection._on_handshake_done,
-            DatagramFrame: QuicConnection._on_datagram,
-        }
 
     # -- the driver API --------------------------------------------------------------------------
 
@@ -300,7 +277,7 @@ class QuicConnection(MigrationMixin):
         if self._tracer is not None:
             self._tracer.received_packet(pkt.packet_type.name, pkt.pn, pkt.size, frames)
         ack_eliciting = False
-        handlers = self._frame_handlers
+        handlers = _FRAME_HANDLERS
         for frame in frames:
             kind = type(frame)
             handlers[kind](self, frame, pkt, now)
@@ -705,3 +682,29 @@ _NOT_RETRANSMITTED = frozenset(
         PathResponseFrame,
     )
 )
+
+
+# The handler of each frame type (RFC 9000 §19), one table for all connections.
+_FRAME_HANDLERS: dict[type, Callable[..., None]] = {
+    PaddingFrame: _ignore,
+    PingFrame: _ignore,
+    AckFrame: QuicConnection._on_ack,
+    CryptoFrame: QuicConnection._on_crypto,
+    StreamFrame: QuicConnection._on_stream_data,
+    ResetStreamFrame: QuicConnection._on_stream_frame,
+    StopSendingFrame: QuicConnection._on_stream_frame,
+    MaxDataFrame: QuicConnection._on_stream_frame,
+    MaxStreamDataFrame: QuicConnection._on_stream_frame,
+    MaxStreamsFrame: QuicConnection._on_stream_frame,
+    DataBlockedFrame: QuicConnection._on_stream_frame,
+    StreamDataBlockedFrame: QuicConnection._on_stream_frame,
+    StreamsBlockedFrame: QuicConnection._on_stream_frame,
+    NewTokenFrame: QuicConnection._on_new_token,
+    NewConnectionIdFrame: QuicConnection._on_new_connection_id,
+    RetireConnectionIdFrame: QuicConnection._on_retire_connection_id,
+    PathChallengeFrame: QuicConnection._on_path_challenge,
+    PathResponseFrame: QuicConnection._on_path_response,
+    ConnectionCloseFrame: QuicConnection._on_connection_close,
+    HandshakeDoneFrame: QuicConnection._on_handshake_done,
+    DatagramFrame: QuicConnection._on_datagram,
+}

@@ -36,7 +36,7 @@ from quicsilver.core.peer_params import (
 )
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
-from quicsilver.errors import TransportError, VersionNegotiationError
+from quicsilver.errors import TransportError, VersionNegotiationError, crypto_error
 from quicsilver.handshake.protection import PacketKeys, initial_keys, retry_integrity_valid
 from quicsilver.handshake.tls import (
     EarlyDataRejected,
@@ -237,6 +237,10 @@ class HandshakeDriver(Lifecycle):
     # -- TLS -------------------------------------------------------------------------------------
 
     def _tls_message(self, data: bytes, level: EncryptionLevel, now: float) -> None:
+        if self._tls is None:
+            # A server's engine is gone once its ticket is out; a client sends no post-handshake
+            # messages in QUIC (RFC 9001 §4.4 forbids post-handshake authentication).
+            raise TransportError(crypto_error(10), "TLS message after the handshake")  # unexpected_message
         self._tls.handle_message(data, level, now)
         self._drain_tls(now)
 
@@ -360,6 +364,8 @@ class HandshakeDriver(Lifecycle):
             self._confirm_handshake(now)
             self._tls.send_session_ticket(now, self._ticket_app_data())
             self._drain_tls(now)
+            # Nothing is left for the server's TLS engine to do: free it (memory per idle connection).
+            self._tls = None
         self._flush_cid_frames()
 
     def _remembered_params_allow_0rtt(self, app_data: bytes) -> bool:

@@ -133,7 +133,7 @@ class Path:
         self._next_challenge: float | None = None
         self._retry_interval = 0.0
         self._deadline: float | None = None
-        self._responses: deque[bytes] = deque(maxlen=MAX_PENDING_RESPONSES)
+        self._responses: deque[bytes] | None = None  # created with the first challenge (memory, issue 9)
 
     def __repr__(self) -> str:
         return f"Path({self.local_addr!r} -> {self.remote_addr!r}, {self.state.value})"
@@ -312,7 +312,7 @@ class PathManager:
         self._paths: dict[tuple[Address, Address], Path] = {initial.key: initial}
         self._active = initial
         self._fallback: Path | None = None
-        self._events: deque[PathEvent] = deque()
+        self._events: deque[PathEvent] | None = None  # created with the first event (memory, issue 9)
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -355,7 +355,13 @@ class PathManager:
         self._active.local_cid = cid
 
     def next_event(self) -> PathEvent | None:
-        return self._events.popleft() if self._events else None
+        events = self._events
+        return events.popleft() if events else None
+
+    def _event(self, event: PathEvent) -> None:
+        if self._events is None:
+            self._events = deque()
+        self._events.append(event)
 
     # -- receive -------------------------------------------------------------------------------------
 
@@ -468,7 +474,7 @@ class PathManager:
             _same_host(path.remote_addr, previous.remote_addr)
             and _same_host(path.local_addr, previous.local_addr)
         )
-        self._events.append(ActivePathChanged(path, previous, reset))
+        self._event(ActivePathChanged(path, previous, reset))
 
     def on_path_challenge(self, path: Path, frame: PathChallengeFrame) -> None:
         """Owe a PATH_RESPONSE on the path the challenge arrived on (RFC 9000 §8.2.2).
@@ -476,6 +482,8 @@ class PathManager:
         "A PATH_RESPONSE frame MUST be sent on the network path where the PATH_CHALLENGE frame was
         received" and exactly once per challenge: it is queued once and never retransmitted.
         """
+        if path._responses is None:
+            path._responses = deque(maxlen=MAX_PENDING_RESPONSES)
         path._responses.append(frame.data)
 
     def on_path_response(self, frame: PathResponseFrame, now: float) -> Path | None:
@@ -509,7 +517,7 @@ class PathManager:
         if path is self._active and path.mtu_validated:
             self._fallback = None
         if first:
-            self._events.append(PathValidated(path))
+            self._event(PathValidated(path))
             if self._perspective is Perspective.CLIENT and path is not self._active:
                 # §9.2: the client moves its non-probing packets to the path it validated.
                 self._switch(path, self._active)
@@ -607,7 +615,7 @@ class PathManager:
                 self._fallback = None
                 if reverted is not None:
                     self._switch(reverted, path)
-            self._events.append(PathValidationFailed(path, reverted, was_active))
+            self._event(PathValidationFailed(path, reverted, was_active))
 
     def _pto(self) -> float:
         return self._rtt.pto(True)
