@@ -91,9 +91,11 @@ def _run(size: int, server_tls: TLSConfig, profiler: cProfile.Profile | None) ->
         if profiler is not None:
             profiler.disable()
         cpu += clock() - begin
+        # The replies arrive a tick later: a zero RTT gives no RTT sample at all (RFC 9002 §5.1 samples
+        # are positive), and the pacer would run at its initial-RTT rate forever.
+        now += TICK
         for data, _, ecn in replies:
             client.receive_datagram(data, SERVER, now, ecn)
-        now += TICK
         timer = client.get_timer()
         if timer is not None and timer <= now:
             client.handle_timer(now)
