@@ -140,6 +140,41 @@ async def test_config_preferred_address_overrides_the_advertised_address_behind_
         preferred.close()
 
 
+def _loopback_alias_works() -> bool:
+    return can_bind("127.0.0.2", 0)
+
+
+@pytest.mark.skipif(
+    not _loopback_alias_works(), reason="127.0.0.2 is not a loopback address here (not Linux)"
+)
+async def test_a_wildcard_preferred_socket_with_config_preferred_address_answers_from_it(
+    tls: quic.TLSConfig,
+) -> None:
+    # Bound to 0.0.0.0, advertised as 127.0.0.2: answers must leave from 127.0.0.2 (the address the
+    # client validates, RFC 9000 §9.6.1), not from whatever source the kernel would pick.
+    main, preferred = quic.Transport("127.0.0.1:0"), quic.Transport("0.0.0.0:0")
+    try:
+        port = preferred.local_addr[1]
+        config = quic.Config(preferred_address=f"127.0.0.2:{port}")
+        async with asyncio.timeout(20), main.listen(tls, config, preferred=preferred) as listener:
+            task = asyncio.create_task(echo_server(listener))
+            try:
+                conn = await quic.dial_addr(url(listener), client_tls())
+                assert advertised(conn) == (("127.0.0.2", port), None)
+                assert await roundtrip(conn, b"before") == b"before"
+                await wait_for_peer(conn, ("127.0.0.2", port))
+                payload = os.urandom(200_000)
+                assert await roundtrip(conn, payload) == payload
+                assert preferred.stats().datagrams_sent > 50
+                conn.close()
+            finally:
+                listener.close()
+                await task
+    finally:
+        main.close()
+        preferred.close()
+
+
 async def test_a_client_told_to_ignore_it_stays_on_the_original_address(tls: quic.TLSConfig) -> None:
     async with asyncio.timeout(20):
         listener = await quic.listen_addr("127.0.0.1:0", tls, preferred_addr="127.0.0.1:0")
