@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quicsilver import VERSION_1, VERSION_2, Config, ConfigError
+from quicsilver.config import preferred_address_pair
 
 
 def test_defaults_are_quic_go_defaults() -> None:
@@ -74,3 +75,68 @@ def test_populate_fills_derived_defaults() -> None:
     assert c.max_retry_token_age == 6.0
     assert c.keep_alive_period == 5.0
     assert Config(max_retry_token_age=4.0).populated().max_retry_token_age == 4.0
+
+
+# --- preferred_address (RFC 9000 §9.6, §18.2) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "pair"),
+    [
+        ("192.0.2.7:4433", (("192.0.2.7", 4433), None)),
+        ("[2001:db8::7]:443", (None, ("2001:db8::7", 443))),
+        (("[2001:db8::7]:443", "192.0.2.7:4433"), (("192.0.2.7", 4433), ("2001:db8::7", 443))),
+        ("[2001:0db8:0000::0007]:65535", (None, ("2001:db8::7", 65535))),  # normalised as clients see it
+        ("127.0.0.1:1", (("127.0.0.1", 1), None)),
+        (None, None),
+    ],
+)
+def test_preferred_address_parses_to_one_address_per_family(
+    value: str | tuple[str, ...] | None, pair: object
+) -> None:
+    config = Config(preferred_address=value).validated()
+    assert preferred_address_pair(config) == pair
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("example.com:443", r"'example.com' .*not a literal IP address.*resolve it", id="name"),
+        pytest.param("localhost:443", r"not a literal IP address", id="localhost"),
+        pytest.param("0.0.0.0:443", r"unspecified address; give the specific address", id="v4-unspecified"),
+        pytest.param("[::]:443", r"unspecified address", id="v6-unspecified"),
+        pytest.param("192.0.2.7:0", r"port .* must be 1\.\.65535, got 0", id="port-0"),
+        pytest.param("192.0.2.7:65536", r"must be 1\.\.65535, got 65536", id="port-too-big"),
+        pytest.param("192.0.2.7:http", r"port in .* is not a number", id="port-name"),
+        pytest.param("192.0.2.7", r"has no port", id="no-port"),
+        pytest.param("2001:db8::7:443", r"brackets: \[2001:db8::7\]:port", id="v6-without-brackets"),
+        pytest.param("[2001:db8::7:443", r"malformed; expected", id="unclosed-bracket"),
+        pytest.param("[192.0.2.7]:443", r"IPv4 address without brackets", id="bracketed-v4"),
+        pytest.param("[::ffff:192.0.2.7]:443", r"IPv4-mapped; give it as IPv4: '192.0.2.7:443'", id="mapped"),
+        pytest.param("[fe80::1%eth0]:443", r"scope .*cannot be sent", id="v6-scope"),
+        pytest.param("224.0.0.1:443", r"multicast or broadcast", id="multicast"),
+        pytest.param("255.255.255.255:443", r"multicast or broadcast", id="broadcast"),
+        pytest.param(("192.0.2.7:443", "198.51.100.1:443"), r"two IPv4 addresses .*keep one", id="two-ipv4"),
+        pytest.param(("[2001:db8::1]:443", "[2001:db8::2]:443"), r"two IPv6 addresses", id="two-ipv6"),
+        pytest.param(
+            ("192.0.2.7:443", "[2001:db8::1]:443", "[2001:db8::2]:443"),
+            r"names 3 addresses; .*at most one IPv4 and one IPv6",
+            id="three",
+        ),
+        pytest.param((), r"names no address", id="empty-tuple"),
+        pytest.param(["192.0.2.7:443"], r"must be a 'host:port' string or a tuple", id="list"),
+        pytest.param(("192.0.2.7", 443), r"not a \(host, port\) pair: write '192.0.2.7:443'", id="pair"),
+        pytest.param("", r"has no port", id="empty-string"),
+        pytest.param((443,), r"each address must be a .host:port. string, got 443", id="int"),
+    ],
+)
+def test_bad_preferred_address_says_what_to_fix(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        Config(preferred_address=value).validated()  # type: ignore[arg-type]
+    assert info.value.field == "preferred_address"
+    assert str(info.value).startswith("preferred_address: ")
+
+
+def test_ignore_preferred_address_is_a_documented_field() -> None:
+    assert Config().ignore_preferred_address is False
+    assert Config(ignore_preferred_address=True).validated().ignore_preferred_address is True

@@ -57,18 +57,21 @@ class ConnectionState:
 
 class _PreferredPath:
     """Routes a server connection's datagrams from its preferred address's Transport (RFC 9000 §9.6),
-    naming that socket's address as the local address of their path."""
+    naming that socket's address as the local address of their path. On a wildcard-bound socket the
+    answers leave from the address the client sent to (its pktinfo echoed), the one it validates."""
 
-    __slots__ = ("conn", "local", "transport")
+    __slots__ = ("conn", "local", "pktinfo", "transport")
 
     def __init__(self, conn: Connection, transport: Transport) -> None:
         self.conn = conn
         self.transport = transport
         self.local = transport.local_addr
+        self.pktinfo: PacketInfo | None = None
 
     def handle_datagram(
         self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
     ) -> None:
+        self.pktinfo = pktinfo
         self.conn._handle_datagram_at(data, addr, ecn, now, self.local)
 
     def flush(self, now: float) -> None:
@@ -194,7 +197,7 @@ class Connection:
         there: list[OutgoingDatagram] = []
         for data, addr, ecn, path in datagrams:
             if path == local:
-                there.append((data, addr, ecn, None))
+                there.append((data, addr, ecn, preferred.pktinfo))
             else:
                 ours.append((data, addr, ecn, pktinfo))
         if ours:

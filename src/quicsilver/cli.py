@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--retry", action="store_true", help="validate every client address with a Retry")
     server.add_argument("--0rtt", dest="zero_rtt", action="store_true", help="accept 0-RTT data")
     server.add_argument("--quic-versions", type=_quic_versions, help="QUIC versions accepted, e.g. v1,v2")
+    server.add_argument(
+        "--preferred-address",
+        metavar="HOST:PORT",
+        help="also bind HOST:PORT (literal IP; [v6]:port) and offer it as preferred address (RFC 9000 §9.6)",
+    )
     _add_common(server)
 
     client = sub.add_parser("client", help="download URLs over hq-interop (HTTP/0.9)")
@@ -241,6 +246,10 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_address(addr: Any) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in str(addr[0]) else f"{addr[0]}:{addr[1]}"
+
+
 async def _cmd_server(args: argparse.Namespace) -> int:
     from .apps.server import SERVED_ALPNS, serve_listener
     from .handshake.tls import TLSConfig
@@ -264,6 +273,9 @@ async def _cmd_server(args: argparse.Namespace) -> int:
     config = _config(args, allow_0rtt=args.zero_rtt)
     _split_address(args.listen, for_dial=False)
     options: dict[str, Any] = {}
+    if args.preferred_address:
+        _split_address(args.preferred_address, for_dial=False)
+        options["preferred_addr"] = args.preferred_address
     if args.retry:
         options["verify_source_address"] = lambda addr: True
     qlog_dir = args.qlog_dir or os.environ.get("QLOGDIR") or None
@@ -277,9 +289,14 @@ async def _cmd_server(args: argparse.Namespace) -> int:
     try:
         listener = await listen(args.listen, tls, config, **options)
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot listen on {args.listen}: {_describe(exc)}") from None
-    local = listener.local_addr
-    shown = f"[{local[0]}]:{local[1]}" if ":" in str(local[0]) else f"{local[0]}:{local[1]}"
+        where = args.listen + (
+            f" (preferred address {args.preferred_address})" if args.preferred_address else ""
+        )
+        raise CliError(f"cannot listen on {where}: {_describe(exc)}") from None
+    shown = _show_address(listener.local_addr)
+    preferred = listener.preferred_transport
+    if preferred is not None:
+        shown += f", preferred address {_show_address(preferred.local_addr)}"
     print(
         f"quicsilver {__version__} serving {root} on {shown} "
         f"(ALPN {', '.join(SERVED_ALPNS)}; certificate: {origin}"

@@ -8,6 +8,7 @@ the call that passed the bad Config.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,9 @@ from .errors import ConfigError
 from .protocol import MAX_PACKET_BUFFER_SIZE, MAX_VARINT, MIN_INITIAL_PACKET_SIZE, SUPPORTED_VERSIONS
 
 _MAX_STREAMS = 1 << 60  # RFC 9000 §4.6: a stream count cannot exceed 2^60
+
+HostPort = tuple[str, int]
+"""A literal IP address (no brackets) and a UDP port."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,18 @@ class Config:
     """Received DATAGRAM frames buffered before the oldest is dropped. >= 1."""
     disable_active_migration: bool = False
     """Advertise disable_active_migration (RFC 9000 §18.2)."""
+    preferred_address: str | tuple[str, ...] | None = None
+    """Server only (clients ignore it): the address clients should move to once the handshake is
+    confirmed (RFC 9000 §9.6), advertised in the preferred_address transport parameter (§18.2).
+    ``"host:port"`` with a literal IPv4 address or ``"[v6]:port"``, or a tuple of at most one IPv4
+    and one IPv6 address; no names, no unspecified address, port 1..65535. None (the default): the
+    address of the ``preferred`` Transport given to ``listen`` / ``listen_addr``'s ``preferred_addr``,
+    or no preferred address without one. Set it when clients must reach that socket by another
+    address (a NAT); without a ``preferred`` Transport the network must deliver packets sent to it to
+    the listener's own socket. Needs connection IDs of 1 byte or more (§18.2)."""
+    ignore_preferred_address: bool = False
+    """Client: stay on the original address even if the server offers a preferred one (RFC 9000
+    §9.6.1: a SHOULD, not a MUST); the parameter is still checked and its CID kept. Default False."""
     tracer: Callable[..., Any] | None = None
     """Called as tracer(perspective, odcid) -> ConnectionTracer | None for each new connection."""
     token_store: Any = None
@@ -151,3 +167,114 @@ def validate_config(config: Config) -> None:
         raise ConfigError("max_retry_token_age", f"must be >= 0 seconds, got {config.max_retry_token_age}")
     if config.tracer is not None and not callable(config.tracer):
         raise ConfigError("tracer", "must be a callable(perspective, odcid) returning a ConnectionTracer")
+    preferred_address_pair(config)
+
+
+def preferred_address_pair(config: Config) -> tuple[HostPort | None, HostPort | None] | None:
+    """``Config.preferred_address`` as (IPv4 (host, port) | None, IPv6 (host, port) | None), the two
+    families of the preferred_address transport parameter (RFC 9000 §18.2); None when unset.
+
+    Raises ConfigError("preferred_address", ...) saying what to fix.
+    """
+    value = config.preferred_address
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: tuple[object, ...] = (value,)
+    elif isinstance(value, tuple):
+        items = value
+    else:
+        raise ConfigError(
+            "preferred_address",
+            f"must be a 'host:port' string or a tuple of them, got {type(value).__name__}",
+        )
+    if len(items) == 2 and isinstance(items[0], str) and isinstance(items[1], int):
+        raise ConfigError(
+            "preferred_address",
+            f"give 'host:port' strings, not a (host, port) pair: write {_join(items[0], items[1])!r}",
+        )
+    if not items:
+        raise ConfigError("preferred_address", "names no address: give one, or None for no preferred address")
+    if len(items) > 2:
+        # §18.2: the parameter carries one IPv4 and one IPv6 address.
+        raise ConfigError(
+            "preferred_address",
+            f"names {len(items)} addresses; the transport parameter holds at most one IPv4 and one IPv6",
+        )
+    ipv4: HostPort | None = None
+    ipv6: HostPort | None = None
+    for item in items:
+        host, port, version = _parse_preferred(item)
+        if version == 4:
+            if ipv4 is not None:
+                raise ConfigError(
+                    "preferred_address", f"names two IPv4 addresses ({ipv4[0]} and {host}); keep one"
+                )
+            ipv4 = (host, port)
+        else:
+            if ipv6 is not None:
+                raise ConfigError(
+                    "preferred_address", f"names two IPv6 addresses ({ipv6[0]} and {host}); keep one"
+                )
+            ipv6 = (host, port)
+    return ipv4, ipv6
+
+
+def _join(host: str, port: object) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _parse_preferred(item: object) -> tuple[str, int, int]:
+    """One ``"a.b.c.d:port"`` / ``"[v6]:port"`` → (host, port, IP version)."""
+    if not isinstance(item, str):
+        raise ConfigError("preferred_address", f"each address must be a 'host:port' string, got {item!r}")
+    shape = "expected 'a.b.c.d:port' or '[v6]:port'"
+    if item.startswith("["):
+        end = item.find("]")
+        if end < 0 or not item[end + 1 :].startswith(":"):
+            raise ConfigError("preferred_address", f"{item!r} is malformed; {shape}")
+        host, port_text, bracketed = item[1:end], item[end + 2 :], True
+    else:
+        host, sep, port_text = item.rpartition(":")
+        if not sep:
+            raise ConfigError("preferred_address", f"{item!r} has no port; {shape}")
+        if ":" in host:
+            raise ConfigError(
+                "preferred_address", f"{item!r}: put the IPv6 address in brackets: [{host}]:port"
+            )
+        bracketed = False
+    if not port_text.isdigit():
+        raise ConfigError("preferred_address", f"the port in {item!r} is not a number; {shape}")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        # A client cannot send to port 0 (RFC 9000 §21.5.6 lists such addresses as refused).
+        raise ConfigError("preferred_address", f"the port in {item!r} must be 1..65535, got {port}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(
+            "preferred_address",
+            f"{host!r} in {item!r} is not a literal IP address; the transport parameter carries "
+            "addresses, not names (resolve it first)",
+        ) from None
+    if isinstance(ip, ipaddress.IPv4Address) and bracketed:
+        raise ConfigError("preferred_address", f"{item!r}: write an IPv4 address without brackets")
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            raise ConfigError(
+                "preferred_address", f"{item!r}: a scope (%{ip.scope_id}) cannot be sent to clients; drop it"
+            )
+        if ip.ipv4_mapped is not None:
+            raise ConfigError(
+                "preferred_address", f"{item!r} is IPv4-mapped; give it as IPv4: '{ip.ipv4_mapped}:{port}'"
+            )
+    if ip.is_unspecified:
+        raise ConfigError(
+            "preferred_address",
+            f"{item!r} is the unspecified address; give the specific address clients should move to",
+        )
+    if ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise ConfigError(
+            "preferred_address", f"{item!r} is a multicast or broadcast address; clients cannot move there"
+        )
+    return str(ip), port, ip.version

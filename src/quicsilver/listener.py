@@ -2,11 +2,13 @@
 
 ``listen_addr(addr, tls_config, config)`` binds a UDP socket, wraps it in a single-use Transport that
 closes the socket (and every connection on it) when the listener closes, and listens on it, as
-quic-go's ``ListenAddr`` does with ``createdConn: true, isSingleUse: true``.
+quic-go's ``ListenAddr`` does with ``createdConn: true, isSingleUse: true``. With ``preferred_addr``
+it binds a second socket for the server's preferred address (RFC 9000 §9.6), owned by the listener.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -43,6 +45,12 @@ class Listener:
 
     addr = local_addr
 
+    @property
+    def preferred_transport(self) -> Transport | None:
+        """The Transport of the preferred address offered to clients (RFC 9000 §9.6), if any: the
+        ``preferred`` given to ``Transport.listen``, or the one ``listen_addr(preferred_addr=...)`` bound."""
+        return self._server.preferred
+
     def stats(self) -> TransportStats:
         """The Transport's counters (drops for DoS prevention, Retries, refusals, ...)."""
         return self._server.transport.counters
@@ -56,7 +64,8 @@ class Listener:
 
     def close(self) -> None:
         """Stop accepting. Handshakes in flight are refused; accepted connections keep running, unless
-        the listener came from ``listen_addr`` (single-use: its Transport and socket close too)."""
+        the listener came from ``listen_addr`` (single-use: its Transport and socket close too, and
+        the preferred address's socket it bound for ``preferred_addr``)."""
         self._server.close()
 
     @property
@@ -99,31 +108,73 @@ def _check(tls_config: Any, config: Config | None) -> Config:
 
 
 async def listen_addr(
-    addr: str | tuple[Any, ...], tls_config: TLSConfig, config: Config | None = None, **transport_options: Any
+    addr: str | tuple[Any, ...],
+    tls_config: TLSConfig,
+    config: Config | None = None,
+    *,
+    preferred_addr: str | tuple[Any, ...] | None = None,
+    **transport_options: Any,
 ) -> Listener:
     """Listen for QUIC connections on ``addr`` ("host:port", ":port", "[::1]:port" or (host, port)).
 
-    Raises ValueError for a malformed address or port, ConfigError for a bad Config or a TLS config
-    without a certificate, OSError if the address cannot be bound. ``transport_options`` go to
-    :class:`Transport` (e.g. ``stateless_reset_key``, ``verify_source_address``, ``tracer``).
+    ``preferred_addr``: also bind a second socket there and offer it to clients as the server's
+    preferred address (RFC 9000 §9.6); they move to it once the handshake is confirmed. It is
+    advertised as bound (a specific address, not a wildcard), or as ``config.preferred_address``
+    if set. The listener owns that socket: closing the listener closes it. Both Transports get the
+    same ``transport_options`` and the same stateless reset key.
+
+    Raises ValueError for a malformed address or port, ConfigError for a bad Config, a TLS config
+    without a certificate or a preferred address that cannot be offered, OSError if an address
+    cannot be bound (nothing stays bound then). ``transport_options`` go to :class:`Transport`
+    (e.g. ``stateless_reset_key``, ``verify_source_address``, ``tracer``).
     """
-    checked = _check(tls_config, config)
-    transport = Transport(addr, _single_use=True, **transport_options)
-    try:
-        return transport.listen(tls_config, checked)
-    except BaseException:
-        transport.close()
-        raise
+    server = _listen(addr, tls_config, config, preferred_addr, transport_options, early=False)
+    return Listener(server)
 
 
 async def listen_addr_early(
-    addr: str | tuple[Any, ...], tls_config: TLSConfig, config: Config | None = None, **transport_options: Any
+    addr: str | tuple[Any, ...],
+    tls_config: TLSConfig,
+    config: Config | None = None,
+    *,
+    preferred_addr: str | tuple[Any, ...] | None = None,
+    **transport_options: Any,
 ) -> EarlyListener:
     """Like :func:`listen_addr`, returning an :class:`EarlyListener` (0-RTT with ``allow_0rtt``)."""
+    server = _listen(addr, tls_config, config, preferred_addr, transport_options, early=True)
+    return EarlyListener(server)
+
+
+def _listen(
+    addr: str | tuple[Any, ...],
+    tls_config: TLSConfig,
+    config: Config | None,
+    preferred_addr: str | tuple[Any, ...] | None,
+    transport_options: dict[str, Any],
+    *,
+    early: bool,
+) -> Server:
     checked = _check(tls_config, config)
+    if preferred_addr is not None and transport_options.get("stateless_reset_key") is None:
+        # One key for both sockets: a stateless reset sent from the preferred address then carries
+        # a token the client knows (RFC 9000 §10.3), whichever socket the dead connection's packet hit.
+        transport_options = {**transport_options, "stateless_reset_key": os.urandom(32)}
     transport = Transport(addr, _single_use=True, **transport_options)
+    preferred: Transport | None = None
     try:
-        return transport.listen_early(tls_config, checked)
+        if preferred_addr is not None:
+            if transport.connection_id_length == 0:
+                # RFC 9000 §18.2: "A server that chooses a zero-length connection ID MUST NOT
+                # provide a preferred address."
+                raise ConfigError(
+                    "preferred_addr",
+                    "a listener with zero-length connection IDs cannot offer a preferred address "
+                    "(RFC 9000 §18.2); use connection_id_length >= 1",
+                )
+            preferred = Transport(preferred_addr, **transport_options)
+        return transport._make_server(tls_config, checked, early, preferred=preferred, owns_preferred=True)
     except BaseException:
         transport.close()
+        if preferred is not None:
+            preferred.close()
         raise

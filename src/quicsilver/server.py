@@ -27,14 +27,13 @@ import dataclasses
 import ipaddress
 import logging
 import os
-import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .api_connection import Connection
-from .config import Config
-from .errors import QuicError, TransportErrorCode
+from .config import Config, preferred_address_pair
+from .errors import ConfigError, QuicError, TransportErrorCode
 from .handshake.protection import (
     DecryptionError,
     initial_keys,
@@ -96,19 +95,21 @@ class Server:
         config: Config,
         *,
         early: bool,
+        preferred: Transport | None = None,
+        owns_preferred: bool = False,
     ) -> None:
         tls_config.check_server()  # ConfigError naming the missing certificate, at the listen call
+        config = _check_preferred_address(transport, config, preferred, loop)
         from .core.connection import QuicConnection  # loaded now, not during the first handshake
 
         self._core_class = QuicConnection
         self.transport = transport
         self.loop = loop
         self.tls_config = tls_config
-        # RFC 9000 §9.6: Config.extra["preferred_transport"] (a second Transport of this process)
-        # receives and sends for our connections once their clients move to its address.
-        self._preferred: Transport | None = config.extra.get("preferred_transport")
-        if self._preferred is not None:
-            config = _with_preferred_address(config, self._preferred, loop)
+        # RFC 9000 §9.6: the ``preferred`` Transport (a second socket of this process) receives and
+        # sends for our connections once their clients move to its address.
+        self.preferred = preferred
+        self._owns_preferred = owns_preferred
         self.config = config
         self.early = early
         self.accept_0rtt = early and config.allow_0rtt
@@ -431,8 +432,8 @@ class Server:
             remote_addr=addr,
             initial_cids=[header.dcid, core.host_cid],
         )
-        if self._preferred is not None:
-            conn.add_preferred_transport(self._preferred)
+        if self.preferred is not None:
+            conn.add_preferred_transport(self.preferred)
         self._handshaking.add(conn)
         conn.on_handshake_completed = self._on_handshake_completed
         conn.on_closed = self._on_connection_closed
@@ -510,19 +511,66 @@ class Server:
                 fut.set_result(None)
         self._accept_waiters.clear()
         self.transport.server_closed(self)
+        if self.preferred is not None and self._owns_preferred:
+            self.preferred.close()  # listen_addr(preferred_addr=...) bound it for this listener
 
 
-def _with_preferred_address(config: Config, preferred: Transport, loop: asyncio.AbstractEventLoop) -> Config:
-    """The Config whose ``extra["preferred_address"]`` the core advertises (RFC 9000 §18.2): the one
-    given, else the preferred Transport's own address (which must then be a specific one)."""
-    if preferred._start() is not loop:
-        raise ValueError("the preferred Transport must run on the listener's event loop")
-    if config.extra.get("preferred_address") is not None:
-        return config
-    host, port = preferred.local_addr[0], preferred.local_addr[1]
-    if ipaddress.ip_address(host).is_unspecified:
-        raise ValueError("a preferred Transport bound to a wildcard address needs extra['preferred_address']")
-    v4 = preferred.family == socket.AF_INET
-    addr = (str(host), int(port))
-    pair = (addr, None) if v4 else (None, addr)
-    return dataclasses.replace(config, extra={**config.extra, "preferred_address": pair})
+def _check_preferred_address(
+    transport: Transport, config: Config, preferred: Transport | None, loop: asyncio.AbstractEventLoop
+) -> Config:
+    """The Config whose ``preferred_address`` the core advertises (RFC 9000 §9.6, §18.2): the one it
+    names, else the ``preferred`` Transport's own address. Raises ValueError / ConfigError, at the
+    listen call, for a combination that cannot work."""
+    if preferred is not None:
+        if preferred is transport:
+            raise ValueError(
+                "preferred must be a second Transport (another socket), not the listener's own Transport"
+            )
+        if preferred.closed:
+            raise ValueError("the preferred Transport is closed")
+        if preferred.connection_id_length != transport.connection_id_length:
+            # It routes our short-header packets by DCID, so it must cut them at our CID length.
+            raise ValueError(
+                f"the preferred Transport uses {preferred.connection_id_length}-byte connection IDs and "
+                f"the listener's {transport.connection_id_length}-byte ones; create both with the same "
+                "connection_id_length"
+            )
+        if preferred.single_use:
+            raise ValueError(
+                "the preferred Transport closes itself with its own listener or dial; "
+                "pass a Transport() you own"
+            )
+    if config.preferred_address is None and preferred is not None:
+        host, port = str(preferred.local_addr[0]), int(preferred.local_addr[1])
+        ip = ipaddress.ip_address(host)
+        if ip.is_unspecified:
+            raise ConfigError(
+                "preferred_address",
+                f"the preferred Transport is bound to the wildcard address {host}, which clients cannot "
+                "move to: bind it to a specific address, or set Config.preferred_address to the address "
+                "clients should use",
+            )
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            advertised = f"{ip.ipv4_mapped}:{port}"
+        elif isinstance(ip, ipaddress.IPv6Address):
+            advertised = f"[{ip}]:{port}"
+        else:
+            advertised = f"{ip}:{port}"
+        config = dataclasses.replace(config, preferred_address=advertised)
+        preferred_address_pair(config)  # e.g. a scoped link-local address: ConfigError naming the field
+    if config.preferred_address is not None and transport.connection_id_length == 0:
+        # RFC 9000 §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a
+        # preferred address."
+        raise ConfigError(
+            "preferred_address",
+            "a listener with zero-length connection IDs cannot offer a preferred address (RFC 9000 "
+            "§18.2); use connection_id_length >= 1",
+        )
+    if preferred is not None:
+        try:
+            started = preferred._start()  # its receive loop now runs on this event loop
+        except RuntimeError:
+            started = None
+        if started is not loop:
+            raise ValueError("the preferred Transport already runs on another event loop than the listener")
+    return config

@@ -328,30 +328,60 @@ class Transport:
             raise RuntimeError("a Transport is bound to the event loop that first used it")
         return loop
 
-    def listen(self, tls_config: TLSConfig, config: Config | None = None) -> Listener:
+    def listen(
+        self, tls_config: TLSConfig, config: Config | None = None, *, preferred: Transport | None = None
+    ) -> Listener:
         """Accept QUIC connections on this Transport (quic-go ``Transport.Listen``).
 
-        Raises ConfigError for a bad config or a TLS config without a certificate, RuntimeError
-        if the Transport already listens.
+        ``preferred``: a second Transport of this process (same event loop, same
+        ``connection_id_length``) offered to clients as the server's preferred address (RFC 9000
+        §9.6): its socket receives and sends for our connections once clients move there. The
+        address advertised is ``config.preferred_address`` if set (e.g. its address behind a NAT),
+        else the Transport's bound address, which must then be a specific one. It stays open when
+        the listener closes (its owner closes it, after the listener).
+
+        Raises ConfigError for a bad config, a TLS config without a certificate, or a preferred
+        address that cannot be offered (a wildcard-bound ``preferred`` without
+        ``config.preferred_address``, zero-length connection IDs); ValueError for a ``preferred``
+        that cannot serve (this Transport itself, closed, another CID length or event loop);
+        RuntimeError if the Transport already listens.
         """
         from .listener import Listener
 
-        return Listener(self._make_server(tls_config, config, early=False))
+        return Listener(self._make_server(tls_config, config, early=False, preferred=preferred))
 
-    def listen_early(self, tls_config: TLSConfig, config: Config | None = None) -> EarlyListener:
+    def listen_early(
+        self, tls_config: TLSConfig, config: Config | None = None, *, preferred: Transport | None = None
+    ) -> EarlyListener:
         """Like :meth:`listen`, but connections are returned before the handshake completes and
         0-RTT is accepted when ``config.allow_0rtt`` is set (quic-go ``ListenEarly``)."""
         from .listener import EarlyListener
 
-        return EarlyListener(self._make_server(tls_config, config, early=True))
+        return EarlyListener(self._make_server(tls_config, config, early=True, preferred=preferred))
 
-    def _make_server(self, tls_config: TLSConfig, config: Config | None, early: bool) -> Server:
+    def _make_server(
+        self,
+        tls_config: TLSConfig,
+        config: Config | None,
+        early: bool,
+        *,
+        preferred: Transport | None = None,
+        owns_preferred: bool = False,
+    ) -> Server:
         from .server import Server
 
         if self._server is not None:
             raise RuntimeError(f"a listener is already running on {format_address(self.local_addr)}")
         loop = self._start()
-        server = Server(self, loop, tls_config, (config or Config()).validated().populated(), early=early)
+        server = Server(
+            self,
+            loop,
+            tls_config,
+            (config or Config()).validated().populated(),
+            early=early,
+            preferred=preferred,
+            owns_preferred=owns_preferred,
+        )
         self._server = server
         return server
 

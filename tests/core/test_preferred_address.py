@@ -11,13 +11,16 @@ import heapq
 import random
 from typing import Any
 
+import pytest
+
 from quicsilver.config import Config
 from quicsilver.core.conn_id_generator import RandomConnectionIDGenerator
+from quicsilver.core.connection import QuicConnection
 from quicsilver.core.path import PathState
-from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.errors import ConfigError, TransportError, TransportErrorCode
 from quicsilver.wire.transport_parameters import PreferredAddress
 
-from .sim import CLIENT_ADDR, SERVER_ADDR, Link
+from .sim import CLIENT_ADDR, SERVER_ADDR, Link, server_tls
 from .test_issue8_sim import LOSSY, BothWaysSim, error_of
 
 PREFERRED = ("10.0.0.2", 4433)
@@ -79,18 +82,18 @@ def preferred_sim(
     seed: int,
     size: int = 600_000,
     *,
-    client_extra: dict[str, Any] | None = None,
+    ignore_preferred_address: bool = False,
     client_kwargs: dict[str, Any] | None = None,
     **server_kwargs: Any,
 ) -> PreferredSim:
     rng = random.Random(seed)
     up, down = rng.randbytes(size), rng.randbytes(size)
-    server_config = Config(extra={"preferred_address": (PREFERRED, PREFERRED_V6)}, **server_kwargs)
+    server_config = Config(preferred_address=("10.0.0.2:4433", "[fd00::2]:4433"), **server_kwargs)
     return PreferredSim(
         up,
         down,
         seed=seed,
-        config=Config(extra=client_extra or {}),
+        config=Config(ignore_preferred_address=ignore_preferred_address),
         server_config=server_config,
         client_kwargs=client_kwargs,
         to_server=Link(**LOSSY),  # type: ignore[arg-type]
@@ -113,6 +116,7 @@ def test_client_moves_to_the_preferred_address_after_confirmation_and_transfers_
     sim = preferred_sim(41)
     server_pa = sim.server._preferred_address
     assert server_pa is not None and server_pa.ipv4_address == PREFERRED
+    assert server_pa.ipv6_address == PREFERRED_V6  # Config.preferred_address names both families
     assert sim.run_until(sim.handshake_done, max_time=5)
     # §5.1.1: the preferred_address CID has sequence number 1 and its reset token is recognised.
     assert sim.client._conn_ids_peer._cids[1] == (server_pa.connection_id, server_pa.stateless_reset_token)
@@ -163,7 +167,7 @@ def test_a_blackholed_preferred_address_leaves_the_client_on_the_original_one() 
 
 
 def test_the_client_can_be_told_to_ignore_preferred_addresses() -> None:
-    sim = preferred_sim(44, 100_000, client_extra={"ignore_preferred_address": True})
+    sim = preferred_sim(44, 100_000, ignore_preferred_address=True)
     assert_transfer_ok(sim)
     assert PREFERRED not in sim.client_sent_to
     # Still understood (§18.2): the CID of sequence 1 is known.
@@ -190,3 +194,35 @@ def test_a_preferred_address_from_a_zero_length_cid_server_is_transport_paramete
     err = sim.client.terminal_error
     assert isinstance(err, TransportError) and err.code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
     assert error_of(sim.client_events) is not None
+
+
+def test_only_the_families_named_are_advertised() -> None:
+    server = QuicConnection(Config(preferred_address="[fd00::2]:4433"), server_tls(), is_client=False)
+    pa = server._preferred_address
+    assert pa is not None and pa.ipv4_address is None and pa.ipv6_address == PREFERRED_V6
+    # §5.1.1: its CID is the one of sequence number 1, issued before any other.
+    assert len(pa.connection_id) == len(server.host_cid)
+
+
+def test_a_client_config_with_a_preferred_address_advertises_nothing() -> None:
+    # Config.preferred_address is server-only: a client sharing the Config ignores it.
+    client = QuicConnection(
+        Config(preferred_address="10.0.0.2:4433"), server_tls(), is_client=True, server_name="localhost"
+    )
+    assert client._preferred_address is None
+
+
+def test_a_zero_length_cid_server_core_refuses_a_preferred_address() -> None:
+    # §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a preferred address."
+    with pytest.raises(ConfigError, match=r"preferred_address: .*zero-length connection IDs"):
+        QuicConnection(
+            Config(preferred_address="10.0.0.2:4433"),
+            server_tls(),
+            is_client=False,
+            connection_id_generator=RandomConnectionIDGenerator(0),
+        )
+
+
+def test_the_core_rejects_an_unvalidated_bad_preferred_address() -> None:
+    with pytest.raises(ConfigError, match="not a literal IP address"):
+        QuicConnection(Config(preferred_address="example.com:443"), server_tls(), is_client=False)

@@ -52,6 +52,19 @@ def free_udp_port() -> int:
         pytest.param(["server", "--key", "/tmp/k.pem"], 2, r"--key needs --cert", id="key-without-cert"),
         pytest.param(["server", "-d", "/nonexistent/dir"], 2, r"no such directory", id="missing-root"),
         pytest.param(["server", "-l", "127.0.0.1:99999"], 2, r"bad address .*out of range", id="bad-port"),
+        pytest.param(
+            ["server", "-l", "127.0.0.1:0", "--preferred-address", "nope"],
+            2,
+            r"bad address 'nope'",
+            id="bad-preferred-address",
+        ),
+        pytest.param(
+            ["server", "-l", "127.0.0.1:0", "--preferred-address", "0.0.0.0:0"],
+            1,
+            r"cannot listen on 127\.0\.0\.1:0 \(preferred address 0\.0\.0\.0:0\): "
+            r"preferred_address: .*wildcard",
+            id="wildcard-preferred-address",
+        ),
         pytest.param(["client", "ftp://example.com/x"], 2, r"bad URL", id="bad-url-scheme"),
         pytest.param(["client", "https://127.0.0.1:notaport/x"], 2, r"bad URL .*port", id="bad-url-port"),
         pytest.param(["perf", "nohost"], 2, r"bad address 'nohost'", id="perf-no-port"),
@@ -220,3 +233,42 @@ def test_handshake_failure_is_one_line(tmp_path: Path) -> None:
             server.kill()
     assert_one_line_error(result, 1, rf"handshake with 127\.0\.0\.1:{port} failed: .*")
     assert "no_application_protocol" in result.stderr
+
+
+def test_server_offers_a_preferred_address(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    payload = os.urandom(2_000_000)
+    (www / "f.bin").write_bytes(payload)
+    port, preferred = free_udp_port(), free_udp_port()
+    with subprocess.Popen(
+        [
+            *PYTHON,
+            "server",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-d",
+            str(www),
+            "--preferred-address",
+            f"127.0.0.1:{preferred}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            line = proc.stdout.readline()
+            assert f"on 127.0.0.1:{port}, preferred address 127.0.0.1:{preferred} " in line, line
+            out = tmp_path / "dl"
+            result = run("client", "-k", "-o", str(out), f"https://127.0.0.1:{port}/f.bin", timeout=60)
+            assert result.returncode == 0, result.stderr
+            assert (out / "f.bin").read_bytes() == payload
+        finally:
+            proc.terminate()
+            try:
+                _, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+        assert proc.returncode == 0, err

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from quicsilver.ackhandler.packet import SentPacket
+from quicsilver.config import preferred_address_pair
 from quicsilver.congestion import new_send_algorithm
 from quicsilver.core.handshake_driver import HandshakeDriver
 from quicsilver.core.mtu_discoverer import MTUDiscoverer
@@ -27,7 +28,7 @@ from quicsilver.core.path import (
     PathValidationFailed,
     is_probing_packet,
 )
-from quicsilver.errors import IdleTimeoutError, TransportError, TransportErrorCode
+from quicsilver.errors import ConfigError, IdleTimeoutError, TransportError, TransportErrorCode
 from quicsilver.protocol import MAX_PACKET_BUFFER_SIZE, EncryptionLevel
 from quicsilver.wire.frames import Frame, PathChallengeFrame, PathResponseFrame
 from quicsilver.wire.transport_parameters import PreferredAddress, TransportParameters
@@ -53,20 +54,20 @@ class MigrationMixin(HandshakeDriver):
     # -- preferred address (RFC 9000 §9.6) ---------------------------------------------------------
 
     def _our_preferred_address(self) -> PreferredAddress | None:
-        """Server: ``Config.extra["preferred_address"] = (ipv4 (host, port) | None, ipv6 | None)``."""
-        wanted = self._config.extra.get("preferred_address")
-        if self._is_client or wanted is None:
+        """Server: ``Config.preferred_address`` as the transport parameter, with its CID (§5.1.1)."""
+        wanted = None if self._is_client else preferred_address_pair(self._config)
+        if wanted is None:
             return None
-        ipv4, ipv6 = wanted
-        if ipv4 is None and ipv6 is None:
-            raise ValueError("preferred_address needs an IPv4 or an IPv6 address")
         # §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a preferred address."
+        # (The I/O layer refuses this at the listen call; this guards direct users of the core.)
         if not self._host_cid:
-            raise ValueError("a server using zero-length connection IDs cannot offer a preferred address")
+            raise ConfigError(
+                "preferred_address",
+                "a server using zero-length connection IDs cannot offer one (RFC 9000 §18.2)",
+            )
         cid, token = self._conn_ids_ours.issue_preferred_address_cid()
-        v4 = (str(ipv4[0]), int(ipv4[1])) if ipv4 is not None else None
-        v6 = (str(ipv6[0]), int(ipv6[1])) if ipv6 is not None else None
-        return PreferredAddress(v4, v6, cid, token)
+        ipv4, ipv6 = wanted
+        return PreferredAddress(ipv4, ipv6, cid, token)
 
     def _on_peer_preferred_address(self, params: TransportParameters) -> None:
         pa = params.preferred_address
@@ -81,7 +82,9 @@ class MigrationMixin(HandshakeDriver):
             )
         # §5.1.1: its CID has sequence number 1; its reset token is recognised from now on.
         self._conn_ids_peer.add_preferred_address_cid(pa.connection_id, pa.stateless_reset_token)
-        if self._config.extra.get("ignore_preferred_address", False):
+        # §9.6.1: "the client SHOULD select one of the two addresses provided by the server and
+        # initiate path validation"; Config.ignore_preferred_address opts out (it is not a MUST).
+        if self._config.ignore_preferred_address:
             return
         addr = _same_family_address(self._peer_addr, pa)
         if addr is not None and addr != self._peer_addr:
