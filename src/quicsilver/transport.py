@@ -338,7 +338,9 @@ class Transport:
         §9.6): its socket receives and sends for our connections once clients move there. The
         address advertised is ``config.preferred_address`` if set (e.g. its address behind a NAT),
         else the Transport's bound address, which must then be a specific one. It stays open when
-        the listener closes (its owner closes it, after the listener).
+        the listener closes (its owner closes it, after the listener). Give both Transports the same
+        ``stateless_reset_key``: a stateless reset sent from either socket then carries the token
+        the client was given (``listen_addr(..., preferred_addr=)`` does this for you).
 
         Raises ConfigError for a bad config, a TLS config without a certificate, or a preferred
         address that cannot be offered (a wildcard-bound ``preferred`` without
