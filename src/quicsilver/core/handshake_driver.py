@@ -405,6 +405,8 @@ class HandshakeDriver(Lifecycle):
     # -- packet-level handshake rules ------------------------------------------------------------
 
     def _on_first_packet_of_level(self, pkt: UnpackedPacket, now: float) -> None:
+        if self._handshake_confirmed:
+            return  # every rule below is about the handshake (called for each packet)
         self._received_any = True
         if not self._peer_cid_known and pkt.packet_type in (PacketType.INITIAL, PacketType.HANDSHAKE):
             # RFC 9000 §7.2: use the peer's chosen SCID as DCID from now on.
