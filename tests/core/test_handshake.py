@@ -7,6 +7,7 @@ import pytest
 from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
 from quicsilver.errors import TransportError
 from quicsilver.protocol import VERSION_1, PacketNumberSpace
+from quicsilver.wire.frames import CryptoFrame
 
 from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim
 
@@ -93,3 +94,18 @@ def test_a_server_frees_its_tls_engine_and_refuses_tls_messages_after_the_handsh
     assert terminated is not None
     error = terminated.error
     assert isinstance(error, TransportError) and error.code == 0x10A, error
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_crypto_data_left_unread_at_a_key_change_is_a_protocol_violation(side: str) -> None:
+    # RFC 9001 §4.1.3: out-of-order Initial CRYPTO data beyond the ClientHello / ServerHello is still
+    # buffered when TLS moves on to Handshake keys; it can never be read.
+    sim = Sim()
+    victim = sim.client if side == "client" else sim.server
+    victim._spaces[PacketNumberSpace.INITIAL].crypto.handle_crypto_frame(CryptoFrame(5000, b"\x01"))
+    assert sim.run_until(lambda: sim.terminated(side) is not None, max_time=5)
+    terminated = sim.terminated(side)
+    assert terminated is not None
+    error = terminated.error
+    assert isinstance(error, TransportError) and error.code == 0x0A, error  # PROTOCOL_VIOLATION
+    assert "left unread" in error.reason

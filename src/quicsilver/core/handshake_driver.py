@@ -36,7 +36,7 @@ from quicsilver.core.peer_params import (
 )
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
-from quicsilver.errors import TransportError, VersionNegotiationError, crypto_error
+from quicsilver.errors import TransportError, TransportErrorCode, VersionNegotiationError, crypto_error
 from quicsilver.handshake.protection import PacketKeys, initial_keys, retry_integrity_valid
 from quicsilver.handshake.tls import (
     EarlyDataRejected,
@@ -75,6 +75,12 @@ __all__ = ["HandshakeDriver"]
 _CLIENT_HELLO = 1  # TLS HandshakeType.client_hello
 _CLIENT_DCID_LEN = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
 
+
+# The packet number spaces whose CRYPTO data must be fully read when TLS moves to a read level.
+_READ_LEVEL_BELOW = {
+    EncryptionLevel.HANDSHAKE: (PacketNumberSpace.INITIAL,),
+    EncryptionLevel.ONE_RTT: (PacketNumberSpace.INITIAL, PacketNumberSpace.HANDSHAKE),
+}
 
 class HandshakeDriver(Lifecycle):
     """Mixin of QuicConnection: keys, TLS and the handshake-time packet rules."""
@@ -262,6 +268,16 @@ class HandshakeDriver(Lifecycle):
 
     def _install_keys(self, ev: KeysReady, now: float) -> None:
         level = ev.level
+        if not ev.is_write and level in _READ_LEVEL_BELOW:
+            # RFC 9001 §4.1.3: TLS reads the next level now, so CRYPTO data of the levels below that it
+            # never consumed (buffered out of order) can never be: PROTOCOL_VIOLATION (as quic-go's
+            # "encryption level changed, but crypto stream has more data to read").
+            for below in _READ_LEVEL_BELOW[level]:
+                if self._spaces[below].crypto.has_buffered:
+                    raise TransportError(
+                        TransportErrorCode.PROTOCOL_VIOLATION,
+                        f"{below.name} CRYPTO data left unread when {level.name} keys arrived",
+                    )
         if self._tracer is not None:
             self._tracer.updated_key_from_tls(level, ev.is_write == self._is_client)
         if level == EncryptionLevel.ONE_RTT:
