@@ -65,30 +65,57 @@ def test_nothing_is_probed_before_start() -> None:
     assert not d.should_send_probe(1000.0)
 
 
-def test_first_probe_goes_out_once_started() -> None:
+def opened(d: MTUDiscoverer, now: float = 0.0) -> float:
+    """Start ``d`` and lose its opening probe (of the largest size): the binary search begins."""
+    d.start(now)
+    top = d.next_probe_size()
+    assert top == d.max_size
+    d.on_probe_sent(top, now)
+    d.on_probe_lost(top, now + 0.1)
+    return now + 0.1
+
+
+def test_first_probe_goes_out_once_started_with_the_largest_size() -> None:
     d = MTUDiscoverer(FakeRTT())
     d.start(10.0)
     assert d.next_probe_time() == 10.0
     assert d.should_send_probe(10.0)
-    # Binary search: the middle of [1280, 1452].
-    assert d.next_probe_size() == (1280 + 1453) // 2
+    assert d.next_probe_size() == 1452
+
+
+def test_an_acknowledged_opening_probe_ends_the_search() -> None:
+    # Most paths carry the largest size: one probe instead of a binary search.
+    d = MTUDiscoverer(FakeRTT())
+    d.start(0.0)
+    d.on_probe_sent(1452, 0.0)
+    d.on_probe_acked(1452, 0.05)
+    assert d.current_size == 1452 and d.done and d.next_probe_time() is None
+
+
+def test_one_lost_opening_probe_starts_the_binary_search() -> None:
+    d = MTUDiscoverer(FakeRTT())
+    now = opened(d)
+    assert d.current_size == 1280 and not d.done
+    assert d.next_probe_time() == now
+    # Binary search: the middle of [1280, 1452).
+    assert d.next_probe_size() == (1280 + 1452) // 2
 
 
 def test_next_probe_follows_an_acknowledged_one_at_once() -> None:
     # RFC 8899 §5.2: a confirmed probe moves the search on; nothing to wait for.
     d = MTUDiscoverer(FakeRTT())
-    d.start(0.0)
+    opened(d)
     d.on_probe_sent(d.next_probe_size(), 1.0)
     assert d.next_probe_time() is None  # one probe in flight at a time
     d.on_probe_acked(1366, 1.05)
     assert d.current_size == 1366
     assert d.next_probe_time() == 1.05
-    assert d.next_probe_size() == (1366 + 1453) // 2
+    assert d.next_probe_size() == (1366 + 1452) // 2
 
 
 def test_a_lost_probe_is_retried_at_once() -> None:
     d = MTUDiscoverer(FakeRTT())
-    d.start(0.0)
+    opened(d)
     size = d.next_probe_size()
     d.on_probe_sent(size, 1.0)
     d.on_probe_lost(size, 1.2)
@@ -137,7 +164,7 @@ def test_a_peer_limit_below_the_base_size_lowers_the_base() -> None:
 
 def test_a_size_is_abandoned_after_three_lost_probes() -> None:
     d = MTUDiscoverer(FakeRTT())
-    d.start(0.0)
+    opened(d)
     first = d.next_probe_size()
     now = 1.0
     for _ in range(MAX_PROBES - 1):
@@ -159,7 +186,7 @@ def test_a_size_is_abandoned_after_three_lost_probes() -> None:
 
 def test_an_acknowledged_probe_resets_the_loss_count() -> None:
     d = MTUDiscoverer(FakeRTT())
-    d.start(0.0)
+    opened(d)
     size = d.next_probe_size()
     d.on_probe_sent(size, 1.0)
     d.on_probe_lost(size, 1.1)

@@ -82,6 +82,7 @@ _READ_LEVEL_BELOW = {
     EncryptionLevel.ONE_RTT: (PacketNumberSpace.INITIAL, PacketNumberSpace.HANDSHAKE),
 }
 
+
 class HandshakeDriver(Lifecycle):
     """Mixin of QuicConnection: keys, TLS and the handshake-time packet rules."""
 

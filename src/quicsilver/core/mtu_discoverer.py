@@ -14,7 +14,10 @@ the previous one's fate is known (RFC 8899 §5.2: an acknowledged probe moves SE
 lost one is retried at once until MAX_PROBES), as MsQuic does: the search then finishes within a few
 RTTs instead of some thirty. The connection follows each probe with a PING so that the peer
 acknowledges at once (two ack-eliciting packets, or a gap where a lost probe was: RFC 9000 §13.2.1).
-The search waits 5 x SRTT only after falling back to the base size.
+The search waits 5 x SRTT only after falling back to the base size. It opens optimistically with one
+probe of the largest size (most paths carry 1452 bytes, loopback more: one probe then ends the search;
+each probe also costs the peer a datagram and an ACK on a short connection); if that probe is lost,
+the size is abandoned at once and the binary search runs between the base and it.
 
 Black holes (RFC 8899 §4.3): when regular packets above the base size
 keep being lost while smaller packets still get through, or the PTO fires repeatedly while we send
@@ -104,6 +107,8 @@ class MTUDiscoverer:
         self._next_probe_at = 0.0
         self._in_flight: int | None = None
         self._losses_at_size = 0
+        self._tried_top = False  # the opening probe of the largest size has been sent
+        self._opening = False  # the probe in flight is that opening one
         # Black hole detection (RFC 8899 §4.3): send times of the latest acknowledged large and small
         # packets, and of the large packets lost since the latest large one got through.
         self._large_acked_sent_time = float("-inf")
@@ -184,12 +189,17 @@ class MTUDiscoverer:
         return due is not None and now >= due
 
     def next_probe_size(self) -> int:
-        """Bytes: the UDP payload size of the next probe (the middle of the search window)."""
+        """Bytes: the UDP payload size of the next probe: first the largest size, then the middle of
+        the search window."""
+        if not self._tried_top:
+            return self._bad - 1
         return (self._good + self._bad) // 2
 
     def on_probe_sent(self, size: int, now: float) -> None:
         """The packer sent a probe of ``size`` bytes (its SentPacket carries ``is_mtu_probe=True``)."""
         self._in_flight = size
+        self._opening = not self._tried_top
+        self._tried_top = True
 
     def on_probe_acked(self, size: int, now: float) -> None:
         """The probe of ``size`` bytes was acknowledged: the path carries it (RFC 8899 §5.2 SEARCH)."""
@@ -197,6 +207,7 @@ class MTUDiscoverer:
             return  # a probe from before a reset says nothing about the current path
         self._in_flight = None
         self._losses_at_size = 0
+        self._opening = False
         self._next_probe_at = now  # RFC 8899 §5.2: on to the next size at once
         if size <= self._good:
             return
@@ -213,8 +224,15 @@ class MTUDiscoverer:
         if size != self._in_flight:
             return
         self._in_flight = None
-        self._losses_at_size += 1
         self._next_probe_at = now  # retried (or the next smaller size tried) at once
+        if self._opening:
+            # The optimistic opening probe: one loss sends the search below it.
+            self._opening = False
+            self._bad = size
+            if self.done:
+                self._trace()
+            return
+        self._losses_at_size += 1
         # RFC 8899 §5.1.2: MAX_PROBES "is the maximum value of the PROBE_COUNT counter"; past it
         # the size, and with it every larger one, is taken as not supported.
         if self._losses_at_size >= MAX_PROBES:
@@ -269,6 +287,7 @@ class MTUDiscoverer:
         self._bad = self._max_size() + 1
         self._in_flight = None
         self._losses_at_size = 0
+        self._tried_top = self._opening = False
         self._large_losses.clear()
         self._large_acked_sent_time = now  # what was sent before the fall-back no longer counts
         self._small_acked_sent_time = float("-inf")
