@@ -185,6 +185,10 @@ class HandshakeDriver(Lifecycle):
             if first_datagram[0] & 0x80 and packet_version in self._config.versions:
                 self._version = self._client_version = packet_version
                 self._packer.version = packet_version
+        if not self._is_client and self._version == self._config.versions[0]:
+            # RFC 9368 §2.3: the client already speaks the version we prefer most, there is nothing to
+            # choose: no need to read the ClientHello before TLS does, nor to hold back our packets.
+            self._version_decided = True
         if not self._is_client and not self._initial_dcid and first_datagram is not None:
             # Server created without the client's DCID: take it from the first Initial.
             dcid_len = first_datagram[5] if len(first_datagram) > 6 else 0
