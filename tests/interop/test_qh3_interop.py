@@ -9,7 +9,11 @@ attribute is checked there, and our ``connection_state()`` is checked on both si
 phase counter either: its key updates are counted as our side saw them (``ConnectionTracer``).
 
 Our client dials with 8-byte connection IDs: qh3 2.1.0 cannot handshake with a client whose source
-connection ID is empty, our single-use ``dial_addr`` default (the xfail case documents it).
+connection ID is empty (allowed, RFC 9000 §5.1, §7.3), our single-use ``dial_addr`` default as quic-go's.
+Its server learns the client's initial_source_connection_id from the Initial's Source Connection ID only
+when that is non-empty (``QuicConnection._learn_remote_source_cid``), so it refuses our transport
+parameter (TRANSPORT_PARAMETER_ERROR) and answers nothing: the dial times out. No test pins that bug
+(a fixed qh3 release must not fail this suite); pass ``connection_id_length`` to dial a qh3 server.
 """
 
 from __future__ import annotations
@@ -215,7 +219,7 @@ async def dial(
     port: int, tls: quic.TLSConfig, config: quic.Config | None = None, *, early: bool = False
 ) -> quic.Connection:
     """Our client, with 8-byte connection IDs: qh3 2.1.0 cannot take a client's zero-length source
-    connection ID, our ``dial_addr`` default (see ``test_our_default_client_zero_length_cid``)."""
+    connection ID, our ``dial_addr`` default (see the module docstring)."""
     dial_addr = quic.dial_addr_early if early else quic.dial_addr
     return await dial_addr(f"127.0.0.1:{port}", tls, config, connection_id_length=8)
 
@@ -248,22 +252,6 @@ async def test_our_client_handshake_and_echo(server_tls: quic.TLSConfig) -> None
         assert qh3_selected_hybrid(peer)
         assert peer._quic.get_cipher() is not None
         assert int(peer._quic.get_cipher()) == state.extra["cipher_suite"]  # type: ignore[arg-type]
-        conn.close()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="qh3 2.1.0 bug: its server learns the client's initial_source_connection_id from the Initial's "
-    "Source Connection ID only when that is non-empty (QuicConnection._learn_remote_source_cid), so with a "
-    "zero-length one (allowed, RFC 9000 §5.1, §7.3; our single-use dial_addr default, as quic-go's) it "
-    "expects None, refuses the transport parameter b'' (TRANSPORT_PARAMETER_ERROR 'initial_source_"
-    "connection_id does not match') and sends nothing back, not even a CONNECTION_CLOSE: the dial times out",
-)
-async def test_our_default_client_zero_length_cid(server_tls: quic.TLSConfig) -> None:
-    async with asyncio.timeout(1.5), qh3_server(server_tls) as (port, _):
-        conn = await quic.dial_addr(f"127.0.0.1:{port}", our_client_tls())
-        assert await echo_via(conn, b"zero-length cid") == b"zero-length cid"
         conn.close()
 
 
