@@ -31,7 +31,6 @@ from quicsilver.core.lifecycle import Lifecycle
 from quicsilver.core.packer import SHORT_HEADER_OVERHEAD, PacketPacker
 from quicsilver.core.peer_params import (
     local_transport_parameters,
-    remembered_limits_hold,
     validate_peer_parameters,
 )
 from quicsilver.core.spaces import PacketSpace
@@ -48,6 +47,7 @@ from quicsilver.handshake.tls import (
 )
 from quicsilver.handshake.tls import SessionTicketReceived as TLSSessionTicketReceived
 from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+from quicsilver.handshake.tls.zero_rtt import zero_rtt_parameters_compatible
 from quicsilver.protocol import (
     ACTIVE_CONNECTION_ID_LIMIT,
     EncryptionLevel,
@@ -391,11 +391,7 @@ class HandshakeDriver(Lifecycle):
 
     def _remembered_params_allow_0rtt(self, app_data: bytes) -> bool:
         """RFC 9000 §7.4.1: accept 0-RTT only if no limit the client remembered has been reduced."""
-        try:
-            remembered = parse_transport_parameters(app_data, Perspective.SERVER)
-        except TransportError:
-            return False
-        return remembered_limits_hold(remembered, self._local_params())
+        return zero_rtt_parameters_compatible(app_data, self._local_params())
 
     def _ticket_app_data(self) -> bytes:
         """What a session ticket remembers for 0-RTT: our transport parameters (RFC 9000 §7.4.1)."""

@@ -27,20 +27,8 @@ from quicsilver.wire.transport_parameters import (
 __all__ = [
     "MAX_DATAGRAM_FRAME_SIZE",
     "local_transport_parameters",
-    "remembered_limits_hold",
     "validate_peer_parameters",
 ]
-
-# RFC 9000 §7.4.1: the parameters a client remembers for 0-RTT and that a server must not reduce.
-_REMEMBERED = (
-    "active_connection_id_limit",
-    "initial_max_data",
-    "initial_max_stream_data_bidi_local",
-    "initial_max_stream_data_bidi_remote",
-    "initial_max_stream_data_uni",
-    "initial_max_streams_bidi",
-    "initial_max_streams_uni",
-)
 
 MAX_DATAGRAM_FRAME_SIZE = 16383  # quic-go advertises this when datagrams are enabled
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
@@ -106,13 +94,3 @@ def validate_peer_parameters(
         raise TransportError(
             TransportErrorCode.VERSION_NEGOTIATION_ERROR, "version_information chosen version mismatch"
         )
-
-
-def remembered_limits_hold(remembered: TransportParameters, current: TransportParameters) -> bool:
-    """RFC 9000 §7.4.1: "a server that accepts 0-RTT data MUST NOT reduce any limits or alter any
-    values that might be violated by the client with its 0-RTT data"."""
-    for name in _REMEMBERED:
-        if getattr(current, name) < getattr(remembered, name):
-            return False
-    before, now = remembered.max_datagram_frame_size, current.max_datagram_frame_size
-    return before is None or (now is not None and now >= before)
