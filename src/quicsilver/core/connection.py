@@ -44,7 +44,7 @@ from quicsilver.errors import (
     TransportError,
     TransportErrorCode,
 )
-from quicsilver.protocol import ECN, EncryptionLevel, PacketNumberSpace, Perspective
+from quicsilver.protocol import ECN, MIN_STATELESS_RESET_SIZE, EncryptionLevel, PacketNumberSpace, Perspective
 from quicsilver.qlog.tracer import DropReason
 from quicsilver.wire.frames import (
     NOT_ACK_ELICITING_TYPES,
@@ -192,14 +192,13 @@ class QuicConnection(MigrationMixin):
         self._datagram_addr = addr
         self._datagram_size = size
         self._datagram_first = True
-        if data[0] & 0x80:
-            if self._handle_special_long_header(data, now):
-                return
-        elif self._handshake_confirmed and self._tracer is None:
-            self._sph.received_bytes(size)
-            self._receive_one_rtt(data, size, now, ecn)
+        long_header = data[0] & 0x80
+        if long_header and self._handle_special_long_header(data, now):
             return
         self._sph.received_bytes(size)  # RFC 9000 §8.1: counts towards the 3x amplification budget
+        if not long_header and self._handshake_confirmed and self._tracer is None:
+            self._receive_one_rtt(data, now, ecn)
+            return
         buf = bytearray(data)
         pos = 0
         first_dcid: bytes | None = None
@@ -230,21 +229,27 @@ class QuicConnection(MigrationMixin):
                 processed = True
             if self._state is not ConnState.ACTIVE:
                 return
-        if not processed and self._conn_ids_peer.is_stateless_reset(bytes(data[-16:])) and size >= 21:
+        if not processed and self._is_stateless_reset(data):
             self._enter_stateless_reset(now)
         elif self._undecryptable and self._keys_generation() != keys_before:
             self._retry_undecryptable(now)
 
-    def _receive_one_rtt(self, data: bytes, size: int, now: float, ecn: int) -> None:
+    def _receive_one_rtt(self, data: bytes, now: float, ecn: int) -> None:
         """``_receive`` for the common case once the handshake is confirmed: a datagram that starts
         with a short header holds that one packet only (RFC 9000 §12.2: nothing can follow it), and no
         keys are still to come, so nothing is buffered or retried."""
         result, _ = self._unpacker.unpack(bytearray(data), 0, now)
         if type(result) is UnpackedPacket and self._process_packet(result, now, _ECN_OF_BITS[ecn & 0x03]):
             return
-        # Undecryptable (or a duplicate): perhaps a stateless reset (RFC 9000 §10.3.1).
-        if size >= 21 and self._conn_ids_peer.is_stateless_reset(bytes(data[-16:])):
+        if self._is_stateless_reset(data):
             self._enter_stateless_reset(now)
+
+    def _is_stateless_reset(self, data: bytes) -> bool:
+        """RFC 9000 §10.3.1: a datagram none of whose packets could be processed ends with the
+        stateless reset token of one of the peer's connection IDs."""
+        if len(data) < MIN_STATELESS_RESET_SIZE:
+            return False
+        return self._conn_ids_peer.is_stateless_reset(bytes(data[-16:]))
 
     def _keys_generation(self) -> int:
         unpacker = self._unpacker
