@@ -196,19 +196,23 @@ class Sim:
             self.now = nxt
         while self._queue and self._queue[0][0] <= self.now:
             _, _, dst, data, ecn = heapq.heappop(self._queue)
-            if dst == "server":
-                self.to_server.delivered += 1
-                self.server_bytes_received += len(data)
-                self.server.receive_datagram(data, self.client_addr, self.now, ecn)
-            else:
-                self.to_client.delivered += 1
-                self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn)
+            self._deliver(dst, data, ecn)
         for conn in (self.client, self.server):
             t = conn.get_timer()
             if t is not None and t <= self.now:
                 conn.handle_timer(self.now)
         self._drain_events()
         return True
+
+    def _deliver(self, dst: Any, data: bytes, ecn: int) -> None:
+        """Hand a datagram that arrived to its connection (subclasses route by richer destinations)."""
+        if dst == "server":
+            self.to_server.delivered += 1
+            self.server_bytes_received += len(data)
+            self.server.receive_datagram(data, self.client_addr, self.now, ecn)
+        else:
+            self.to_client.delivered += 1
+            self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn)
 
     def run_until(self, pred: Callable[[], bool], max_time: float = 60.0, max_steps: int = 2_000_000) -> bool:
         """Run until ``pred()`` holds (True) or the virtual time or step budget ends (False)."""

@@ -10,7 +10,6 @@ separately, and the server's datagrams reach only addresses that still map to a 
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import random
 from collections import Counter
@@ -350,36 +349,13 @@ class PathSim(BothWaysSim):
                 continue
             self._transmit(self.to_client, ("client", local, addr), data, ecn)  # type: ignore[arg-type]
 
-    def step(self, limit: float = float("inf")) -> bool:
-        # Sim.step with per-datagram addresses: deliver what is due with the addresses it carries.
-        self.pump_writer()
-        self.pump_server()
-        self.steps += 1
-        self._flush()
-        self._drain_events()
-        times = [self._queue[0][0]] if self._queue else []
-        times += [t for t in (self.client.get_timer(), self.server.get_timer()) if t is not None]
-        if not times:
-            return False
-        nxt = min(times)
-        if nxt > limit:
-            self.now = max(self.now, limit)
-            return False
-        self.now = max(self.now, nxt)
-        while self._queue and self._queue[0][0] <= self.now:
-            _, _, dst, data, ecn = heapq.heappop(self._queue)
-            route: Any = dst
-            if route[0] == "server":
-                self.server_bytes_received += len(data)
-                self.server.receive_datagram(data, route[1], self.now, ecn)
-            elif self.nat.get(route[1]) == route[2]:  # the mapping still holds
-                self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn, local_addr=route[1])
-        for conn in (self.client, self.server):
-            t = conn.get_timer()
-            if t is not None and t <= self.now:
-                conn.handle_timer(self.now)
-        self._drain_events()
-        return True
+    def _deliver(self, dst: Any, data: bytes, ecn: int) -> None:
+        # Datagrams carry their addresses: ("server", client address) or ("client", local, remote).
+        if dst[0] == "server":
+            self.server_bytes_received += len(data)
+            self.server.receive_datagram(data, dst[1], self.now, ecn)
+        elif self.nat.get(dst[1]) == dst[2]:  # the mapping still holds
+            self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn, local_addr=dst[1])
 
 
 _GONE = object()

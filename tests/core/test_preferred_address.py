@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import heapq
 import random
 from typing import Any
 
@@ -48,34 +47,12 @@ class PreferredSim(BothWaysSim):
             if local not in self.dead:
                 self._transmit(self.to_client, ("client", local), data, ecn)  # type: ignore[arg-type]
 
-    def step(self, limit: float = float("inf")) -> bool:
-        self.pump_writer()
-        self.pump_server()
-        self.steps += 1
-        self._flush()
-        self._drain_events()
-        times = [self._queue[0][0]] if self._queue else []
-        times += [t for t in (self.client.get_timer(), self.server.get_timer()) if t is not None]
-        if not times:
-            return False
-        nxt = min(times)
-        if nxt > limit:
-            self.now = max(self.now, limit)
-            return False
-        self.now = max(self.now, nxt)
-        while self._queue and self._queue[0][0] <= self.now:
-            _, _, dst, data, ecn = heapq.heappop(self._queue)
-            route: Any = dst
-            if route[0] == "server":
-                self.server.receive_datagram(data, CLIENT_ADDR, self.now, ecn, local_addr=route[1])
-            else:
-                self.client.receive_datagram(data, route[1], self.now, ecn)
-        for conn in (self.client, self.server):
-            t = conn.get_timer()
-            if t is not None and t <= self.now:
-                conn.handle_timer(self.now)
-        self._drain_events()
-        return True
+    def _deliver(self, dst: Any, data: bytes, ecn: int) -> None:
+        # ("server", the server's local address) or ("client", the server address it came from).
+        if dst[0] == "server":
+            self.server.receive_datagram(data, CLIENT_ADDR, self.now, ecn, local_addr=dst[1])
+        else:
+            self.client.receive_datagram(data, dst[1], self.now, ecn)
 
 
 def preferred_sim(

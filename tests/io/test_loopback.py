@@ -407,6 +407,24 @@ async def test_stateless_reset_after_server_restart(server_tls: quic.TLSConfig, 
                 client_transport.close()
 
 
+async def echo_recording_0rtt(listener: quic.EarlyListener, results: list[tuple[bytes, bool]]) -> None:
+    """Echo the first stream of every connection; record (data, used 0-RTT) once the handshake is done."""
+    async for conn in listener:
+        stream = await conn.accept_stream()
+        data = await stream.read()
+        await conn.wait_handshake()
+        results.append((data, conn.connection_state().used_0rtt))
+        await stream.write(data)
+        await stream.close()
+
+
+async def echo_once(conn: quic.Connection, payload: bytes) -> bytes:
+    stream = conn.open_stream()
+    await stream.write(payload)
+    await stream.close()
+    return await stream.read()
+
+
 async def test_resumption_and_0rtt(server_tls: quic.TLSConfig) -> None:
     config = quic.Config(allow_0rtt=True)
     async with (
@@ -414,23 +432,10 @@ async def test_resumption_and_0rtt(server_tls: quic.TLSConfig) -> None:
         await quic.listen_addr_early("127.0.0.1:0", server_tls, config) as listener,
     ):
         received: list[tuple[bytes, bool]] = []
-
-        async def server() -> None:
-            async for conn in listener:
-                stream = await conn.accept_stream()
-                data = await stream.read()
-                await conn.wait_handshake()
-                received.append((data, conn.connection_state().used_0rtt))
-                await stream.write(data)
-                await stream.close()
-
-        task = asyncio.create_task(server())
+        task = asyncio.create_task(echo_recording_0rtt(listener, received))
         tls = client_tls(session_ticket_store=quic.MemorySessionTicketStore())
         first = await quic.dial_addr(url(listener), tls)
-        stream = first.open_stream()
-        await stream.write(b"one")
-        await stream.close()
-        assert await stream.read() == b"one"
+        assert await echo_once(first, b"one") == b"one"
         assert not first.connection_state().session_resumed
         first.close()
 
@@ -600,23 +605,10 @@ async def test_0rtt_arriving_before_its_initial_is_buffered(server_tls: quic.TLS
         await quic.listen_addr_early("127.0.0.1:0", server_tls, config) as listener,
     ):
         results: list[tuple[bytes, bool]] = []
-
-        async def server() -> None:
-            async for conn in listener:
-                stream = await conn.accept_stream()
-                data = await stream.read()
-                await conn.wait_handshake()
-                results.append((data, conn.connection_state().used_0rtt))
-                await stream.write(data)
-                await stream.close()
-
-        task = asyncio.create_task(server())
+        task = asyncio.create_task(echo_recording_0rtt(listener, results))
         tls = client_tls(session_ticket_store=quic.MemorySessionTicketStore())
         first = await quic.dial_addr(url(listener), tls)
-        stream = first.open_stream()
-        await stream.write(b"ticket please")
-        await stream.close()
-        assert await stream.read() == b"ticket please"
+        assert await echo_once(first, b"ticket please") == b"ticket please"
         first.close()
 
         loop = asyncio.get_running_loop()
