@@ -23,6 +23,8 @@ from quicsilver.handshake.protection import CipherSuite
 from quicsilver.handshake.tls import MemorySessionTicketStore
 from quicsilver.protocol import VERSION_1, VERSION_2
 
+from .tickets import PeerTicketStore
+
 pytestmark = pytest.mark.interop
 
 
@@ -32,17 +34,6 @@ def server_tls() -> quic.TLSConfig:
 
 
 # --- aioquic as the server ---------------------------------------------------------------------------
-
-
-class AioTicketStore:
-    def __init__(self) -> None:
-        self.tickets: dict[bytes, SessionTicket] = {}
-
-    def add(self, ticket: SessionTicket) -> None:
-        self.tickets[ticket.ticket] = ticket
-
-    def pop(self, label: bytes) -> SessionTicket | None:
-        return self.tickets.pop(label, None)
 
 
 _handler_tasks: set[asyncio.Task[None]] = set()
@@ -65,7 +56,7 @@ async def aioquic_server(tls: quic.TLSConfig, *, retry: bool = False, **options:
     config = QuicConfiguration(is_client=False, alpn_protocols=["TEST"], **options)
     config.certificate = tls.certificate_chain[0]
     config.private_key = tls.private_key
-    store = AioTicketStore()
+    store = PeerTicketStore()
     server = await serve(
         "127.0.0.1",
         0,

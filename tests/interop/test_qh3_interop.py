@@ -45,6 +45,8 @@ from quicsilver.handshake.tls import NamedGroup
 from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
 from quicsilver.qlog.tracer import ConnectionTracer, DropReason
 
+from .tickets import PeerTicketStore
+
 pytestmark = pytest.mark.interop
 
 ALPN = "TEST"
@@ -99,17 +101,6 @@ NO_KEY_UPDATES = {"first_key_update_interval": 1 << 62, "key_update_interval": 1
 
 
 # --- qh3 as the server -------------------------------------------------------------------------------
-
-
-class Qh3TicketStore:
-    def __init__(self) -> None:
-        self.tickets: dict[bytes, SessionTicket] = {}
-
-    def add(self, ticket: SessionTicket) -> None:
-        self.tickets[ticket.ticket] = ticket
-
-    def pop(self, label: bytes) -> SessionTicket | None:
-        return self.tickets.pop(label, None)
 
 
 class Qh3Peer(QuicConnectionProtocol):
@@ -189,7 +180,7 @@ async def qh3_server(
     """A qh3 echo server on a free loopback port; yields the port and its connections' protocols."""
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN], **options)
     qh3_credentials(config, tls)
-    store = Qh3TicketStore()
+    store = PeerTicketStore()
     peers: list[Qh3Peer] = []
 
     def make_peer(*args: Any, **kwargs: Any) -> Qh3Peer:
