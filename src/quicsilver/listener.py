@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import ConfigError
-from .server import Server, ServerClosedError
+from .server import Server, ServerClosedError, refuse_preferred_without_cids
 from .transport import Transport, TransportStats
 
 if TYPE_CHECKING:
@@ -163,14 +163,7 @@ def _listen(
     preferred: Transport | None = None
     try:
         if preferred_addr is not None:
-            if transport.connection_id_length == 0:
-                # RFC 9000 §18.2: "A server that chooses a zero-length connection ID MUST NOT
-                # provide a preferred address."
-                raise ConfigError(
-                    "preferred_addr",
-                    "a listener with zero-length connection IDs cannot offer a preferred address "
-                    "(RFC 9000 §18.2); use connection_id_length >= 1",
-                )
+            refuse_preferred_without_cids(transport, "preferred_addr")  # before binding a second socket
             preferred = Transport(preferred_addr, **transport_options)
         return transport._make_server(tls_config, checked, early, preferred=preferred, owns_preferred=True)
     except BaseException:

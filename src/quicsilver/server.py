@@ -558,14 +558,8 @@ def _check_preferred_address(
             advertised = f"{ip}:{port}"
         config = dataclasses.replace(config, preferred_address=advertised)
         preferred_address_pair(config)  # e.g. a scoped link-local address: ConfigError naming the field
-    if config.preferred_address is not None and transport.connection_id_length == 0:
-        # RFC 9000 §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a
-        # preferred address."
-        raise ConfigError(
-            "preferred_address",
-            "a listener with zero-length connection IDs cannot offer a preferred address (RFC 9000 "
-            "§18.2); use connection_id_length >= 1",
-        )
+    if config.preferred_address is not None:
+        refuse_preferred_without_cids(transport, "preferred_address")
     if preferred is not None:
         try:
             started = preferred._start()  # its receive loop now runs on this event loop
@@ -574,3 +568,14 @@ def _check_preferred_address(
         if started is not loop:
             raise ValueError("the preferred Transport already runs on another event loop than the listener")
     return config
+
+
+def refuse_preferred_without_cids(transport: Transport, field: str) -> None:
+    """RFC 9000 §18.2: "A server that chooses a zero-length connection ID MUST NOT provide a preferred
+    address": ConfigError naming ``field`` (the argument the caller gave) for such a listener."""
+    if transport.connection_id_length == 0:
+        raise ConfigError(
+            field,
+            "a listener with zero-length connection IDs cannot offer a preferred address (RFC 9000 "
+            "§18.2); use connection_id_length >= 1",
+        )
