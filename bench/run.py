@@ -41,7 +41,13 @@ QUIC_GO_SOURCE = os.path.join(GOPATH, "src", "github.com", "lucas-clemente", "qu
 sys.path.insert(0, PEERS)
 from scenarios import make_certificate, rss_bytes  # noqa: E402
 
-IMPLEMENTATIONS = ["quicsilver", "aioquic", "qh3", "quic-go"]
+sys.path.insert(0, HERE)
+import compiled as compiled_build  # noqa: E402
+
+# "quicsilver" is the wheel users install (hot path compiled with mypyc, bench/compiled.py);
+# "quicsilver-pure" the same sources interpreted (an editable install, or no C compiler).
+IMPLEMENTATIONS = ["quicsilver", "quicsilver-pure", "aioquic", "qh3", "quic-go"]
+SRC = os.path.join(os.path.dirname(HERE), "src")
 SCENARIOS = ["download", "upload", "handshakes", "requests", "idle"]
 
 
@@ -80,15 +86,23 @@ def python_peer(script: str, *prefix: str) -> list[str]:
     return [sys.executable, os.path.join(PEERS, script), *prefix]
 
 
-def quicsilver_unavailable_reason() -> str | None:
+def quicsilver_unavailable_reason(env: dict[str, str], compiled: bool) -> str | None:
+    flavour = "compiled" if compiled else "pure"
     probe = (
-        "import quicsilver as q\n"
+        "import quicsilver as q, quicsilver.core.connection as c\n"
         "missing = [n for n in ('listen_addr', 'dial_addr', 'TLSConfig') if not hasattr(q, n)]\n"
+        f"if c.__file__.endswith('.py') == {compiled}:\n"
+        f"    missing.append('the {flavour} build: found ' + c.__file__)\n"
         "print(', '.join(missing))\n"
     )
     try:
         out = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=dict(os.environ, **env),
         )
     except subprocess.TimeoutExpired:
         return "importing quicsilver timed out"
@@ -120,11 +134,21 @@ def build_go_peer(workdir: str) -> str:
 
 
 def make_peer(name: str, workdir: str, no_gso: bool) -> Peer:
-    if name == "quicsilver":
-        reason = quicsilver_unavailable_reason()
+    if name in ("quicsilver", "quicsilver-pure"):
+        compiled = name == "quicsilver"
+        if compiled:
+            try:
+                path = compiled_build.build()
+            except compiled_build.BuildError as exc:
+                raise Unavailable(f"quicsilver (compiled) unavailable: {exc}") from None
+        else:
+            path = SRC
+        env = {"PYTHONPATH": path}
+        if no_gso:
+            env.update(QUICSILVER_DISABLE_GSO="1", QUICSILVER_DISABLE_GRO="1")
+        reason = quicsilver_unavailable_reason(env, compiled)
         if reason:
-            raise Unavailable(f"quicsilver unavailable: {reason}")
-        env = {"QUICSILVER_DISABLE_GSO": "1", "QUICSILVER_DISABLE_GRO": "1"} if no_gso else {}
+            raise Unavailable(f"{name} unavailable: {reason}")
         return Peer(name, python_peer("quicsilver_peer.py"), env)
     if name in ("aioquic", "qh3"):
         return Peer(name, python_peer("aioquic_peer.py", "--lib", name))

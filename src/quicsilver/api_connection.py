@@ -34,6 +34,7 @@ from .stream import ReceiveStream, SendStream, Stream
 from .sys import Address, OutgoingDatagram, PacketInfo
 
 if TYPE_CHECKING:
+    from .core.connection import QuicConnection
     from .transport import Transport
 
 __all__ = ["Connection", "ConnectionState"]
@@ -99,7 +100,7 @@ class Connection:
     def __init__(
         self,
         transport: Transport,
-        core: Any,
+        core: QuicConnection,
         *,
         is_client: bool,
         remote_addr: Address,

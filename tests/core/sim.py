@@ -64,6 +64,8 @@ class Link:
 class Sim:
     """Two connections over two Links; ``run_until(pred)`` advances the virtual clock."""
 
+    bursts_enabled = True  # both cores' burst packer (a test compares a transfer without it)
+
     def __init__(
         self,
         *,
@@ -85,6 +87,7 @@ class Sim:
         self.server = QuicConnection(
             server_config or cfg, server_tls(), is_client=False, **(server_kwargs or {})
         )
+        self.client.bursts_enabled = self.server.bursts_enabled = self.bursts_enabled
         self.to_server = to_server or Link()
         self.to_client = to_client or Link()
         self._queue: list[tuple[float, int, str, bytes, int]] = []

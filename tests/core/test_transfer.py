@@ -67,29 +67,20 @@ def test_bursts_send_what_packet_by_packet_sends(monkeypatch: pytest.MonkeyPatch
     random packet number skips make runs differ by a few datagrams either way; the lossy transfers
     above run with bursts.)"""
     from quicsilver.ackhandler import packet_number_generator
-    from quicsilver.core.connection import QuicConnection
 
     # The packet number skips (and with them the ACK ranges) placed alike in both runs: drawn from a
     # seeded Random instead of the OS.
     monkeypatch.setattr(packet_number_generator, "_SYSTEM_RANDOM", random.Random(5))
 
-    pack_burst = QuicConnection._pack_burst
-    bursts: list[int] = []
-
-    def counting(self: QuicConnection, now: float, max_datagrams: int) -> list[bytes] | None:
-        datagrams = pack_burst(self, now, max_datagrams)
-        if datagrams:
-            bursts.append(len(datagrams))
-        return datagrams
-
-    monkeypatch.setattr(QuicConnection, "_pack_burst", counting)
     with_bursts = _run(MB, 0.0, 0.0, seed=5)
     assert with_bursts.digest_ok()
-    assert sum(bursts) > 600  # most of the ~750 data packets went out in bursts
-    monkeypatch.setattr(QuicConnection, "_pack_burst", lambda self, now, max_datagrams: None)
+    # most of the ~750 data packets (the client uploads) went out in bursts
+    assert with_bursts.client.burst_datagrams_sent > 600
     monkeypatch.setattr(packet_number_generator, "_SYSTEM_RANDOM", random.Random(5))
+    monkeypatch.setattr(TransferSim, "bursts_enabled", False)
     without = _run(MB, 0.0, 0.0, seed=5)
     assert without.digest_ok()
+    assert without.client.burst_datagrams_sent == without.server.burst_datagrams_sent == 0
     for side in ("client", "server"):
         a, b = getattr(with_bursts, side).stats(), getattr(without, side).stats()
         assert a["datagrams_sent"] == b["datagrams_sent"], side

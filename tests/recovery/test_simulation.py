@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,14 @@ class Sim:
     ptos: int = 0
     timer_at: float | None = None
     pump_at: float | None = None
+    wrap_cc: Callable[[Any], Any] | None = None  # a test's spy around the congestion controller
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.rtt = RTTStats()
         self.cc = new_send_algorithm(self.algorithm, self.rtt, MDS)
+        if self.wrap_cc is not None:
+            self.cc = self.wrap_cc(self.cc)
         self.sender = SentPacketHandler(
             self.rtt, self.cc, Perspective.CLIENT, rng=random.Random(self.seed), enable_ecn=False
         )
@@ -217,15 +221,22 @@ def test_random_loss_transfer_completes(algorithm: str) -> None:
 
 
 def test_blackhole_triggers_pto_backoff_and_persistent_congestion() -> None:
-    sim = Sim("newreno", Path(blackhole=(1.0, 4.0)), chunks=2500)
     established: list[tuple[float, int]] = []
-    collapse = sim.cc.on_persistent_congestion
 
-    def spy() -> None:
-        collapse()
-        established.append((sim.now, sim.cc.congestion_window))
+    class Spy:
+        """The real controller (maybe compiled: wrapped, not patched), noting each collapse."""
 
-    sim.cc.on_persistent_congestion = spy  # type: ignore[method-assign]
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def on_persistent_congestion(self) -> None:
+            self.inner.on_persistent_congestion()
+            established.append((sim.now, self.inner.congestion_window))
+
+    sim = Sim("newreno", Path(blackhole=(1.0, 4.0)), chunks=2500, wrap_cc=Spy)
     sim.run()
     assert len(sim.delivered) == 2500
     assert sim.ptos >= 3  # exponential backoff across a 3 s outage

@@ -7,8 +7,6 @@ the attributes below are the handler's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from quicsilver.ackhandler.history import SpaceHistory
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.send_mode import SendMode
@@ -42,9 +40,8 @@ class SpaceDiscarding:
     _pto_mode: SendMode
     _first_rtt_sample_time: float | None
 
-    if TYPE_CHECKING:  # SentPacketHandler's
-
-        def _set_loss_detection_timer(self, now: float) -> None: ...
+    def _set_loss_detection_timer(self, now: float) -> None:
+        raise NotImplementedError("SentPacketHandler re-arms the loss detection timer")
 
     def drop_space(self, space: PacketNumberSpace, now: float | None = None) -> None:
         """Initial or Handshake keys were discarded (RFC 9001 §4.9): forget that space's packets

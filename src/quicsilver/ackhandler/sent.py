@@ -481,7 +481,7 @@ class SentPacketHandler(SpaceDiscarding):
                 if p is not None:
                     acked.append(p)
                     if run_open and pn > s.pc_last_pn and pn < s.pc_broken_above:
-                        s.pc_broken_above = pn
+                        s.pc_broken_above = float(pn)
         return acked
 
     # ---- loss detection (RFC 9002 §6.1, §A.10) ------------------------------------------------
@@ -508,7 +508,7 @@ class SentPacketHandler(SpaceDiscarding):
             if p is None:
                 # Acknowledged earlier (or skipped): it ends any run of lost packets below it.
                 if run_open and pn > s.pc_last_pn and pn < s.pc_broken_above and pn not in skipped:
-                    s.pc_broken_above = pn
+                    s.pc_broken_above = float(pn)
                 pn += 1
                 continue
             # RFC 9002 §6.1: lost when kPacketThreshold newer packets were acknowledged or it was sent

@@ -81,12 +81,13 @@ class CubicSender(NewRenoSender):
         self.k = ((self.w_max - cwnd) / self.max_datagram_size / C_CUBIC) ** (1 / 3)
 
     def _increase_in_avoidance(self, acked_bytes: int, now: float) -> int:
-        if self.epoch_start is None:
+        epoch_start = self.epoch_start
+        if epoch_start is None:
             self._start_epoch(now)
-            assert self.epoch_start is not None
+            epoch_start = now
         cwnd = float(self._cwnd)
         mds = self.max_datagram_size
-        t = now - self.epoch_start
+        t = now - epoch_start
         # RFC 9438 §4.3: W_est grows by alpha_cubic segments per window acknowledged; alpha is 1 once
         # W_est has reached W_max.
         alpha = ALPHA_CUBIC if self.w_est < self.w_max else 1.0

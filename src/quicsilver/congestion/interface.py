@@ -8,7 +8,7 @@ name.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from quicsilver.protocol import INITIAL_PACKET_SIZE
 
@@ -31,10 +31,10 @@ DEFAULT_MAX_DATAGRAM_SIZE = INITIAL_PACKET_SIZE
 class CongestionState:
     """qlog congestion state names, passed to ``ConnectionTracer.updated_congestion_state``."""
 
-    SLOW_START = "slow_start"
-    CONGESTION_AVOIDANCE = "congestion_avoidance"
-    APPLICATION_LIMITED = "application_limited"
-    RECOVERY = "recovery"
+    SLOW_START: Final = "slow_start"
+    CONGESTION_AVOIDANCE: Final = "congestion_avoidance"
+    APPLICATION_LIMITED: Final = "application_limited"
+    RECOVERY: Final = "recovery"
 
 
 class SendAlgorithm(Protocol):

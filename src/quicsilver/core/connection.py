@@ -15,6 +15,7 @@ Rule: every inbound error is raised as a TransportError inside and caught at ``r
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -79,6 +80,8 @@ _PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
 _MAX_DATAGRAMS_PER_CALL = 256
 _ECN_OF_BITS = tuple(ECN(bits) for bits in range(4))  # ECN(bits) costs an enum lookup per packet
 
+_logger = logging.getLogger("quicsilver.core")
+
 
 class QuicConnection(MigrationMixin):
     """One QUIC connection, client or server, driven aioquic-style by the I/O layer.
@@ -129,6 +132,10 @@ class QuicConnection(MigrationMixin):
         self._setup_lifecycle()
         self._setup_path()
         self._last_ecn = 0
+        # Bursts only save work (tests compare a transfer with and without them); burst_datagrams_sent
+        # counts the datagrams they packed.
+        self.bursts_enabled = True
+        self.burst_datagrams_sent = 0
         self._traced_key_phase = 0
         self._undecryptable: list[tuple[bytes, int]] = []
         self._streams = StreamsMap.from_config(
@@ -154,7 +161,7 @@ class QuicConnection(MigrationMixin):
         self._start(now)
 
     def receive_datagram(
-        self, data: bytes, addr: Any, now: float, ecn: int = 0, local_addr: Any = None
+        self, data: bytes | memoryview, addr: Any, now: float, ecn: int = 0, local_addr: Any = None
     ) -> None:
         """Process one UDP datagram from ``addr`` arriving at ``now`` with IP ECN bits ``ecn``;
         ``local_addr`` (optional) is the local address it arrived on, for path management."""
@@ -175,6 +182,7 @@ class QuicConnection(MigrationMixin):
         except TransportError as exc:
             self._close_with_error(exc, now)
         except Exception as exc:  # a bug must not leave the peer hanging: close with INTERNAL_ERROR
+            _logger.error("internal error while receiving a datagram", exc_info=exc)
             self._close_with_error(
                 TransportError(TransportErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), now
             )
@@ -185,7 +193,7 @@ class QuicConnection(MigrationMixin):
 
     # -- receive ---------------------------------------------------------------------------------
 
-    def _receive(self, data: bytes, addr: Any, now: float, ecn: int) -> None:
+    def _receive(self, data: bytes | memoryview, addr: Any, now: float, ecn: int) -> None:
         size = len(data)
         if size == 0:
             return
@@ -234,7 +242,7 @@ class QuicConnection(MigrationMixin):
         elif self._undecryptable and self._keys_generation() != keys_before:
             self._retry_undecryptable(now)
 
-    def _receive_one_rtt(self, data: bytes, now: float, ecn: int) -> None:
+    def _receive_one_rtt(self, data: bytes | memoryview, now: float, ecn: int) -> None:
         """``_receive`` for the common case once the handshake is confirmed: a datagram that starts
         with a short header holds that one packet only (RFC 9000 §12.2: nothing can follow it), and no
         keys are still to come, so nothing is buffered or retried."""
@@ -244,7 +252,7 @@ class QuicConnection(MigrationMixin):
         if self._is_stateless_reset(data):
             self._enter_stateless_reset(now)
 
-    def _is_stateless_reset(self, data: bytes) -> bool:
+    def _is_stateless_reset(self, data: bytes | memoryview) -> bool:
         """RFC 9000 §10.3.1: a datagram none of whose packets could be processed ends with the
         stateless reset token of one of the peer's connection IDs."""
         if len(data) < MIN_STATELESS_RESET_SIZE:
@@ -443,7 +451,12 @@ class QuicConnection(MigrationMixin):
         # Once per call, not per datagram: keys are installed only by received packets, and a level
         # discarded while sending (a client's Initial) is skipped by the packer, which checks its keys.
         levels = self._send_levels()
-        burst = len(levels) == 1 and levels[0] is EncryptionLevel.ONE_RTT and self._tracer is None
+        burst = (
+            self.bursts_enabled
+            and len(levels) == 1
+            and levels[0] is EncryptionLevel.ONE_RTT
+            and self._tracer is None
+        )
         sent = 0
         while sent < _MAX_DATAGRAMS_PER_CALL:
             if burst:
@@ -482,6 +495,7 @@ class QuicConnection(MigrationMixin):
         if not datagrams:
             return None
         self._last_ecn = int(allowance[3])
+        self.burst_datagrams_sent += len(datagrams)
         self._on_burst_sent(datagrams, packets, now)
         return datagrams
 

@@ -128,7 +128,7 @@ class HandshakeDriver(Lifecycle):
         # What TLS negotiated, for stats() / connection_state() (suite codepoint, named group).
         self._tls_suite: int | None = None
         self._tls_group: int | None = None
-        self._peer_params: TransportParameters | None = None
+        self._peer_params = None
         self._peer_idle_timeout: float | None = None
         self._peer_max_datagram_frame_size = None
         self._peer_ack_delay_exponent = 3
@@ -173,7 +173,7 @@ class HandshakeDriver(Lifecycle):
     def original_destination_connection_id(self) -> bytes:
         return self._original_dcid
 
-    def _start(self, now: float, first_datagram: bytes | None = None) -> None:
+    def _start(self, now: float, first_datagram: bytes | memoryview | None = None) -> None:
         if self._created_at is not None:
             return
         self._created_at = now
@@ -483,18 +483,18 @@ class HandshakeDriver(Lifecycle):
     def _retry_dcid_or_original(self) -> bytes:
         return self._retry_scid if self._retry_scid is not None else self._original_dcid
 
-    def _handle_special_long_header(self, data: bytes, now: float) -> bool:
+    def _handle_special_long_header(self, data: bytes | memoryview, now: float) -> bool:
         """Version Negotiation and Retry packets (never coalesced). True if ``data`` was one of them."""
         if len(data) < 7:
             return False
         version = int.from_bytes(data[1:5], "big")
         if version == 0:
             if self._is_client:
-                self._on_version_negotiation(data, now)
+                self._on_version_negotiation(bytes(data), now)
             else:
                 self._trace_drop(None, len(data), DropReason.UNEXPECTED_PACKET)
             return True
-        if version not in (self._version, *self._config.versions):
+        if version != self._version and version not in self._config.versions:
             return False
         try:
             ptype = packet_type_from_bits(version, (data[0] >> 4) & 0x03)
@@ -503,7 +503,7 @@ class HandshakeDriver(Lifecycle):
         if ptype != PacketType.RETRY:
             return False
         if self._is_client:
-            self._on_retry(data, now)
+            self._on_retry(bytes(data), now)
         else:
             self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
         return True

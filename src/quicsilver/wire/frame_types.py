@@ -8,7 +8,7 @@ Parsing lives in ``frame_parser``; import everything through ``quicsilver.wire.f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from quicsilver.wire.varint import append_varint, varint_len
 
@@ -18,32 +18,32 @@ PATH_DATA_LEN = 8  # RFC 9000 §19.17
 class FrameType:
     """Frame type values (RFC 9000 §12.4 Table 3, RFC 9221 §4)."""
 
-    PADDING = 0x00
-    PING = 0x01
-    ACK = 0x02
-    ACK_ECN = 0x03
-    RESET_STREAM = 0x04
-    STOP_SENDING = 0x05
-    CRYPTO = 0x06
-    NEW_TOKEN = 0x07
-    STREAM = 0x08  # 0x08-0x0f: OFF 0x04, LEN 0x02, FIN 0x01
-    MAX_DATA = 0x10
-    MAX_STREAM_DATA = 0x11
-    MAX_STREAMS_BIDI = 0x12
-    MAX_STREAMS_UNI = 0x13
-    DATA_BLOCKED = 0x14
-    STREAM_DATA_BLOCKED = 0x15
-    STREAMS_BLOCKED_BIDI = 0x16
-    STREAMS_BLOCKED_UNI = 0x17
-    NEW_CONNECTION_ID = 0x18
-    RETIRE_CONNECTION_ID = 0x19
-    PATH_CHALLENGE = 0x1A
-    PATH_RESPONSE = 0x1B
-    CONNECTION_CLOSE = 0x1C
-    CONNECTION_CLOSE_APP = 0x1D
-    HANDSHAKE_DONE = 0x1E
-    DATAGRAM = 0x30  # without Length: extends to the end of the packet
-    DATAGRAM_LEN = 0x31
+    PADDING: Final = 0x00
+    PING: Final = 0x01
+    ACK: Final = 0x02
+    ACK_ECN: Final = 0x03
+    RESET_STREAM: Final = 0x04
+    STOP_SENDING: Final = 0x05
+    CRYPTO: Final = 0x06
+    NEW_TOKEN: Final = 0x07
+    STREAM: Final = 0x08  # 0x08-0x0f: OFF 0x04, LEN 0x02, FIN 0x01
+    MAX_DATA: Final = 0x10
+    MAX_STREAM_DATA: Final = 0x11
+    MAX_STREAMS_BIDI: Final = 0x12
+    MAX_STREAMS_UNI: Final = 0x13
+    DATA_BLOCKED: Final = 0x14
+    STREAM_DATA_BLOCKED: Final = 0x15
+    STREAMS_BLOCKED_BIDI: Final = 0x16
+    STREAMS_BLOCKED_UNI: Final = 0x17
+    NEW_CONNECTION_ID: Final = 0x18
+    RETIRE_CONNECTION_ID: Final = 0x19
+    PATH_CHALLENGE: Final = 0x1A
+    PATH_RESPONSE: Final = 0x1B
+    CONNECTION_CLOSE: Final = 0x1C
+    CONNECTION_CLOSE_APP: Final = 0x1D
+    HANDSHAKE_DONE: Final = 0x1E
+    DATAGRAM: Final = 0x30  # without Length: extends to the end of the packet
+    DATAGRAM_LEN: Final = 0x31
 
 
 STREAM_OFF_BIT = 0x04
@@ -531,7 +531,7 @@ class HandshakeDoneFrame:
 class DatagramFrame:
     """DATAGRAM (RFC 9221 §4); always sent with a Length field (type 0x31), both types parsed."""
 
-    data: bytes
+    data: bytes | memoryview
     wire_type: ClassVar[int] = FrameType.DATAGRAM_LEN
 
     def append(self, buf: bytearray) -> None:
