@@ -14,7 +14,7 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import Perspective
@@ -47,26 +47,26 @@ _Handler = tuple[str, _ParseFn]
 class TransportParameterId:
     """Transport parameter identifiers (RFC 9000 §18.2, RFC 9368 §3, RFC 9221 §3, RFC 9287 §3)."""
 
-    ORIGINAL_DESTINATION_CONNECTION_ID = 0x00
-    MAX_IDLE_TIMEOUT = 0x01
-    STATELESS_RESET_TOKEN = 0x02
-    MAX_UDP_PAYLOAD_SIZE = 0x03
-    INITIAL_MAX_DATA = 0x04
-    INITIAL_MAX_STREAM_DATA_BIDI_LOCAL = 0x05
-    INITIAL_MAX_STREAM_DATA_BIDI_REMOTE = 0x06
-    INITIAL_MAX_STREAM_DATA_UNI = 0x07
-    INITIAL_MAX_STREAMS_BIDI = 0x08
-    INITIAL_MAX_STREAMS_UNI = 0x09
-    ACK_DELAY_EXPONENT = 0x0A
-    MAX_ACK_DELAY = 0x0B
-    DISABLE_ACTIVE_MIGRATION = 0x0C
-    PREFERRED_ADDRESS = 0x0D
-    ACTIVE_CONNECTION_ID_LIMIT = 0x0E
-    INITIAL_SOURCE_CONNECTION_ID = 0x0F
-    RETRY_SOURCE_CONNECTION_ID = 0x10
-    VERSION_INFORMATION = 0x11
-    MAX_DATAGRAM_FRAME_SIZE = 0x20
-    GREASE_QUIC_BIT = 0x2AB2
+    ORIGINAL_DESTINATION_CONNECTION_ID: Final = 0x00
+    MAX_IDLE_TIMEOUT: Final = 0x01
+    STATELESS_RESET_TOKEN: Final = 0x02
+    MAX_UDP_PAYLOAD_SIZE: Final = 0x03
+    INITIAL_MAX_DATA: Final = 0x04
+    INITIAL_MAX_STREAM_DATA_BIDI_LOCAL: Final = 0x05
+    INITIAL_MAX_STREAM_DATA_BIDI_REMOTE: Final = 0x06
+    INITIAL_MAX_STREAM_DATA_UNI: Final = 0x07
+    INITIAL_MAX_STREAMS_BIDI: Final = 0x08
+    INITIAL_MAX_STREAMS_UNI: Final = 0x09
+    ACK_DELAY_EXPONENT: Final = 0x0A
+    MAX_ACK_DELAY: Final = 0x0B
+    DISABLE_ACTIVE_MIGRATION: Final = 0x0C
+    PREFERRED_ADDRESS: Final = 0x0D
+    ACTIVE_CONNECTION_ID_LIMIT: Final = 0x0E
+    INITIAL_SOURCE_CONNECTION_ID: Final = 0x0F
+    RETRY_SOURCE_CONNECTION_ID: Final = 0x10
+    VERSION_INFORMATION: Final = 0x11
+    MAX_DATAGRAM_FRAME_SIZE: Final = 0x20
+    GREASE_QUIC_BIT: Final = 0x2AB2
 
 
 _ID = TransportParameterId

@@ -88,7 +88,7 @@ def load_trust_bundle(data: bytes) -> list[x509.Certificate]:
             try:
                 anchors.append(x509.load_pem_x509_certificate(block + _PEM_END))
             except ValueError:
-                continue
+                pass
     return anchors
 
 

@@ -81,12 +81,18 @@ class ClientKeyShare:
 
     __slots__ = ("_ec", "_mlkem", "_x25519", "group", "public")
 
-    def __init__(self, group: int) -> None:
+    def __init__(self, group: int, x25519_private: bytes | None = None) -> None:
         self.group = NamedGroup(group)
         self._x25519: x25519.X25519PrivateKey | None = None
         self._ec: ec.EllipticCurvePrivateKey | None = None
         self._mlkem: mlkem.MLKEM768PrivateKey | None = None
-        if group == NamedGroup.X25519:
+        if x25519_private is not None:
+            # A known private key (test vectors such as RFC 8448): X25519 only.
+            if group != NamedGroup.X25519:
+                raise ValueError("only X25519 shares can be loaded from private bytes")
+            self._x25519 = x25519.X25519PrivateKey.from_private_bytes(x25519_private)
+            self.public = self._x25519.public_key().public_bytes_raw()
+        elif group == NamedGroup.X25519:
             self._x25519 = x25519.X25519PrivateKey.generate()
             self.public = self._x25519.public_key().public_bytes_raw()
         elif group == NamedGroup.X25519MLKEM768:
@@ -102,15 +108,7 @@ class ClientKeyShare:
     @classmethod
     def from_private_bytes(cls, group: int, private: bytes) -> ClientKeyShare:
         """A share from a known X25519 private key (test vectors such as RFC 8448)."""
-        if group != NamedGroup.X25519:
-            raise ValueError("only X25519 shares can be loaded from private bytes")
-        share = cls.__new__(cls)
-        share.group = NamedGroup.X25519
-        share._ec = None
-        share._mlkem = None
-        share._x25519 = x25519.X25519PrivateKey.from_private_bytes(private)
-        share.public = share._x25519.public_key().public_bytes_raw()
-        return share
+        return cls(group, x25519_private=private)
 
     def exchange(self, server_share: bytes) -> bytes:
         """The shared secret from the server's share; illegal_parameter if the share is invalid."""
