@@ -182,10 +182,10 @@ async def test_key_updates_during_a_transfer(server_tls: quic.TLSConfig, host: s
         await server.close()
     (client,), (served,) = tracers[Perspective.CLIENT], tracers[Perspective.SERVER]
     # ~2500 packets each way at one update per 20 sent, but at most one per acknowledged round trip
-    # (RFC 9001 §6.5), so how many depends on how many round trips the transfer takes (measured 9 to
-    # 40+: fewer when the stack is faster): many key phases, started by the initiating side(s) and
-    # answered by the other (§6.2); when both initiate, which one gets there first is up to
-    # scheduling. The two sides agree on the phase.
+    # (RFC 9001 §6.5), so how many depends on how many round trips the transfer takes (fewer when the
+    # stack is faster: the compiled build once reached 9): many key phases, started by the initiating
+    # side(s) and answered by the other (§6.2); when both initiate, which one gets there first is up
+    # to scheduling. The two sides agree on the phase.
     assert client_phase >= 5 and abs(client_phase - server_phase) <= 1, (client_phase, server_phase)
     started = {"client": client.local_key_updates, "server": served.local_key_updates}
     if initiator == "both":
