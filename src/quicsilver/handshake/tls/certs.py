@@ -12,6 +12,7 @@ not a certificate decode_error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -85,10 +86,8 @@ def load_trust_bundle(data: bytes) -> list[x509.Certificate]:
     for block in data.split(_PEM_END)[:-1]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            try:
+            with contextlib.suppress(ValueError):
                 anchors.append(x509.load_pem_x509_certificate(block + _PEM_END))
-            except ValueError:
-                pass
     return anchors
 
 

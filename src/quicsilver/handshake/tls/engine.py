@@ -13,6 +13,7 @@ RFC 9001 names one), never another exception; after a failure the engine is dead
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -25,6 +26,8 @@ from .events import TLSEvent
 from .messages import HandshakeType
 from .server import ServerHandshake
 from .tickets import SessionTicket
+
+_logger = logging.getLogger("quicsilver.tls")
 
 __all__ = ["MAX_HANDSHAKE_MESSAGE_SIZE", "TLSEngine"]
 
@@ -147,6 +150,7 @@ class TLSEngine:
             self._error = exc
             raise
         except Exception as exc:  # the single inbound entry point: nothing else may escape (STYLE.md)
+            _logger.error("internal error in the TLS engine", exc_info=exc)
             self._error = TransportError(
                 crypto_error(AlertDescription.INTERNAL_ERROR), f"internal error: {exc!r}"
             )

@@ -64,7 +64,7 @@ class Transcript:
         self._hash.update(encode_message_hash(ch1_hash))
 
     def copy(self) -> Transcript:
-        clone = Transcript.__new__(Transcript)
+        clone = Transcript(self._hash.name)
         clone._hash = self._hash.copy()
         return clone
 

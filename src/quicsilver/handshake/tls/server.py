@@ -227,8 +227,8 @@ class ServerHandshake(HandshakeBase):
             # RFC 8446 §9.2: without a PSK-only mode both extensions are mandatory.
             raise tls_error(AlertDescription.MISSING_EXTENSION, "no supported_groups or key_share")
         shares = dict(ch.key_shares)
-        for group in shares:
-            if group not in ch.supported_groups:
+        for offered in shares:
+            if offered not in ch.supported_groups:
                 # RFC 8446 §4.2.8: each KeyShareEntry "MUST correspond to a group offered in
                 # supported_groups".
                 raise tls_error(AlertDescription.ILLEGAL_PARAMETER, "key share for an unoffered group")
