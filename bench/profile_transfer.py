@@ -12,6 +12,7 @@ Config, so the figure is the one ``bench/run.py`` reports, without the cross-sta
     python bench/profile_transfer.py --sample server           # py-spy sampling: no profiler overhead
     python bench/profile_transfer.py --handshakes 200          # handshakes/s (+ one small request)
     python bench/profile_transfer.py --repeat 3                # several transfers, median printed
+    python bench/profile_transfer.py --compiled --sample client  # the mypyc-compiled wheel
 
 Prints the load average next to each figure: on a shared machine, compare runs made under similar
 load only. With ``--profile``, the CPU time of each side (user + system) is printed too: a side
@@ -42,7 +43,15 @@ import time
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+# --compiled: the wheel pip builds (hot path compiled with mypyc, bench/compiled.py) instead of src/.
+COMPILED = "--compiled" in sys.argv
+if COMPILED:
+    sys.path.insert(0, HERE)
+    import compiled as compiled_build
+
+    sys.path.insert(0, compiled_build.build())
+else:
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 sys.path.insert(0, os.path.join(HERE, "peers"))
 
 from scenarios import make_certificate  # type: ignore[import-not-found,unused-ignore]
@@ -217,6 +226,8 @@ def client_main(args: argparse.Namespace) -> int:
             "--key",
             key,
         ]
+        if args.compiled:
+            command.append("--compiled")
         if args.profile in ("server", "both"):
             command += ["--profile-out", server_prof, "--clock", args.clock]
         if args.uvloop:
@@ -279,6 +290,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="transfers on the connection (default 1)")
     parser.add_argument("--handshakes", type=int, default=0, help="measure N sequential handshakes instead")
     parser.add_argument("--uvloop", action="store_true", help="run both sides on uvloop")
+    parser.add_argument(
+        "--compiled", action="store_true", help="the compiled wheel (bench/compiled.py) instead of src/"
+    )
     parser.add_argument("--profile", choices=["none", "server", "client", "both"], default="none")
     parser.add_argument(
         "--sample", choices=["server", "client"], help="sample one side with py-spy (no profiler overhead)"
