@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from quicsilver.ackhandler.packet import SentPacket
@@ -70,17 +69,42 @@ class AppFrameSource(Protocol):
     def sole_sending_stream(self) -> SendStream | None: ...
 
 
-@dataclass(slots=True)
 class _Pending:
-    level: EncryptionLevel
-    pn: int
-    pn_len: int
-    header_len: int
-    payload: bytearray
-    frames: list[Frame]
-    ack_eliciting: bool
-    has_padding: bool
-    largest_acked: int | None
+    """A packet being filled (plain and slotted: made per packet, see ackhandler.packet.SentPacket)."""
+
+    __slots__ = (
+        "ack_eliciting",
+        "frames",
+        "has_padding",
+        "header_len",
+        "largest_acked",
+        "level",
+        "payload",
+        "pn",
+        "pn_len",
+    )
+
+    def __init__(
+        self,
+        level: EncryptionLevel,
+        pn: int,
+        pn_len: int,
+        header_len: int,
+        payload: bytearray,
+        frames: list[Frame],
+        ack_eliciting: bool,
+        has_padding: bool,
+        largest_acked: int | None,
+    ) -> None:
+        self.level = level
+        self.pn = pn
+        self.pn_len = pn_len
+        self.header_len = header_len
+        self.payload = payload
+        self.frames = frames
+        self.ack_eliciting = ack_eliciting
+        self.has_padding = has_padding
+        self.largest_acked = largest_acked
 
 
 class PacketPacker:

@@ -10,7 +10,6 @@ of the plaintext so STREAM data is not copied again.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
@@ -47,28 +46,50 @@ _ONE_RTT_LEVEL = EncryptionLevel.ONE_RTT
 _APPLICATION = PacketNumberSpace.APPLICATION
 
 
-@dataclass(slots=True)
 class UnpackedPacket:
-    """A decrypted packet: where it came from and its plaintext payload."""
+    """A decrypted packet: where it came from and its plaintext payload. (A plain slotted class: one
+    is made per packet received, and compiled its constructor is native, see SentPacket.)"""
 
-    level: EncryptionLevel
-    packet_type: PacketType
-    pn: int
-    version: int
-    dcid: bytes
-    scid: bytes
-    token: bytes
-    size: int
-    payload: bytes
+    __slots__ = ("dcid", "level", "packet_type", "payload", "pn", "scid", "size", "token", "version")
+
+    def __init__(
+        self,
+        level: EncryptionLevel,
+        packet_type: PacketType,
+        pn: int,
+        version: int,
+        dcid: bytes,
+        scid: bytes,
+        token: bytes,
+        size: int,
+        payload: bytes,
+    ) -> None:
+        self.level = level
+        self.packet_type = packet_type
+        self.pn = pn
+        self.version = version
+        self.dcid = dcid
+        self.scid = scid
+        self.token = token
+        self.size = size
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"UnpackedPacket(level={self.level.name}, pn={self.pn}, size={self.size})"
 
 
-@dataclass(slots=True)
 class Dropped:
     """A packet we discarded without closing the connection, and why (a qlog DropReason)."""
 
-    packet_type: PacketType | None
-    size: int
-    reason: str
+    __slots__ = ("packet_type", "reason", "size")
+
+    def __init__(self, packet_type: PacketType | None, size: int, reason: str) -> None:
+        self.packet_type = packet_type
+        self.size = size
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Dropped(packet_type={self.packet_type}, size={self.size}, reason={self.reason!r})"
 
 
 class PacketUnpacker:
