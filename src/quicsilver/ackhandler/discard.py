@@ -7,6 +7,8 @@ the attributes below are the handler's.
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.ackhandler.history import SpaceHistory
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.send_mode import SendMode
@@ -16,12 +18,12 @@ from quicsilver.protocol import PacketNumberSpace
 
 __all__ = ["MIN_RTT_AFTER_RETRY", "SpaceDiscarding"]
 
-MIN_RTT_AFTER_RETRY = 0.005  # a Retry yields an RTT sample, but never below 5 ms (quic-go)
+MIN_RTT_AFTER_RETRY: Final = 0.005  # a Retry yields an RTT sample, but never below 5 ms (quic-go)
 
-_INITIAL = PacketNumberSpace.INITIAL
-_HANDSHAKE = PacketNumberSpace.HANDSHAKE
-_APPLICATION = PacketNumberSpace.APPLICATION
-_MODE_NONE = SendMode.NONE
+_INITIAL: Final = PacketNumberSpace.INITIAL
+_HANDSHAKE: Final = PacketNumberSpace.HANDSHAKE
+_APPLICATION: Final = PacketNumberSpace.APPLICATION
+_MODE_NONE: Final = SendMode.NONE
 
 
 class SpaceDiscarding:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+from typing import Final
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.protocol import ECN
 
 __all__ = ["ECN_TESTING_PACKETS", "ECNState", "ECNTracker"]
 
-ECN_TESTING_PACKETS = 10  # RFC 9000 §A.4 suggests 10
+ECN_TESTING_PACKETS: Final = 10  # RFC 9000 §A.4 suggests 10
 
 
 class ECNState(Enum):
@@ -29,11 +30,11 @@ class ECNState(Enum):
     FAILED = "failed"
 
 
-_INITIAL = ECNState.INITIAL
-_TESTING = ECNState.TESTING
-_UNKNOWN = ECNState.UNKNOWN
-_CAPABLE = ECNState.CAPABLE
-_FAILED = ECNState.FAILED
+_INITIAL: Final = ECNState.INITIAL
+_TESTING: Final = ECNState.TESTING
+_UNKNOWN: Final = ECNState.UNKNOWN
+_CAPABLE: Final = ECNState.CAPABLE
+_FAILED: Final = ECNState.FAILED
 _ECT0, _ECT1, _NOT_ECT = ECN.ECT0, ECN.ECT1, ECN.NOT_ECT  # Enum attribute access is slow on 3.11
 
 

@@ -8,6 +8,7 @@ a list and ACK processing only touches the numbers it acknowledges.
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.packet_number_generator import (
@@ -18,11 +19,11 @@ from quicsilver.protocol import PacketNumberSpace
 
 __all__ = ["MAX_SKIPPED_PACKETS", "MAX_TRACKED_ACK_ONLY_PACKETS", "SpaceHistory"]
 
-MAX_SKIPPED_PACKETS = 4  # skipped packet numbers remembered per space
+MAX_SKIPPED_PACKETS: Final = 4  # skipped packet numbers remembered per space
 # ACK-only packets are acknowledged only when the peer happens to send an ACK frame; if it never does,
 # the oldest of them are forgotten beyond this many, so the history stays bounded.
-MAX_TRACKED_ACK_ONLY_PACKETS = 256
-NEVER = float("inf")
+MAX_TRACKED_ACK_ONLY_PACKETS: Final = 256
+NEVER: Final = float("inf")
 
 
 class SpaceHistory:

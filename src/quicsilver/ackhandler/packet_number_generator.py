@@ -10,6 +10,7 @@ skipped.
 from __future__ import annotations
 
 import random
+from typing import Final
 
 __all__ = [
     "SKIP_PACKET_INITIAL_PERIOD",
@@ -18,8 +19,8 @@ __all__ = [
     "SkippingPacketNumberGenerator",
 ]
 
-SKIP_PACKET_INITIAL_PERIOD = 256
-SKIP_PACKET_MAX_PERIOD = 128 * 1024
+SKIP_PACKET_INITIAL_PERIOD: Final = 256
+SKIP_PACKET_MAX_PERIOD: Final = 128 * 1024
 
 
 # Shared: SystemRandom reads the OS for every draw and keeps no state of its own, while each instance

@@ -15,14 +15,18 @@ The ACK Delay field is the time since the largest packet arrived, in microsecond
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.protocol import ACK_DELAY_EXPONENT, ECN, MAX_ACK_DELAY, MAX_ACK_RANGES, PacketNumberSpace
 from quicsilver.wire.frames import AckFrame
 
 __all__ = ["ACK_ELICITING_THRESHOLD", "ReceivedPacketTracker"]
 
 _ECT0, _ECT1, _CE = ECN.ECT0, ECN.ECT1, ECN.CE  # module globals: Enum attribute access is slow
-_APPLICATION = PacketNumberSpace.APPLICATION
-ACK_ELICITING_THRESHOLD = 2  # RFC 9000 §13.2.2: "SHOULD send an ACK frame after receiving at least two"
+_APPLICATION: Final = PacketNumberSpace.APPLICATION
+ACK_ELICITING_THRESHOLD: Final = (
+    2  # RFC 9000 §13.2.2: "SHOULD send an ACK frame after receiving at least two"
+)
 
 
 class ReceivedPacketTracker:

@@ -22,6 +22,7 @@ packets reported lost.
 from __future__ import annotations
 
 import random
+from typing import Final
 
 from quicsilver.ackhandler.discard import SpaceDiscarding
 from quicsilver.ackhandler.ecn import ECNState, ECNTracker
@@ -59,30 +60,30 @@ __all__ = [
     "SentPacketHandler",
 ]
 
-K_PACKET_THRESHOLD = 3  # RFC 9002 §6.1.1
-K_TIME_THRESHOLD = 9 / 8  # RFC 9002 §6.1.2
-K_PERSISTENT_CONGESTION_THRESHOLD = 3  # RFC 9002 §7.6.1
-MAX_PTO_DURATION = 60.0  # seconds; the backoff is truncated (RFC 8961 §4.4, as quic-go)
-MAX_OUTSTANDING_SENT_PACKETS = 2 * MAX_WINDOW_PACKETS  # beyond: only ACKs and probes
-MAX_TRACKED_SENT_PACKETS = MAX_OUTSTANDING_SENT_PACKETS * 5 // 4  # beyond: nothing at all
-ACK_FRAME_TYPE = 0x02
+K_PACKET_THRESHOLD: Final = 3  # RFC 9002 §6.1.1
+K_TIME_THRESHOLD: Final = 9 / 8  # RFC 9002 §6.1.2
+K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3  # RFC 9002 §7.6.1
+MAX_PTO_DURATION: Final = 60.0  # seconds; the backoff is truncated (RFC 8961 §4.4, as quic-go)
+MAX_OUTSTANDING_SENT_PACKETS: Final = 2 * MAX_WINDOW_PACKETS  # beyond: only ACKs and probes
+MAX_TRACKED_SENT_PACKETS: Final = MAX_OUTSTANDING_SENT_PACKETS * 5 // 4  # beyond: nothing at all
+ACK_FRAME_TYPE: Final = 0x02
 
 # Enum members bound to module globals: attribute access on an Enum class is slow on Python 3.11.
-_INITIAL = PacketNumberSpace.INITIAL
-_HANDSHAKE = PacketNumberSpace.HANDSHAKE
-_APPLICATION = PacketNumberSpace.APPLICATION
-_CLIENT = Perspective.CLIENT
-_SERVER = Perspective.SERVER
-_NOT_ECT = ECN.NOT_ECT
-_MODE_NONE = SendMode.NONE
-_MODE_ACK_ONLY = SendMode.ACK_ONLY
-_MODE_PTO_INITIAL = SendMode.PTO_INITIAL
-_MODE_PTO_HANDSHAKE = SendMode.PTO_HANDSHAKE
-_MODE_PTO_APPLICATION = SendMode.PTO_APPLICATION
-_MODE_ANY = SendMode.ANY
-_MODE_PACING_LIMITED = SendMode.PACING_LIMITED
-_SPACE_NAMES = ("initial", "handshake", "1RTT")
-_PTO_MODES = (SendMode.PTO_INITIAL, SendMode.PTO_HANDSHAKE, SendMode.PTO_APPLICATION)
+_INITIAL: Final = PacketNumberSpace.INITIAL
+_HANDSHAKE: Final = PacketNumberSpace.HANDSHAKE
+_APPLICATION: Final = PacketNumberSpace.APPLICATION
+_CLIENT: Final = Perspective.CLIENT
+_SERVER: Final = Perspective.SERVER
+_NOT_ECT: Final = ECN.NOT_ECT
+_MODE_NONE: Final = SendMode.NONE
+_MODE_ACK_ONLY: Final = SendMode.ACK_ONLY
+_MODE_PTO_INITIAL: Final = SendMode.PTO_INITIAL
+_MODE_PTO_HANDSHAKE: Final = SendMode.PTO_HANDSHAKE
+_MODE_PTO_APPLICATION: Final = SendMode.PTO_APPLICATION
+_MODE_ANY: Final = SendMode.ANY
+_MODE_PACING_LIMITED: Final = SendMode.PACING_LIMITED
+_SPACE_NAMES: Final = ("initial", "handshake", "1RTT")
+_PTO_MODES: Final = (SendMode.PTO_INITIAL, SendMode.PTO_HANDSHAKE, SendMode.PTO_APPLICATION)
 
 
 class SentPacketHandler(SpaceDiscarding):

@@ -17,6 +17,8 @@ Application-limited periods (§5.8) end the growth epoch, so idle time is not co
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.congestion.newreno import NewRenoSender
 from quicsilver.congestion.rtt import RTTStats
 from quicsilver.protocol import INITIAL_PACKET_SIZE
@@ -24,9 +26,9 @@ from quicsilver.qlog.tracer import ConnectionTracer
 
 __all__ = ["ALPHA_CUBIC", "BETA_CUBIC", "C_CUBIC", "CubicSender"]
 
-C_CUBIC = 0.4  # RFC 9438 §5.1
-BETA_CUBIC = 0.7  # RFC 9438 §4.6
-ALPHA_CUBIC = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)  # RFC 9438 §4.3
+C_CUBIC: Final = 0.4  # RFC 9438 §5.1
+BETA_CUBIC: Final = 0.7  # RFC 9438 §4.6
+ALPHA_CUBIC: Final = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)  # RFC 9438 §4.3
 
 
 class CubicSender(NewRenoSender):

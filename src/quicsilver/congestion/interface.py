@@ -21,11 +21,11 @@ __all__ = [
     "SendAlgorithm",
 ]
 
-INITIAL_WINDOW_PACKETS = 32  # quic-go's initial congestion window, in packets
-MAX_WINDOW_PACKETS = 10_000  # quic-go's MaxCongestionWindowPackets
-MIN_WINDOW_PACKETS = 2  # RFC 9002 §7.2 kMinimumWindow = 2 * max_datagram_size
-MAX_BURST_PACKETS = 3  # a window with this little room left still counts as fully used
-DEFAULT_MAX_DATAGRAM_SIZE = INITIAL_PACKET_SIZE
+INITIAL_WINDOW_PACKETS: Final = 32  # quic-go's initial congestion window, in packets
+MAX_WINDOW_PACKETS: Final = 10_000  # quic-go's MaxCongestionWindowPackets
+MIN_WINDOW_PACKETS: Final = 2  # RFC 9002 §7.2 kMinimumWindow = 2 * max_datagram_size
+MAX_BURST_PACKETS: Final = 3  # a window with this little room left still counts as fully used
+DEFAULT_MAX_DATAGRAM_SIZE: Final = INITIAL_PACKET_SIZE
 
 
 class CongestionState:

@@ -13,6 +13,8 @@ only replaces the reduction and the congestion avoidance growth.
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.congestion.interface import (
     INITIAL_WINDOW_PACKETS,
     MAX_BURST_PACKETS,
@@ -27,8 +29,8 @@ from quicsilver.qlog.tracer import ConnectionTracer
 
 __all__ = ["LOSS_REDUCTION_FACTOR", "NewRenoSender"]
 
-LOSS_REDUCTION_FACTOR = 0.5  # RFC 9002 §7.3.2 kLossReductionFactor
-_INFINITE = 1 << 62
+LOSS_REDUCTION_FACTOR: Final = 0.5  # RFC 9002 §7.3.2 kLossReductionFactor
+_INFINITE: Final = 1 << 62
 
 
 class NewRenoSender:

@@ -11,15 +11,16 @@ burst rather than per packet.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from quicsilver.protocol import TIMER_GRANULARITY
 
 __all__ = ["MAX_BURST_SIZE_PACKETS", "MIN_PACING_DELAY", "PACING_GAIN", "Pacer"]
 
-MIN_PACING_DELAY = 0.001  # seconds; quic-go's MinPacingDelay
-MAX_BURST_SIZE_PACKETS = 10
-PACING_GAIN = 1.25  # RFC 9002 §7.7: N = 1.25
-_BURST_INTERVAL = MIN_PACING_DELAY + TIMER_GRANULARITY
+MIN_PACING_DELAY: Final = 0.001  # seconds; quic-go's MinPacingDelay
+MAX_BURST_SIZE_PACKETS: Final = 10
+PACING_GAIN: Final = 1.25  # RFC 9002 §7.7: N = 1.25
+_BURST_INTERVAL: Final = MIN_PACING_DELAY + TIMER_GRANULARITY
 
 
 class Pacer:

@@ -5,14 +5,15 @@ reset tokens we must recognise (RFC 9000 §5.1.1, §5.1.2, §10.3.1, §19.15).
 from __future__ import annotations
 
 import hmac
+from typing import Final
 
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.wire.frames import NewConnectionIdFrame, RetireConnectionIdFrame
 
 __all__ = ["ConnIDManager"]
 
-_NEW_CONNECTION_ID_TYPE = 0x18
-_MAX_PENDING_RETIREMENTS = 64
+_NEW_CONNECTION_ID_TYPE: Final = 0x18
+_MAX_PENDING_RETIREMENTS: Final = 64
 
 
 class ConnIDManager:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from quicsilver.ackhandler.send_mode import SendMode
 from quicsilver.config import Config
@@ -76,9 +76,9 @@ from quicsilver.wire.header import PacketType, long_type_bits
 
 __all__ = ["QuicConnection"]
 
-_PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
-_MAX_DATAGRAMS_PER_CALL = 256
-_ECN_OF_BITS = tuple(ECN(bits) for bits in range(4))  # ECN(bits) costs an enum lookup per packet
+_PROTOCOL_VIOLATION: Final = TransportErrorCode.PROTOCOL_VIOLATION
+_MAX_DATAGRAMS_PER_CALL: Final = 256
+_ECN_OF_BITS: Final = tuple(ECN(bits) for bits in range(4))  # ECN(bits) costs an enum lookup per packet
 
 _logger = logging.getLogger("quicsilver.core")
 
@@ -688,25 +688,25 @@ def _ignore(conn: QuicConnection, frame: Frame, pkt: UnpackedPacket, now: float)
     return None
 
 
-_MAX_UNDECRYPTABLE = 16  # packets kept while their keys are not there yet (quic-go keeps 10)
-_ONE_RTT_ONLY = frozenset((EncryptionLevel.ONE_RTT,))
-_SPACE_OF_LEVEL = {
+_MAX_UNDECRYPTABLE: Final = 16  # packets kept while their keys are not there yet (quic-go keeps 10)
+_ONE_RTT_ONLY: Final = frozenset((EncryptionLevel.ONE_RTT,))
+_SPACE_OF_LEVEL: Final = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
     EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
 }
-_CONTROL_FRAMES = frozenset(
+_CONTROL_FRAMES: Final = frozenset(
     (HandshakeDoneFrame, NewTokenFrame, NewConnectionIdFrame, RetireConnectionIdFrame)
 )
-_PTO_MODES = {
+_PTO_MODES: Final = {
     SendMode.PTO_INITIAL: PacketNumberSpace.INITIAL,
     SendMode.PTO_HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     SendMode.PTO_APPLICATION: PacketNumberSpace.APPLICATION,
 }
 # RFC 9000 §13.3: PATH_CHALLENGE / PATH_RESPONSE are never retransmitted (the path manager sends fresh
 # challenges); ACK, PADDING, PING and CONNECTION_CLOSE carry nothing to repair; DATAGRAM is unreliable.
-_NOT_RETRANSMITTED = frozenset(
+_NOT_RETRANSMITTED: Final = frozenset(
     (
         AckFrame,
         PaddingFrame,

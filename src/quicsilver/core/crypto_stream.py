@@ -9,16 +9,18 @@ hostile peer sending overlapping frames cannot grow memory beyond the window.
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.wire.frames import CryptoFrame
 from quicsilver.wire.varint import varint_len
 
 __all__ = ["MAX_CRYPTO_BUFFER", "CryptoStream"]
 
-MAX_CRYPTO_BUFFER = 64 * 1024
+MAX_CRYPTO_BUFFER: Final = 64 * 1024
 """Bytes of CRYPTO data we accept beyond the in-order read position (RFC 9000 §7.5 asks >= 4096)."""
 
-_CRYPTO_FRAME_TYPE = 0x06
+_CRYPTO_FRAME_TYPE: Final = 0x06
 
 
 class CryptoStream:

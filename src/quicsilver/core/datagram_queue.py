@@ -11,16 +11,17 @@ datagram can never be sent (``DatagramTooLargeError``). DATAGRAM frames are neve
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from quicsilver.errors import DatagramTooLargeError, TransportError, TransportErrorCode
 from quicsilver.wire.frames import DatagramFrame, datagram_frame_length, datagram_frame_max_data_len
 
 __all__ = ["DEFAULT_RECEIVE_QUEUE_SIZE", "DEFAULT_SEND_QUEUE_SIZE", "DatagramQueue"]
 
-DEFAULT_RECEIVE_QUEUE_SIZE = 128
+DEFAULT_RECEIVE_QUEUE_SIZE: Final = 128
 """Received datagrams buffered before the oldest is dropped (Config.max_datagram_queue)."""
 
-DEFAULT_SEND_QUEUE_SIZE = 32
+DEFAULT_SEND_QUEUE_SIZE: Final = 32
 """Datagrams waiting to be sent before the oldest is dropped (quic-go's send queue length)."""
 
 

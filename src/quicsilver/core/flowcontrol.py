@@ -17,7 +17,7 @@ These objects are sans-IO: time is always an argument ``now`` (seconds) and the 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from quicsilver.errors import TransportError, TransportErrorCode
 
@@ -31,13 +31,13 @@ __all__ = [
     "StreamReceiveFlowController",
 ]
 
-WINDOW_UPDATE_THRESHOLD = 0.25
+WINDOW_UPDATE_THRESHOLD: Final = 0.25
 """A window update is due once this fraction of the window size was consumed (quic-go)."""
 
-CONNECTION_WINDOW_MULTIPLIER = 1.5
+CONNECTION_WINDOW_MULTIPLIER: Final = 1.5
 """A grown stream window pushes the connection window to at least this multiple of it (quic-go)."""
 
-_FLOW_CONTROL_ERROR = TransportErrorCode.FLOW_CONTROL_ERROR
+_FLOW_CONTROL_ERROR: Final = TransportErrorCode.FLOW_CONTROL_ERROR
 
 
 class RTTProvider(Protocol):

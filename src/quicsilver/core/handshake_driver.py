@@ -16,7 +16,7 @@ Negotiation (RFC 9000 §5.2, §6, §7, §8.1, §17.2.5; RFC 9001 §4, §5.2, §4
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Final
 
 from quicsilver.ackhandler.received import ReceivedPacketTracker
 from quicsilver.ackhandler.sent import SentPacketHandler
@@ -72,12 +72,12 @@ from quicsilver.wire.transport_parameters import (
 
 __all__ = ["HandshakeDriver"]
 
-_CLIENT_HELLO = 1  # TLS HandshakeType.client_hello
-_CLIENT_DCID_LEN = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
+_CLIENT_HELLO: Final = 1  # TLS HandshakeType.client_hello
+_CLIENT_DCID_LEN: Final = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
 
 
 # The packet number spaces whose CRYPTO data must be fully read when TLS moves to a read level.
-_READ_LEVEL_BELOW = {
+_READ_LEVEL_BELOW: Final = {
     EncryptionLevel.HANDSHAKE: (PacketNumberSpace.INITIAL,),
     EncryptionLevel.ONE_RTT: (PacketNumberSpace.INITIAL, PacketNumberSpace.HANDSHAKE),
 }

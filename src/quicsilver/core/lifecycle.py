@@ -13,7 +13,7 @@ RFC 9001 §4.9; RFC 9002 §6.2).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.core.conn_base import ConnectionBase, ConnState
@@ -31,20 +31,20 @@ from quicsilver.wire.frames import ConnectionCloseFrame, CryptoFrame
 
 __all__ = ["ConnState", "Lifecycle"]
 
-_SPACE_OF_LEVEL = {
+_SPACE_OF_LEVEL: Final = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
     EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
 }
-_LEVELS_OF_SPACE = {
+_LEVELS_OF_SPACE: Final = {
     PacketNumberSpace.INITIAL: (EncryptionLevel.INITIAL,),
     PacketNumberSpace.HANDSHAKE: (EncryptionLevel.HANDSHAKE,),
     PacketNumberSpace.APPLICATION: (EncryptionLevel.ZERO_RTT, EncryptionLevel.ONE_RTT),
 }
-MIN_USEFUL_DATAGRAM = 64
+MIN_USEFUL_DATAGRAM: Final = 64
 """Bytes: below this budget nothing is worth sending (a short header, a small frame and the tag)."""
-_PROBE_LEVEL_ORDER = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.ONE_RTT)
+_PROBE_LEVEL_ORDER: Final = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.ONE_RTT)
 
 
 def _packet_type_name(p: SentPacket) -> str:

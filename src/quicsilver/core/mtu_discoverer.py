@@ -27,7 +27,7 @@ search again.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from quicsilver.protocol import INITIAL_PACKET_SIZE, MAX_PACKET_BUFFER_SIZE, MIN_INITIAL_PACKET_SIZE
 from quicsilver.qlog.tracer import ConnectionTracer
@@ -43,15 +43,15 @@ __all__ = [
     "mtu_probe_frames",
 ]
 
-PROBE_DELAY_RTTS = 5
+PROBE_DELAY_RTTS: Final = 5
 """Smoothed RTTs between a fall-back to the base size and the next search (quic-go ``mtuProbeDelay``)."""
-MIN_SEARCH_WINDOW = 20
+MIN_SEARCH_WINDOW: Final = 20
 """Bytes: the search stops when the untested window is smaller than this (quic-go ``maxMTUDiff``)."""
-MAX_PROBES = 3
+MAX_PROBES: Final = 3
 """Lost probes of one size before that size (and every larger one) is abandoned (RFC 8899 §5.1.2)."""
-BLACK_HOLE_LOSSES = 3
+BLACK_HOLE_LOSSES: Final = 3
 """Lost regular packets above the base size, with a smaller packet getting through, that mean a black hole."""
-BLACK_HOLE_PTO_COUNT = 2
+BLACK_HOLE_PTO_COUNT: Final = 2
 """Consecutive PTO expiries, while sending above the base size, that suspect a black hole."""
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.ackhandler.sent import SentPacketHandler
@@ -39,17 +39,17 @@ if TYPE_CHECKING:
 
 __all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
 
-TAG_LEN = 16
-SHORT_HEADER_OVERHEAD = 1 + 20 + 4 + TAG_LEN  # first byte, longest CID, packet number, AEAD tag
-_MIN_PAYLOAD_FOR_SAMPLE = 4  # RFC 9001 §5.4.2: pn_len + payload >= 4 bytes
+TAG_LEN: Final = 16
+SHORT_HEADER_OVERHEAD: Final = 1 + 20 + 4 + TAG_LEN  # first byte, longest CID, packet number, AEAD tag
+_MIN_PAYLOAD_FOR_SAMPLE: Final = 4  # RFC 9001 §5.4.2: pn_len + payload >= 4 bytes
 
-_LONG_TYPE = {
+_LONG_TYPE: Final = {
     EncryptionLevel.INITIAL: PacketType.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketType.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketType.ZERO_RTT,
 }
-_APPLICATION = PacketNumberSpace.APPLICATION
-_SPACE = {
+_APPLICATION: Final = PacketNumberSpace.APPLICATION
+_SPACE: Final = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,

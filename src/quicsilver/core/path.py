@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Final, Protocol
 
 from quicsilver.errors import QuicError
 from quicsilver.protocol import AMPLIFICATION_FACTOR, INITIAL_RTT, MIN_INITIAL_PACKET_SIZE, Perspective
@@ -48,17 +48,17 @@ __all__ = [
 Address = Hashable
 """A transport address as the I/O layer reports it, e.g. ``("192.0.2.1", 4433)``; compared by value."""
 
-INITIAL_PTO = 3 * INITIAL_RTT
+INITIAL_PTO: Final = 3 * INITIAL_RTT
 """Seconds: the PTO of a path without RTT samples (kInitialRtt + 4 x kInitialRtt/2, RFC 9002 §6.2.2)."""
-VALIDATION_TIMEOUT_PTOS = 3
+VALIDATION_TIMEOUT_PTOS: Final = 3
 """RFC 9000 §8.2.4: abandon validation after three times the larger of the current and initial PTO."""
-MIN_PROBE_DATAGRAM_SIZE = 64
+MIN_PROBE_DATAGRAM_SIZE: Final = 64
 """Bytes: below this amplification budget a probe waits (a short header, an 8-byte frame and the tag)."""
-MAX_PATHS = 4
+MAX_PATHS: Final = 4
 """Paths remembered per connection: the active one, its fallback and a few probed or recent ones."""
-MAX_PENDING_RESPONSES = 4
+MAX_PENDING_RESPONSES: Final = 4
 """PATH_RESPONSE frames owed per path; a flood of PATH_CHALLENGE frames only keeps the newest."""
-MAX_OUTSTANDING_CHALLENGES = 8
+MAX_OUTSTANDING_CHALLENGES: Final = 8
 """PATH_CHALLENGE payloads remembered per validation (older ones stop matching)."""
 
 

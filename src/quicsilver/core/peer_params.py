@@ -8,6 +8,8 @@ values likewise. RFC 9368 §5 adds the version_information downgrade check.
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.config import Config
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import (
@@ -30,8 +32,8 @@ __all__ = [
     "validate_peer_parameters",
 ]
 
-MAX_DATAGRAM_FRAME_SIZE = 16383  # quic-go advertises this when datagrams are enabled
-_TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+MAX_DATAGRAM_FRAME_SIZE: Final = 16383  # quic-go advertises this when datagrams are enabled
+_TPE: Final = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 
 
 def local_transport_parameters(

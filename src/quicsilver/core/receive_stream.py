@@ -19,7 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import deque
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from quicsilver.core.flowcontrol import StreamReceiveFlowController
 from quicsilver.errors import StreamError, TransportError, TransportErrorCode
@@ -30,15 +30,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_OUT_OF_ORDER_CHUNKS", "ReceiveStream", "ReceiveStreamState"]
 
-MAX_OUT_OF_ORDER_CHUNKS = 1024
+MAX_OUT_OF_ORDER_CHUNKS: Final = 1024
 """Out-of-order chunks a stream keeps beyond one per 512 buffered bytes before the peer is
 considered abusive (INTERNAL_ERROR); quic-go allows 1000 gaps."""
 
-_SMALL_PIECE = 512  # pieces below this size are copied and coalesced
-_MAX_COALESCED = 64 * 1024  # a coalescing bytearray stops growing at this size
-_MAX_MERGE_COPY = 4096 + _SMALL_PIECE  # most bytes one merge may copy
+_SMALL_PIECE: Final = 512  # pieces below this size are copied and coalesced
+_MAX_COALESCED: Final = 64 * 1024  # a coalescing bytearray stops growing at this size
+_MAX_MERGE_COPY: Final = 4096 + _SMALL_PIECE  # most bytes one merge may copy
 
-_FINAL_SIZE_ERROR = TransportErrorCode.FINAL_SIZE_ERROR
+_FINAL_SIZE_ERROR: Final = TransportErrorCode.FINAL_SIZE_ERROR
 
 Chunk = bytes | bytearray | memoryview
 
@@ -71,8 +71,8 @@ class _RecvEvent(Enum):
     APP_ABANDON = "app cancelled reading, final size known"
 
 
-_S = ReceiveStreamState
-_E = _RecvEvent
+_S: Final = ReceiveStreamState
+_E: Final = _RecvEvent
 # RFC 9000 §3.2 Figure 3. A pair missing here is an event that does not change the state.
 # APP_ABANDON is ours: a stream whose reading was cancelled ends once its final size is known
 # (the figure's "app read all data" for data the application declined to read).
@@ -86,8 +86,8 @@ _TRANSITIONS: dict[tuple[ReceiveStreamState, _RecvEvent], ReceiveStreamState] = 
     (_S.DATA_RECVD, _E.APP_ABANDON): _S.DATA_READ,
     (_S.RESET_RECVD, _E.APP_READ_RESET): _S.RESET_READ,
 }
-_RECEIVING = frozenset((_S.RECV, _S.SIZE_KNOWN))
-_TERMINAL = frozenset((_S.DATA_READ, _S.RESET_READ))
+_RECEIVING: Final = frozenset((_S.RECV, _S.SIZE_KNOWN))
+_TERMINAL: Final = frozenset((_S.DATA_READ, _S.RESET_READ))
 
 
 def _own(data: Chunk) -> Chunk:

@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from quicsilver.core.flowcontrol import SendFlowController
 from quicsilver.errors import StreamError
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SEND_BUFFER_SIZE", "RangeSet", "SendStream", "SendStreamState"]
 
-DEFAULT_SEND_BUFFER_SIZE = 1 << 20
+DEFAULT_SEND_BUFFER_SIZE: Final = 1 << 20
 """Bytes: how much unsent data ``SendStream.write`` buffers before it refuses more (1 MiB)."""
-_CHUNK_MIN = 4096  # shorter writes are copied into the tail, longer ones become chunks
+_CHUNK_MIN: Final = 4096  # shorter writes are copied into the tail, longer ones become chunks
 
 
 class RangeSet:
@@ -145,8 +145,8 @@ class _SendEvent(Enum):
     RESET_ACKED = "recv ACK of RESET_STREAM"
 
 
-_S = SendStreamState
-_E = _SendEvent
+_S: Final = SendStreamState
+_E: Final = _SendEvent
 # RFC 9000 §3.1 Figure 2. A pair missing here is an event that does not change the state.
 _TRANSITIONS: dict[tuple[SendStreamState, _SendEvent], SendStreamState] = {
     (_S.READY, _E.SEND_DATA): _S.SEND,
@@ -159,9 +159,9 @@ _TRANSITIONS: dict[tuple[SendStreamState, _SendEvent], SendStreamState] = {
     (_S.DATA_SENT, _E.SEND_RESET): _S.RESET_SENT,
     (_S.RESET_SENT, _E.RESET_ACKED): _S.RESET_RECVD,
 }
-_TERMINAL = frozenset((_S.DATA_RECVD, _S.RESET_RECVD))
-_RESETTING = frozenset((_S.RESET_SENT, _S.RESET_RECVD))
-_CAN_RESET = frozenset((_S.READY, _S.SEND, _S.DATA_SENT))
+_TERMINAL: Final = frozenset((_S.DATA_RECVD, _S.RESET_RECVD))
+_RESETTING: Final = frozenset((_S.RESET_SENT, _S.RESET_RECVD))
+_CAN_RESET: Final = frozenset((_S.READY, _S.SEND, _S.DATA_SENT))
 
 
 class SendStream:

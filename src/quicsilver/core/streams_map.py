@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from quicsilver.config import Config
 from quicsilver.core.flowcontrol import (
@@ -52,10 +52,10 @@ from quicsilver.wire.varint import varint_len
 
 __all__ = ["NullStreamEventSink", "StreamEventSink", "StreamSender", "StreamsMap", "stream_id_for"]
 
-_STREAM_STATE_ERROR = TransportErrorCode.STREAM_STATE_ERROR
+_STREAM_STATE_ERROR: Final = TransportErrorCode.STREAM_STATE_ERROR
 _BIDI, _UNI = 0, 1  # index of per-direction state: (stream_id >> 1) & 1
-_MAX_DATA_FRAME_LEN = 9  # type + 8-byte varint
-_MAX_STREAMS_FRAME_LEN = 9
+_MAX_DATA_FRAME_LEN: Final = 9  # type + 8-byte varint
+_MAX_STREAMS_FRAME_LEN: Final = 9
 
 
 class StreamSender(Protocol):

@@ -10,6 +10,7 @@ of the plaintext so STREAM data is not copied again.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
@@ -23,27 +24,27 @@ from quicsilver.wire.packet_number import decode_packet_number
 
 __all__ = ["Dropped", "PacketUnpacker", "UnpackedPacket", "parse_payload"]
 
-_LEVEL_OF = {
+_LEVEL_OF: Final = {
     PacketType.INITIAL: EncryptionLevel.INITIAL,
     PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
     PacketType.ZERO_RTT: EncryptionLevel.ZERO_RTT,
     PacketType.ONE_RTT: EncryptionLevel.ONE_RTT,
 }
-_SPACE_OF = {
+_SPACE_OF: Final = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
     EncryptionLevel.ZERO_RTT: PacketNumberSpace.APPLICATION,
     EncryptionLevel.ONE_RTT: PacketNumberSpace.APPLICATION,
 }
-_LONG_RESERVED_BITS = 0x0C
-_SHORT_RESERVED_BITS = 0x18
-_KEY_PHASE_BIT = 0x04
-_SAMPLE_END = 4 + 16  # from the packet number field to the end of the header protection sample
-_U32 = struct.Struct("!I")
+_LONG_RESERVED_BITS: Final = 0x0C
+_SHORT_RESERVED_BITS: Final = 0x18
+_KEY_PHASE_BIT: Final = 0x04
+_SAMPLE_END: Final = 4 + 16  # from the packet number field to the end of the header protection sample
+_U32: Final = struct.Struct("!I")
 # Enum members as module globals: a class attribute lookup on an Enum costs more in the hot path.
-_ONE_RTT_TYPE = PacketType.ONE_RTT
-_ONE_RTT_LEVEL = EncryptionLevel.ONE_RTT
-_APPLICATION = PacketNumberSpace.APPLICATION
+_ONE_RTT_TYPE: Final = PacketType.ONE_RTT
+_ONE_RTT_LEVEL: Final = EncryptionLevel.ONE_RTT
+_APPLICATION: Final = PacketNumberSpace.APPLICATION
 
 
 class UnpackedPacket:

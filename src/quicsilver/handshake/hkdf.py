@@ -9,6 +9,7 @@ The primitives (HMAC, HKDF-Expand) come from ``cryptography``; this module only 
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -16,10 +17,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 __all__ = ["LABEL_PREFIX", "hkdf_expand", "hkdf_expand_label", "hkdf_extract"]
 
 # RFC 8446 §7.1: every label is prefixed with "tls13 ".
-LABEL_PREFIX = b"tls13 "
+LABEL_PREFIX: Final = b"tls13 "
 # RFC 8446 §7.1: ``opaque label<7..255>`` and ``opaque context<0..255>``.
-_MAX_LABEL_LENGTH = 255 - len(LABEL_PREFIX)
-_MAX_CONTEXT_LENGTH = 255
+_MAX_LABEL_LENGTH: Final = 255 - len(LABEL_PREFIX)
+_MAX_CONTEXT_LENGTH: Final = 255
 
 
 def hkdf_extract(hash: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.wire.frame_types import (
@@ -51,10 +51,10 @@ __all__ = ["MAX_STREAMS_LIMIT", "parse_frame", "parse_frames"]
 
 Buffer = bytes | bytearray | memoryview
 
-_FRAME_ENCODING_ERROR = TransportErrorCode.FRAME_ENCODING_ERROR
-MAX_STREAMS_LIMIT = 1 << 60  # RFC 9000 §4.6: a count above 2^60 cannot be expressed as a stream ID
-STATELESS_RESET_TOKEN_LEN = 16  # RFC 9000 §10.3
-MAX_CID_LEN = 20  # RFC 9000 §19.15
+_FRAME_ENCODING_ERROR: Final = TransportErrorCode.FRAME_ENCODING_ERROR
+MAX_STREAMS_LIMIT: Final = 1 << 60  # RFC 9000 §4.6: a count above 2^60 cannot be expressed as a stream ID
+STATELESS_RESET_TOKEN_LEN: Final = 16  # RFC 9000 §10.3
+MAX_CID_LEN: Final = 20  # RFC 9000 §19.15
 
 
 def _truncated(what: str) -> TransportError:
@@ -63,14 +63,14 @@ def _truncated(what: str) -> TransportError:
 
 _Parser = Callable[[Buffer, int, int], tuple[Frame, int]]
 
-_PADDING_END = re.compile(rb"[^\x00]")
-_U32 = struct.Struct("!I")
+_PADDING_END: Final = re.compile(rb"[^\x00]")
+_U32: Final = struct.Struct("!I")
 
 # STREAM and ACK frames are the bulk of all frames. Interpreted, they are built from their already
 # validated fields through the slot descriptors, skipping the frozen dataclass __init__ (one
 # object.__setattr__ call per field by name), which halves the construction cost; compiled with mypyc
 # (setup.py) the frame classes are native and their constructors are the fast way. Same frames.
-_NATIVE_FRAMES = hasattr(StreamFrame, "__mypyc_attrs__")
+_NATIVE_FRAMES: Final = hasattr(StreamFrame, "__mypyc_attrs__")
 _new = object.__new__
 if not _NATIVE_FRAMES:
     _set_stream_id, _set_offset, _set_data, _set_fin = (
@@ -97,8 +97,8 @@ def _parse_padding(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
     return PaddingFrame(end - pos + 1), end
 
 
-_PING = PingFrame()
-_HANDSHAKE_DONE = HandshakeDoneFrame()
+_PING: Final = PingFrame()
+_HANDSHAKE_DONE: Final = HandshakeDoneFrame()
 
 
 def _parse_ping(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
@@ -352,7 +352,7 @@ def _build_table() -> tuple[_Parser | None, ...]:
     return tuple(table)
 
 
-_PARSERS = _build_table()
+_PARSERS: Final = _build_table()
 
 
 def parse_frame(buf: Buffer, pos: int) -> tuple[Frame, int]:

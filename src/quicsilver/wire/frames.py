@@ -8,6 +8,8 @@ Table 3).
 
 from __future__ import annotations
 
+from typing import Final
+
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.wire.frame_parser import MAX_STREAMS_LIMIT, parse_frame, parse_frames
 from quicsilver.wire.frame_types import (
@@ -147,10 +149,10 @@ def _max_len_after_length_field(avail: int) -> int:
 # Classification
 
 
-_NOT_ACK_ELICITING = frozenset((AckFrame, PaddingFrame, ConnectionCloseFrame))
+_NOT_ACK_ELICITING: Final = frozenset((AckFrame, PaddingFrame, ConnectionCloseFrame))
 NOT_ACK_ELICITING_TYPES: frozenset[type] = _NOT_ACK_ELICITING
 """The frame classes ``is_ack_eliciting`` is False for (a set test saves a call per frame)."""
-_PROBING = frozenset((PaddingFrame, PathChallengeFrame, PathResponseFrame, NewConnectionIdFrame))
+_PROBING: Final = frozenset((PaddingFrame, PathChallengeFrame, PathResponseFrame, NewConnectionIdFrame))
 
 
 def is_ack_eliciting(frame: Frame) -> bool:
@@ -178,7 +180,7 @@ def _mask(*types: int) -> int:
     return m
 
 
-_IH = _mask(
+_IH: Final = _mask(
     FrameType.PADDING,
     FrameType.PING,
     FrameType.ACK,
@@ -186,7 +188,7 @@ _IH = _mask(
     FrameType.CRYPTO,
     FrameType.CONNECTION_CLOSE,
 )
-_ZERO_RTT = _mask(
+_ZERO_RTT: Final = _mask(
     FrameType.PADDING,
     FrameType.PING,
     FrameType.RESET_STREAM,
@@ -208,7 +210,7 @@ _ZERO_RTT = _mask(
     FrameType.DATAGRAM,
     FrameType.DATAGRAM_LEN,
 )
-_ONE_RTT = _ZERO_RTT | _mask(
+_ONE_RTT: Final = _ZERO_RTT | _mask(
     FrameType.ACK,
     FrameType.ACK_ECN,
     FrameType.CRYPTO,
@@ -216,7 +218,7 @@ _ONE_RTT = _ZERO_RTT | _mask(
     FrameType.PATH_RESPONSE,
     FrameType.HANDSHAKE_DONE,
 )
-_KNOWN = _ONE_RTT  # 1-RTT packets may carry every frame type
+_KNOWN: Final = _ONE_RTT  # 1-RTT packets may carry every frame type
 _ALLOWED: dict[PacketType, int] = {
     PacketType.INITIAL: _IH,
     PacketType.HANDSHAKE: _IH,

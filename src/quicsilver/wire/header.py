@@ -17,7 +17,7 @@ import os
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import VERSION_1, VERSION_2
@@ -51,17 +51,17 @@ __all__ = [
 
 Buffer = bytes | bytearray | memoryview
 
-LENGTH_FIELD_SIZE = 2  # the Length field of long headers is always written as a 2-byte varint
-MAX_CID_LENGTH = 20  # RFC 9000 §17.2: version 1 connection IDs are at most 20 bytes
-RETRY_INTEGRITY_TAG_SIZE = 16  # RFC 9001 §5.8
+LENGTH_FIELD_SIZE: Final = 2  # the Length field of long headers is always written as a 2-byte varint
+MAX_CID_LENGTH: Final = 20  # RFC 9000 §17.2: version 1 connection IDs are at most 20 bytes
+RETRY_INTEGRITY_TAG_SIZE: Final = 16  # RFC 9001 §5.8
 
-HEADER_FORM_BIT = 0x80
-FIXED_BIT = 0x40
-SPIN_BIT = 0x20
-KEY_PHASE_BIT = 0x04
+HEADER_FORM_BIT: Final = 0x80
+FIXED_BIT: Final = 0x40
+SPIN_BIT: Final = 0x20
+KEY_PHASE_BIT: Final = 0x04
 
-_U32 = struct.Struct("!I")
-_PROTOCOL_VIOLATION = TransportErrorCode.PROTOCOL_VIOLATION
+_U32: Final = struct.Struct("!I")
+_PROTOCOL_VIOLATION: Final = TransportErrorCode.PROTOCOL_VIOLATION
 
 
 class PacketType(IntEnum):
@@ -76,10 +76,20 @@ class PacketType(IntEnum):
 
 
 # RFC 9000 §17.2 Table 5 (v1) and RFC 9369 §3.2 (v2): the two Long Packet Type bits.
-_V1_BITS = {PacketType.INITIAL: 0, PacketType.ZERO_RTT: 1, PacketType.HANDSHAKE: 2, PacketType.RETRY: 3}
-_V2_BITS = {PacketType.INITIAL: 1, PacketType.ZERO_RTT: 2, PacketType.HANDSHAKE: 3, PacketType.RETRY: 0}
-_V1_TYPES = (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.RETRY)
-_V2_TYPES = (PacketType.RETRY, PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE)
+_V1_BITS: Final = {
+    PacketType.INITIAL: 0,
+    PacketType.ZERO_RTT: 1,
+    PacketType.HANDSHAKE: 2,
+    PacketType.RETRY: 3,
+}
+_V2_BITS: Final = {
+    PacketType.INITIAL: 1,
+    PacketType.ZERO_RTT: 2,
+    PacketType.HANDSHAKE: 3,
+    PacketType.RETRY: 0,
+}
+_V1_TYPES: Final = (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.RETRY)
+_V2_TYPES: Final = (PacketType.RETRY, PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE)
 
 
 def _malformed(reason: str) -> TransportError:

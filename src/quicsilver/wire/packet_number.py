@@ -7,9 +7,11 @@ number closest to one more than the largest packet number it has received.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["decode_packet_number", "encode_packet_number", "packet_number_length"]
 
-_MAX_PN = (1 << 62) - 1
+_MAX_PN: Final = (1 << 62) - 1
 
 
 def packet_number_length(pn: int, largest_acked: int | None) -> int:

@@ -32,12 +32,12 @@ __all__ = [
 
 Buffer = bytes | bytearray | memoryview
 
-_TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
-_MAX_CID_LEN = 20
-_RESET_TOKEN_LEN = 16
-_MAX_STREAMS = 1 << 60
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
+_TPE: Final = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+_MAX_CID_LEN: Final = 20
+_RESET_TOKEN_LEN: Final = 16
+_MAX_STREAMS: Final = 1 << 60
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
 
 # A parameter's field name in TransportParameters and the function validating its value.
 _ParseFn = Callable[[Buffer, Perspective], object]
@@ -69,13 +69,13 @@ class TransportParameterId:
     GREASE_QUIC_BIT: Final = 0x2AB2
 
 
-_ID = TransportParameterId
+_ID: Final = TransportParameterId
 
 # RFC 9000 §18.2: "A client MUST NOT include any server-only transport parameter:
 # original_destination_connection_id, preferred_address, retry_source_connection_id, or
 # stateless_reset_token. A server MUST treat receipt of any of these transport parameters as a
 # connection error of type TRANSPORT_PARAMETER_ERROR."
-SERVER_ONLY_PARAMETERS = frozenset(
+SERVER_ONLY_PARAMETERS: Final = frozenset(
     (
         _ID.ORIGINAL_DESTINATION_CONNECTION_ID,
         _ID.PREFERRED_ADDRESS,
@@ -390,7 +390,7 @@ _HANDLERS: dict[int, _Handler] = {
     _ID.GREASE_QUIC_BIT: _flag_param("grease_quic_bit"),
 }
 
-_DEFAULTS = TransportParameters()
+_DEFAULTS: Final = TransportParameters()
 
 
 def check_connection_id_parameters(

@@ -7,6 +7,7 @@ the remaining bits hold the value in network byte order. Values range over 0 .. 
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from quicsilver.errors import TransportError, TransportErrorCode
 
@@ -19,14 +20,14 @@ __all__ = [
     "varint_len",
 ]
 
-MAX_VARINT = (1 << 62) - 1
+MAX_VARINT: Final = (1 << 62) - 1
 
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_U64 = struct.Struct("!Q")
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
+_U64: Final = struct.Struct("!Q")
 
 # Encoded length by the two prefix bits of the first byte (RFC 9000 §16, Table 4).
-_LEN_BY_PREFIX = (1, 2, 4, 8)
+_LEN_BY_PREFIX: Final = (1, 2, 4, 8)
 
 
 def varint_len(v: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from typing import Final
 
 from cryptography import x509
 
@@ -25,7 +26,7 @@ from .signatures import CERTIFICATE_VERIFY_SCHEMES, verify_certificate_verify
 __all__ = ["HandshakeBase", "unexpected"]
 
 # Key log labels per (level, is_client_secret).
-_LABELS = {
+_LABELS: Final = {
     (EncryptionLevel.ZERO_RTT, True): "CLIENT_EARLY_TRAFFIC_SECRET",
     (EncryptionLevel.HANDSHAKE, True): "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
     (EncryptionLevel.HANDSHAKE, False): "SERVER_HANDSHAKE_TRAFFIC_SECRET",

@@ -19,6 +19,7 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -49,14 +50,14 @@ __all__ = [
 ]
 
 # Where distributions keep their CA bundle (the same places OpenSSL and Go look).
-_SYSTEM_CA_FILES = (
+_SYSTEM_CA_FILES: Final = (
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/ca-bundle.pem",
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/ssl/cert.pem",
 )
-_PARSED_CACHE_SIZE = 128
+_PARSED_CACHE_SIZE: Final = 128
 
 
 def system_ca_file() -> str | None:
@@ -76,7 +77,7 @@ def system_ca_file() -> str | None:
     return where if os.path.isfile(where) else None
 
 
-_PEM_END = b"-----END CERTIFICATE-----"
+_PEM_END: Final = b"-----END CERTIFICATE-----"
 
 
 def load_trust_bundle(data: bytes) -> list[x509.Certificate]:

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum, auto
+from typing import Final
 
 from ...errors import TransportError, TransportErrorCode
 from ...protocol import EncryptionLevel
@@ -59,9 +60,9 @@ from .tickets import MAX_TICKET_LIFETIME, QUIC_MAX_EARLY_DATA, SessionTicket
 
 __all__ = ["ClientHandshake", "ClientState"]
 
-_PSK_DHE_KE = 1  # RFC 8446 §4.2.9
-_H = HandshakeType
-_L = EncryptionLevel
+_PSK_DHE_KE: Final = 1  # RFC 8446 §4.2.9
+_H: Final = HandshakeType
+_L: Final = EncryptionLevel
 
 
 class ClientState(Enum):

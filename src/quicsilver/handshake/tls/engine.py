@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from ...errors import ConfigError, TransportError, crypto_error
 from ...protocol import EncryptionLevel
@@ -33,11 +34,11 @@ __all__ = ["MAX_HANDSHAKE_MESSAGE_SIZE", "TLSEngine"]
 
 # The largest handshake message we buffer: a Certificate chain is the biggest (16 certificates of a
 # few KiB each fit easily); anything announcing more is refused before it is buffered.
-MAX_HANDSHAKE_MESSAGE_SIZE = 1 << 17
+MAX_HANDSHAKE_MESSAGE_SIZE: Final = 1 << 17
 
 # RFC 9001 §6: "Endpoints MUST treat the receipt of a TLS KeyUpdate message as a connection error of
 # type 0x010a"; RFC 9001 §8.3: EndOfEarlyData is not used in QUIC.
-_FORBIDDEN_IN_QUIC = frozenset({HandshakeType.KEY_UPDATE, HandshakeType.END_OF_EARLY_DATA})
+_FORBIDDEN_IN_QUIC: Final = frozenset({HandshakeType.KEY_UPDATE, HandshakeType.END_OF_EARLY_DATA})
 
 
 def _ascii_host(name: str | None) -> str | None:

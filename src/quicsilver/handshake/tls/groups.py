@@ -13,6 +13,7 @@ each other's public key").
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -31,11 +32,11 @@ class NamedGroup(IntEnum):
     X25519MLKEM768 = 0x11EC
 
 
-SUPPORTED_GROUPS = frozenset(NamedGroup)
+SUPPORTED_GROUPS: Final = frozenset(NamedGroup)
 
-_MLKEM_PK = 1184
-_MLKEM_CT = 1088
-_X25519_LEN = 32
+_MLKEM_PK: Final = 1184
+_MLKEM_CT: Final = 1088
+_X25519_LEN: Final = 32
 _EC_CURVES: dict[int, tuple[ec.EllipticCurve, int]] = {
     NamedGroup.SECP256R1: (ec.SECP256R1(), 65),
     NamedGroup.SECP384R1: (ec.SECP384R1(), 97),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 
@@ -31,7 +32,7 @@ _HASHES: dict[int, tuple[hashes.HashAlgorithm, str]] = {
     CipherSuite.AES_256_GCM_SHA384: (hashes.SHA384(), "sha384"),
     CipherSuite.CHACHA20_POLY1305_SHA256: (hashes.SHA256(), "sha256"),
 }
-_EMPTY_HASH = {name: hashlib.new(name).digest() for _, name in _HASHES.values()}
+_EMPTY_HASH: Final = {name: hashlib.new(name).digest() for _, name in _HASHES.values()}
 
 
 def hash_for_suite(suite: int) -> tuple[hashes.HashAlgorithm, str]:

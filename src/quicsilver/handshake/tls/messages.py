@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 from .alerts import AlertDescription, tls_error
 
@@ -44,11 +45,11 @@ __all__ = [
     "parse_untrusted_server_hello",
 ]
 
-TLS12 = 0x0303  # legacy_version of every TLS 1.3 hello (RFC 8446 §4.1.2)
-TLS13 = 0x0304  # supported_versions value (RFC 8446 §4.2.1)
+TLS12: Final = 0x0303  # legacy_version of every TLS 1.3 hello (RFC 8446 §4.1.2)
+TLS13: Final = 0x0304  # supported_versions value (RFC 8446 §4.2.1)
 
 # RFC 8446 §4.1.3: the ServerHello.random of a HelloRetryRequest, SHA-256("HelloRetryRequest").
-HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 
 class HandshakeType(IntEnum):
@@ -85,7 +86,7 @@ class ExtensionType(IntEnum):
     QUIC_TRANSPORT_PARAMETERS = 0x39
 
 
-_EXT = ExtensionType
+_EXT: Final = ExtensionType
 
 
 def _decode_error(reason: str) -> Exception:
@@ -438,7 +439,7 @@ _CLIENT_HELLO_EXTENSIONS: dict[int, tuple[str, Callable[[Reader], object]]] = {
     _EXT.EARLY_DATA: ("early_data", _ch_early_data),
 }
 _CLIENT_HELLO_EXTENSIONS = {int(k): v for k, v in _CLIENT_HELLO_EXTENSIONS.items()}
-_PRE_SHARED_KEY = int(_EXT.PRE_SHARED_KEY)
+_PRE_SHARED_KEY: Final = int(_EXT.PRE_SHARED_KEY)
 
 
 def parse_untrusted_client_hello(body: bytes | memoryview) -> ClientHello:
@@ -585,7 +586,7 @@ class EncryptedExtensions:
 
 
 # Extensions a server may put in EncryptedExtensions in answer to what our ClientHello offers.
-_EE_ALLOWED = frozenset(
+_EE_ALLOWED: Final = frozenset(
     {_EXT.SERVER_NAME, _EXT.SUPPORTED_GROUPS, _EXT.ALPN, _EXT.EARLY_DATA, _EXT.QUIC_TRANSPORT_PARAMETERS}
 )
 
@@ -638,7 +639,7 @@ class Certificate:
         return _message(HandshakeType.CERTIFICATE, body)
 
 
-MAX_CERTIFICATE_CHAIN = 16  # certificates accepted in one Certificate message
+MAX_CERTIFICATE_CHAIN: Final = 16  # certificates accepted in one Certificate message
 
 
 def parse_untrusted_certificate(body: bytes | memoryview) -> Certificate:

@@ -19,6 +19,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from enum import Enum, auto
+from typing import Final
 
 from ...errors import TransportError, TransportErrorCode
 from ...protocol import EncryptionLevel
@@ -53,10 +54,10 @@ from .tickets import EARLY_DATA_WINDOW, QUIC_MAX_EARLY_DATA, ServerTicketState
 
 __all__ = ["ServerHandshake", "ServerState"]
 
-_PSK_DHE_KE = 1  # RFC 8446 §4.2.9
-_MAX_PSK_IDENTITIES_TRIED = 4
-_H = HandshakeType
-_L = EncryptionLevel
+_PSK_DHE_KE: Final = 1  # RFC 8446 §4.2.9
+_MAX_PSK_IDENTITIES_TRIED: Final = 4
+_H: Final = HandshakeType
+_L: Final = EncryptionLevel
 
 
 class ServerState(Enum):

@@ -8,7 +8,7 @@ PKCS#1 v1.5 schemes are offered for certificate signatures only.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -44,7 +44,7 @@ class SignatureScheme(IntEnum):
     ED25519 = 0x0807
 
 
-_S = SignatureScheme
+_S: Final = SignatureScheme
 # Schemes we accept in CertificateVerify, in our preference order.
 CERTIFICATE_VERIFY_SCHEMES: tuple[int, ...] = (
     _S.ECDSA_SECP256R1_SHA256,
@@ -72,9 +72,9 @@ _ECDSA: dict[int, tuple[type[ec.EllipticCurve], hashes.HashAlgorithm]] = {
     _S.ECDSA_SECP384R1_SHA384: (ec.SECP384R1, hashes.SHA384()),
 }
 
-_PAD = b"\x20" * 64
-SERVER_CONTEXT = _PAD + b"TLS 1.3, server CertificateVerify\x00"
-CLIENT_CONTEXT = _PAD + b"TLS 1.3, client CertificateVerify\x00"
+_PAD: Final = b"\x20" * 64
+SERVER_CONTEXT: Final = _PAD + b"TLS 1.3, server CertificateVerify\x00"
+CLIENT_CONTEXT: Final = _PAD + b"TLS 1.3, client CertificateVerify\x00"
 
 
 def schemes_for_key(key: PrivateKey | PublicKey) -> tuple[int, ...]:

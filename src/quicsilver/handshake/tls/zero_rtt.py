@@ -13,6 +13,7 @@ transport parameters into the ticket (``TLSEngine.send_session_ticket(now, app_d
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from ...errors import TransportError
 from ...protocol import Perspective
@@ -20,7 +21,7 @@ from ...wire.transport_parameters import TransportParameters, parse_transport_pa
 
 __all__ = ["REMEMBERED_LIMITS", "early_data_check", "zero_rtt_parameters_compatible"]
 
-REMEMBERED_LIMITS = (
+REMEMBERED_LIMITS: Final = (
     "active_connection_id_limit",
     "initial_max_data",
     "initial_max_stream_data_bidi_local",
