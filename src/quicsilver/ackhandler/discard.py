@@ -7,6 +7,7 @@ the attributes below are the handler's.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Final
 
 from quicsilver.ackhandler.history import SpaceHistory
@@ -42,8 +43,10 @@ class SpaceDiscarding:
     _pto_mode: SendMode
     _first_rtt_sample_time: float | None
 
+    @abstractmethod
     def _set_loss_detection_timer(self, now: float) -> None:
-        raise NotImplementedError("SentPacketHandler re-arms the loss detection timer")
+        """Re-arm the loss detection timer after packets left the history (SentPacketHandler's,
+        RFC 9002 §6.2.1 and §A.8)."""
 
     def drop_space(self, space: PacketNumberSpace, now: float | None = None) -> None:
         """Initial or Handshake keys were discarded (RFC 9001 §4.9): forget that space's packets

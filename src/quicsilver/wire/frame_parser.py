@@ -66,24 +66,20 @@ _Parser = Callable[[Buffer, int, int], tuple[Frame, int]]
 _PADDING_END: Final = re.compile(rb"[^\x00]")
 _U32: Final = struct.Struct("!I")
 
-# STREAM and ACK frames are the bulk of all frames. Interpreted, they are built from their already
-# validated fields through the slot descriptors, skipping the frozen dataclass __init__ (one
-# object.__setattr__ call per field by name), which halves the construction cost; compiled with mypyc
-# (setup.py) the frame classes are native and their constructors are the fast way. Same frames.
-_NATIVE_FRAMES: Final = hasattr(StreamFrame, "__mypyc_attrs__")
+# STREAM and ACK frames are the bulk of all frames: build them from their already validated fields
+# through the slot descriptors, skipping the frozen dataclass __init__ (one object.__setattr__ call
+# per field by name), which halves the construction cost. Equal to calling the constructor. This
+# relies on frame_types.py staying interpreted (setup.py's NOT_COMPILED, tests/test_build.py).
 _new = object.__new__
-if not _NATIVE_FRAMES:
-    _set_stream_id, _set_offset, _set_data, _set_fin = (
-        vars(StreamFrame)[name].__set__ for name in ("stream_id", "offset", "data", "fin")
-    )
-    _set_ranges, _set_delay, _set_ecn = (vars(AckFrame)[name].__set__ for name in ("ranges", "delay", "ecn"))
+_set_stream_id, _set_offset, _set_data, _set_fin = (
+    vars(StreamFrame)[name].__set__ for name in ("stream_id", "offset", "data", "fin")
+)
+_set_ranges, _set_delay, _set_ecn = (vars(AckFrame)[name].__set__ for name in ("ranges", "delay", "ecn"))
 
 
 def _new_ack_frame(
     ranges: tuple[tuple[int, int], ...], delay: int, ecn: tuple[int, int, int] | None
 ) -> AckFrame:
-    if _NATIVE_FRAMES:
-        return AckFrame(ranges, delay, ecn)
     frame = _new(AckFrame)
     _set_ranges(frame, ranges)
     _set_delay(frame, delay)
@@ -204,8 +200,6 @@ def _parse_stream(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
     # as a connection error of type FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR."
     if offset + length > MAX_VARINT:
         raise TransportError(_FRAME_ENCODING_ERROR, "STREAM data beyond 2^62-1")
-    if _NATIVE_FRAMES:
-        return StreamFrame(stream_id, offset, buf[pos:end], bool(ftype & STREAM_FIN_BIT)), end
     frame = _new(StreamFrame)  # built through the slot descriptors (see above)
     _set_stream_id(frame, stream_id)
     _set_offset(frame, offset)
