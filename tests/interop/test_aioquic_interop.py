@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.asyncio import connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.tls import CipherSuite as AioCipherSuite
 from aioquic.tls import SessionTicket
@@ -23,7 +23,7 @@ from quicsilver.handshake.protection import CipherSuite
 from quicsilver.handshake.tls import MemorySessionTicketStore
 from quicsilver.protocol import VERSION_1, VERSION_2
 
-from .tickets import PeerTicketStore
+from .peers import PeerTicketStore, our_echo_server, stream_echo
 
 pytestmark = pytest.mark.interop
 
@@ -158,117 +158,74 @@ def aio_client_config(**options: Any) -> QuicConfiguration:
     )
 
 
-async def aio_echo(client: QuicConnectionProtocol, payload: bytes) -> bytes:
-    reader, writer = await client.create_stream()
-    writer.write(payload)
-    writer.write_eof()
-    return await reader.read()
-
-
-@contextlib.asynccontextmanager
-async def our_echo_server(
-    tls: quic.TLSConfig, config: quic.Config | None = None, *, early: bool = False, **options: Any
-) -> AsyncIterator[quic.Listener]:
-    listen = quic.listen_addr_early if early else quic.listen_addr
-    listener = await listen("127.0.0.1:0", tls, config, **options)
-
-    async def echo(stream: quic.Stream) -> None:
-        with contextlib.suppress(quic.QuicError):
-            async for chunk in stream:
-                await stream.write(chunk)
-            await stream.close()
-
-    async def serve_conn(conn: quic.Connection) -> None:
-        tasks = set()
-        with contextlib.suppress(quic.QuicError):
-            while True:
-                task = asyncio.create_task(echo(await conn.accept_stream()))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-
-    async def accept_loop() -> None:
-        tasks = set()
-        async for conn in listener:
-            task = asyncio.create_task(serve_conn(conn))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    loop_task = asyncio.create_task(accept_loop())
-    try:
-        yield listener
-    finally:
-        listener.close()
-        await asyncio.wait_for(loop_task, 5)
-
-
 async def test_aioquic_client_handshake_and_echo(server_tls: quic.TLSConfig) -> None:
     async with (
         asyncio.timeout(15),
-        our_echo_server(server_tls) as listener,
+        our_echo_server(server_tls) as (listener, _),
         connect("127.0.0.1", listener.local_addr[1], configuration=aio_client_config()) as client,
     ):
-        assert await aio_echo(client, b"hello quicsilver") == b"hello quicsilver"
+        assert await stream_echo(client, b"hello quicsilver") == b"hello quicsilver"
 
 
 async def test_aioquic_client_10mb(server_tls: quic.TLSConfig) -> None:
     async with (
         asyncio.timeout(120),
-        our_echo_server(server_tls) as listener,
+        our_echo_server(server_tls) as (listener, _),
         connect("127.0.0.1", listener.local_addr[1], configuration=aio_client_config()) as client,
     ):
         payload = os.urandom(10_000_000)
-        assert await aio_echo(client, payload) == payload
+        assert await stream_echo(client, payload) == payload
 
 
 async def test_aioquic_client_100_streams(server_tls: quic.TLSConfig) -> None:
     async with (
         asyncio.timeout(30),
-        our_echo_server(server_tls) as listener,
+        our_echo_server(server_tls) as (listener, _),
         connect("127.0.0.1", listener.local_addr[1], configuration=aio_client_config()) as client,
     ):
         payloads = [os.urandom(1000 + i) for i in range(100)]
-        assert await asyncio.gather(*(aio_echo(client, p) for p in payloads)) == payloads
+        assert await asyncio.gather(*(stream_echo(client, p) for p in payloads)) == payloads
 
 
 async def test_aioquic_client_through_retry(server_tls: quic.TLSConfig) -> None:
     async with (
         asyncio.timeout(15),
-        our_echo_server(server_tls, verify_source_address=lambda addr: True) as listener,
+        our_echo_server(server_tls, verify_source_address=lambda addr: True) as (listener, _),
     ):
         async with connect("127.0.0.1", listener.local_addr[1], configuration=aio_client_config()) as client:
-            assert await aio_echo(client, b"retried") == b"retried"
+            assert await stream_echo(client, b"retried") == b"retried"
         assert listener.stats().retries_sent >= 1
 
 
 async def test_aioquic_client_chacha20_only(server_tls: quic.TLSConfig) -> None:
-    async with asyncio.timeout(15), our_echo_server(server_tls) as listener:
+    async with asyncio.timeout(15), our_echo_server(server_tls) as (listener, _):
         config = aio_client_config(cipher_suites=[AioCipherSuite.CHACHA20_POLY1305_SHA256])
         async with connect("127.0.0.1", listener.local_addr[1], configuration=config) as client:
-            assert await aio_echo(client, b"chacha") == b"chacha"
+            assert await stream_echo(client, b"chacha") == b"chacha"
 
 
 async def test_aioquic_client_version_2(server_tls: quic.TLSConfig) -> None:
-    async with asyncio.timeout(15), our_echo_server(server_tls) as listener:
+    async with asyncio.timeout(15), our_echo_server(server_tls) as (listener, _):
         config = aio_client_config(supported_versions=[VERSION_2])
         async with connect("127.0.0.1", listener.local_addr[1], configuration=config) as client:
-            assert await aio_echo(client, b"v2") == b"v2"
+            assert await stream_echo(client, b"v2") == b"v2"
             assert client._quic._version == VERSION_2
 
 
 async def test_aioquic_client_resumption_and_0rtt(server_tls: quic.TLSConfig) -> None:
     config = quic.Config(allow_0rtt=True)
-    async with asyncio.timeout(20), our_echo_server(server_tls, config, early=True) as listener:
+    async with asyncio.timeout(20), our_echo_server(server_tls, config, early=True) as (listener, _):
         tickets: list[SessionTicket] = []
         port = listener.local_addr[1]
         async with connect(
             "127.0.0.1", port, configuration=aio_client_config(), session_ticket_handler=tickets.append
         ) as client:
-            assert await aio_echo(client, b"first") == b"first"
+            assert await stream_echo(client, b"first") == b"first"
             await asyncio.sleep(0.05)
         assert tickets, "our server issued no session ticket"
         resumed = aio_client_config(session_ticket=tickets[-1])
         async with connect("127.0.0.1", port, configuration=resumed, wait_connected=False) as client:
-            echoed = await aio_echo(client, b"early data")  # sent as 0-RTT
+            echoed = await stream_echo(client, b"early data")  # sent as 0-RTT
             assert echoed == b"early data"
             # (aioquic's wait_connected() never returns once the handshake finished without a waiter)
             while client._quic.tls.state != TLSState.CLIENT_POST_HANDSHAKE:
@@ -287,7 +244,7 @@ async def test_aioquic_client_against_seed_server() -> None:
         async with asyncio.timeout(15):
             await asyncio.sleep(0.1)
             async with connect("127.0.0.1", port, configuration=aio_client_config()) as client:
-                assert await aio_echo(client, b"seed") == b"seed"
+                assert await stream_echo(client, b"seed") == b"seed"
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, quic.QuicError):

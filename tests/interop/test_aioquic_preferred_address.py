@@ -14,7 +14,8 @@ from aioquic.asyncio import connect
 
 import quicsilver as quic
 
-from .test_aioquic_interop import aio_client_config, aio_echo, our_echo_server
+from .peers import our_echo_server, stream_echo
+from .test_aioquic_interop import aio_client_config
 
 pytestmark = pytest.mark.interop
 
@@ -27,14 +28,14 @@ def server_tls() -> quic.TLSConfig:
 async def test_aioquic_client_moves_to_our_preferred_address(server_tls: quic.TLSConfig) -> None:
     async with (
         asyncio.timeout(20),
-        our_echo_server(server_tls, preferred_addr="127.0.0.1:0") as listener,
+        our_echo_server(server_tls, preferred_addr="127.0.0.1:0") as (listener, _),
         connect("127.0.0.1", listener.local_addr[1], configuration=aio_client_config()) as client,
     ):
         preferred = listener.preferred_transport
         assert preferred is not None
         port = preferred.local_addr[1]
         assert port != listener.local_addr[1]
-        assert await aio_echo(client, b"before") == b"before"
+        assert await stream_echo(client, b"before") == b"before"
 
         def on_preferred() -> bool:
             # aioquic's dual-stack socket names IPv4 peers v4-mapped: ('::ffff:127.0.0.1', port, 0, 0)
@@ -47,5 +48,5 @@ async def test_aioquic_client_moves_to_our_preferred_address(server_tls: quic.TL
             await asyncio.sleep(0.01)
         assert on_preferred()
         payload = os.urandom(300_000)
-        assert await aio_echo(client, payload) == payload
+        assert await stream_echo(client, payload) == payload
         assert preferred.stats().datagrams_received > 50 and preferred.stats().datagrams_sent > 50

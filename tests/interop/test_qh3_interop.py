@@ -45,7 +45,7 @@ from quicsilver.handshake.tls import NamedGroup
 from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
 from quicsilver.qlog.tracer import ConnectionTracer, DropReason
 
-from .tickets import PeerTicketStore
+from .peers import PeerTicketStore, our_echo_server, stream_echo
 
 pytestmark = pytest.mark.interop
 
@@ -363,54 +363,6 @@ def qh3_client_config(**options: Any) -> QuicConfiguration:
     )
 
 
-async def qh3_echo(client: QuicConnectionProtocol, payload: bytes) -> bytes:
-    reader, writer = await client.create_stream()
-    writer.write(payload)
-    writer.write_eof()
-    return await reader.read()
-
-
-@contextlib.asynccontextmanager
-async def our_echo_server(
-    tls: quic.TLSConfig, config: quic.Config | None = None, *, early: bool = False
-) -> AsyncIterator[tuple[quic.Listener, list[quic.Connection]]]:
-    """Our echo server on a free loopback port; yields the listener and the connections it accepted."""
-    listen = quic.listen_addr_early if early else quic.listen_addr
-    listener = await listen("127.0.0.1:0", tls, config)
-    accepted: list[quic.Connection] = []
-    tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def echo(stream: quic.Stream) -> None:
-        with contextlib.suppress(quic.QuicError):
-            async for chunk in stream:
-                await stream.write(chunk)
-            await stream.close()
-
-    async def serve_conn(conn: quic.Connection) -> None:
-        with contextlib.suppress(quic.QuicError):
-            while True:
-                spawn(echo(await conn.accept_stream()))
-
-    async def accept_loop() -> None:
-        async for conn in listener:
-            accepted.append(conn)
-            spawn(serve_conn(conn))
-
-    loop_task = asyncio.create_task(accept_loop())
-    try:
-        yield listener, accepted
-    finally:
-        listener.close()
-        await asyncio.wait_for(loop_task, 5)
-        for task in list(tasks):
-            task.cancel()
-
-
 @contextlib.asynccontextmanager
 async def qh3_client(
     port: int,
@@ -431,7 +383,7 @@ async def test_qh3_client_handshake_and_echo(server_tls: quic.TLSConfig) -> None
         our_echo_server(server_tls) as (listener, accepted),
         qh3_client(listener.local_addr[1], qh3_client_config()) as client,
     ):
-        assert await qh3_echo(client, b"hello quicsilver") == b"hello quicsilver"
+        assert await stream_echo(client, b"hello quicsilver") == b"hello quicsilver"
         assert client._quic.tls is not None and client._quic.tls.alpn_negotiated == ALPN
         state = accepted[0].connection_state()
         assert state.handshake_complete and state.alpn == ALPN and state.version == VERSION_1
@@ -447,7 +399,7 @@ async def test_qh3_client_10mb(server_tls: quic.TLSConfig) -> None:
         qh3_client(listener.local_addr[1], qh3_client_config()) as client,
     ):
         payload = os.urandom(MB10)
-        assert sha256(await qh3_echo(client, payload)) == sha256(payload)
+        assert sha256(await stream_echo(client, payload)) == sha256(payload)
 
 
 async def test_qh3_client_100_streams(server_tls: quic.TLSConfig) -> None:
@@ -457,7 +409,7 @@ async def test_qh3_client_100_streams(server_tls: quic.TLSConfig) -> None:
         qh3_client(listener.local_addr[1], qh3_client_config()) as client,
     ):
         payloads = [os.urandom(1000 + i) for i in range(100)]
-        assert await asyncio.gather(*(qh3_echo(client, p) for p in payloads)) == payloads
+        assert await asyncio.gather(*(stream_echo(client, p) for p in payloads)) == payloads
 
 
 async def test_qh3_client_resumption_and_0rtt(server_tls: quic.TLSConfig) -> None:
@@ -466,7 +418,7 @@ async def test_qh3_client_resumption_and_0rtt(server_tls: quic.TLSConfig) -> Non
         tickets: list[SessionTicket] = []
         port = listener.local_addr[1]
         async with qh3_client(port, qh3_client_config(), session_ticket_handler=tickets.append) as client:
-            assert await qh3_echo(client, b"first") == b"first"
+            assert await stream_echo(client, b"first") == b"first"
             assert client._quic.tls is not None and not client._quic.tls.session_resumed
             for _ in range(100):  # the ticket follows the handshake
                 if tickets:
@@ -475,7 +427,7 @@ async def test_qh3_client_resumption_and_0rtt(server_tls: quic.TLSConfig) -> Non
         assert tickets, "our server issued no session ticket"
         resumed = qh3_client_config(session_ticket=tickets[-1])
         async with qh3_client(port, resumed, wait_connected=False) as client:
-            assert await qh3_echo(client, b"early data") == b"early data"  # sent as 0-RTT
+            assert await stream_echo(client, b"early data") == b"early data"  # sent as 0-RTT
             await client.wait_connected()
             assert client._quic.tls is not None
             assert client._quic.tls.session_resumed and client._quic.tls.early_data_accepted
@@ -487,7 +439,7 @@ async def test_qh3_client_version_2(server_tls: quic.TLSConfig) -> None:
     async with asyncio.timeout(10), our_echo_server(server_tls) as (listener, accepted):
         config = qh3_client_config(supported_versions=[QuicProtocolVersion.VERSION_2])
         async with qh3_client(listener.local_addr[1], config) as client:
-            assert await qh3_echo(client, b"v2") == b"v2"
+            assert await stream_echo(client, b"v2") == b"v2"
             assert client._quic._version == VERSION_2
             assert accepted[0].connection_state().version == VERSION_2
 
