@@ -36,6 +36,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int,
     assert re.search(pattern, lines[0]), lines[0]
 
 
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """Terminate a `quicsilver server` process and check that it exited cleanly (SIGTERM is a
+    normal shutdown for it)."""
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == 0, err
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -146,13 +158,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
             assert "serving" in line, line
             yield f"https://127.0.0.1:{port}", www, qlogs
         finally:
-            proc.terminate()
-            try:
-                _, err = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-        assert proc.returncode == 0, err
+            stop_server(proc)
 
 
 def test_server_and_client_transfer_a_10mb_file(server: tuple[str, Path, Path], tmp_path: Path) -> None:
@@ -265,10 +271,4 @@ def test_server_offers_a_preferred_address(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
             assert (out / "f.bin").read_bytes() == payload
         finally:
-            proc.terminate()
-            try:
-                _, err = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-        assert proc.returncode == 0, err
+            stop_server(proc)
