@@ -545,8 +545,11 @@ def check_key_updates(initiator: str, closed: Event, counters: list[Recorder]) -
         assert remote >= 5 and ours.initiated >= 5, (ours.initiated, closed)
     elif initiator == "quic-go's":
         assert local >= 5 and ours.initiated <= 1, (ours.initiated, closed)  # ours: the first, at 10
-    else:  # quic-go, counting received packets too, usually wins the race; ours at least started one
-        assert local >= 5 and ours.initiated >= 1, (ours.initiated, closed)
+    else:
+        # Both sides race to start each update. quic-go counts received packets too, so it usually
+        # wins, and on a fast run it can win every race: our counter restarts with each update the
+        # peer starts. What must hold is that the updates happen and neither side errs.
+        assert local + ours.initiated >= 5, (ours.initiated, closed)
 
 
 @pytest.mark.parametrize("initiator", KEY_UPDATE_INITIATORS)
