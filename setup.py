@@ -25,8 +25,8 @@ from setuptools.command.build_ext import build_ext
 
 # The per-packet and per-connection work: frame and header codecs, packet protection, packet numbers,
 # ACK and loss handling, congestion control, the connection core (packing, unpacking, streams, flow
-# control). Left out: events.py (public frozen dataclasses), conn_id_generator.py (a public
-# runtime-checkable Protocol), frame_types.py, and the TLS layer's public classes.
+# control), the frame classes. Left out: events.py (public frozen dataclasses), conn_id_generator.py
+# (a public runtime-checkable Protocol), and the TLS layer's public classes.
 COMPILED_GLOBS = (
     "src/quicsilver/ackhandler/*.py",
     "src/quicsilver/congestion/*.py",
@@ -38,8 +38,6 @@ COMPILED_GLOBS = (
 NOT_COMPILED = {
     "src/quicsilver/core/events.py",
     "src/quicsilver/core/conn_id_generator.py",
-    # frozen dataclasses with ClassVar wire types: mypyc's dataclass __init__ refuses them
-    "src/quicsilver/wire/frame_types.py",
     # the TLS layer's public API (configuration, tickets and their store) and its event dataclasses
     "src/quicsilver/handshake/tls/config.py",
     "src/quicsilver/handshake/tls/tickets.py",

@@ -35,7 +35,10 @@ _TESTING: Final = ECNState.TESTING
 _UNKNOWN: Final = ECNState.UNKNOWN
 _CAPABLE: Final = ECNState.CAPABLE
 _FAILED: Final = ECNState.FAILED
-_ECT0, _ECT1, _NOT_ECT = ECN.ECT0, ECN.ECT1, ECN.NOT_ECT  # Enum attribute access is slow on 3.11
+# Module constants (Final: the compiled build reads them as C statics): Enum attribute access is slow.
+_ECT0: Final = ECN.ECT0
+_ECT1: Final = ECN.ECT1
+_NOT_ECT: Final = ECN.NOT_ECT
 
 
 class ECNTracker:

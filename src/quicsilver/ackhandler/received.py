@@ -22,7 +22,10 @@ from quicsilver.wire.frames import AckFrame
 
 __all__ = ["ACK_ELICITING_THRESHOLD", "ReceivedPacketTracker"]
 
-_ECT0, _ECT1, _CE = ECN.ECT0, ECN.ECT1, ECN.CE  # module globals: Enum attribute access is slow
+# Module constants (Final: the compiled build reads them as C statics): Enum attribute access is slow.
+_ECT0: Final = ECN.ECT0
+_ECT1: Final = ECN.ECT1
+_CE: Final = ECN.CE
 _APPLICATION: Final = PacketNumberSpace.APPLICATION
 ACK_ELICITING_THRESHOLD: Final = (
     2  # RFC 9000 §13.2.2: "SHOULD send an ACK frame after receiving at least two"

@@ -60,6 +60,14 @@ __all__ = [
     "SentPacketHandler",
 ]
 
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_ECNSTATE_INITIAL: Final = ECNState.INITIAL
+_ECNSTATE_TESTING: Final = ECNState.TESTING
+_ECN_ECT0: Final = ECN.ECT0
+_ECN_ECT1: Final = ECN.ECT1
+
+
 K_PACKET_THRESHOLD: Final = 3  # RFC 9002 §6.1.1
 K_TIME_THRESHOLD: Final = 9 / 8  # RFC 9002 §6.1.2
 K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3  # RFC 9002 §7.6.1
@@ -244,12 +252,12 @@ class SentPacketHandler(SpaceDiscarding):
         self.congestion.on_burst_sent(now, self.bytes_in_flight, largest, size)
         ecn = self.ecn
         if ecn is not None:
-            if ecn.state is ECNState.TESTING:
+            if ecn.state is _ECNSTATE_TESTING:
                 for p in packets:
                     ecn.sent_packet(p.pn, p.ecn)
-            elif packets[0].ecn == ECN.ECT0:  # one codepoint per burst (burst_allowance)
+            elif packets[0].ecn == _ECN_ECT0:  # one codepoint per burst (burst_allowance)
                 ecn.sent_ect0 += n
-            elif packets[0].ecn == ECN.ECT1:
+            elif packets[0].ecn == _ECN_ECT1:
                 ecn.sent_ect1 += n
         self._set_loss_detection_timer(now)
 
@@ -301,7 +309,7 @@ class SentPacketHandler(SpaceDiscarding):
         ecn = self.ecn
         marking = _NOT_ECT
         if ecn is not None:
-            if ecn.state is ECNState.INITIAL or ecn.state is ECNState.TESTING:
+            if ecn.state is _ECNSTATE_INITIAL or ecn.state is _ECNSTATE_TESTING:
                 return None
             marking = ecn.marking()
         return window_room, pacing_room, MAX_OUTSTANDING_SENT_PACKETS - tracked, marking

@@ -76,11 +76,28 @@ from quicsilver.wire.header import PacketType, long_type_bits
 
 __all__ = ["QuicConnection"]
 
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
+_MODE_ANY: Final = SendMode.ANY
+_MODE_NONE: Final = SendMode.NONE
+_MODE_PACING_LIMITED: Final = SendMode.PACING_LIMITED
+_PERSPECTIVE_CLIENT: Final = Perspective.CLIENT
+_PERSPECTIVE_SERVER: Final = Perspective.SERVER
+_PTYPE_INITIAL: Final = PacketType.INITIAL
+_SPACE_APPLICATION: Final = PacketNumberSpace.APPLICATION
+_STATE_ACTIVE: Final = ConnState.ACTIVE
+_STATE_CLOSED: Final = ConnState.CLOSED
+_STATE_CLOSING: Final = ConnState.CLOSING
+_STATE_DRAINING: Final = ConnState.DRAINING
+
+
 _PROTOCOL_VIOLATION: Final = TransportErrorCode.PROTOCOL_VIOLATION
 _MAX_DATAGRAMS_PER_CALL: Final = 256
 _ECN_OF_BITS: Final = tuple(ECN(bits) for bits in range(4))  # ECN(bits) costs an enum lookup per packet
 
-_logger = logging.getLogger("quicsilver.core")
+_logger: Final = logging.getLogger("quicsilver.core")
 
 
 class QuicConnection(MigrationMixin):
@@ -112,7 +129,7 @@ class QuicConnection(MigrationMixin):
         new_token_provider: Callable[[Any], bytes | None] | None = None,
     ) -> None:
         self._config = config.populated()
-        self._perspective = Perspective.CLIENT if is_client else Perspective.SERVER
+        self._perspective = _PERSPECTIVE_CLIENT if is_client else _PERSPECTIVE_SERVER
         self._is_client = is_client
         self._events: deque[Event] = deque()
         self._peer_addr: Any = None
@@ -166,9 +183,9 @@ class QuicConnection(MigrationMixin):
         """Process one UDP datagram from ``addr`` arriving at ``now`` with IP ECN bits ``ecn``;
         ``local_addr`` (optional) is the local address it arrived on, for path management."""
         state = self._state
-        if state is ConnState.CLOSED or state is ConnState.DRAINING:
+        if state is _STATE_CLOSED or state is _STATE_DRAINING:
             return
-        if state is ConnState.CLOSING:
+        if state is _STATE_CLOSING:
             self._on_datagram_while_closing()
             return
         self._last_now = now
@@ -235,7 +252,7 @@ class QuicConnection(MigrationMixin):
                 continue
             if self._process_packet(result, now, _ECN_OF_BITS[ecn & 0x03]):
                 processed = True
-            if self._state is not ConnState.ACTIVE:
+            if self._state is not _STATE_ACTIVE:
                 return
         if not processed and self._is_stateless_reset(data):
             self._enter_stateless_reset(now)
@@ -269,7 +286,7 @@ class QuicConnection(MigrationMixin):
         if len(self._undecryptable) >= _MAX_UNDECRYPTABLE or self._handshake_confirmed:
             return False
         first = buf[start]
-        if first & 0x80 and (first & 0x30) >> 4 == long_type_bits(self._version, PacketType.INITIAL):
+        if first & 0x80 and (first & 0x30) >> 4 == long_type_bits(self._version, _PTYPE_INITIAL):
             return False  # Initial keys exist from the start: an undecryptable Initial is garbage
         self._undecryptable.append((bytes(buf[start:end]), ecn))
         return True
@@ -289,7 +306,7 @@ class QuicConnection(MigrationMixin):
                 continue
             self._datagram_first = False  # its bytes were counted when the datagram arrived
             self._process_packet(result, now, _ECN_OF_BITS[ecn & 0x03])
-            if self._state is not ConnState.ACTIVE:
+            if self._state is not _STATE_ACTIVE:
                 return
 
     def _process_packet(self, pkt: UnpackedPacket, now: float, ecn: ECN) -> bool:
@@ -308,11 +325,19 @@ class QuicConnection(MigrationMixin):
         ack_eliciting = False
         handlers = _FRAME_HANDLERS
         for frame in frames:
-            kind = type(frame)
-            handlers[kind](self, frame, pkt, now)
-            if kind not in NOT_ACK_ELICITING_TYPES:
+            # STREAM and ACK, the bulk of all frames, by direct call; the rest through the table.
+            if isinstance(frame, StreamFrame):
+                self._streams.handle_stream_frame(frame)
                 ack_eliciting = True
-            if self._state is not ConnState.ACTIVE:
+                continue  # a STREAM frame cannot end the connection
+            if isinstance(frame, AckFrame):
+                self._on_ack(frame, pkt, now)
+            else:
+                kind = type(frame)
+                handlers[kind](self, frame, pkt, now)
+                if kind not in NOT_ACK_ELICITING_TYPES:
+                    ack_eliciting = True
+            if self._state is not _STATE_ACTIVE:
                 return True
         tracker.received_packet(pkt.pn, ecn, now, ack_eliciting)
         self._on_packet_processed(pkt, now)
@@ -330,7 +355,7 @@ class QuicConnection(MigrationMixin):
         crypto = self._spaces[space].crypto
         streams = self._streams
         for sent in result.acked:
-            if space == PacketNumberSpace.APPLICATION and not sent.is_0rtt:
+            if space == _SPACE_APPLICATION and not sent.is_0rtt:
                 if one_rtt is not None:
                     one_rtt.on_packet_acked(sent.pn)
                 if self._is_client and not self._handshake_confirmed and self._handshake_complete:
@@ -373,7 +398,7 @@ class QuicConnection(MigrationMixin):
         data = crypto.read()
         if not data:
             return
-        if not self._is_client and level is EncryptionLevel.INITIAL and not self._version_decided:
+        if not self._is_client and level is _LEVEL_INITIAL and not self._version_decided:
             # RFC 9368 §2.3: the version is chosen from the whole ClientHello before answering.
             data = self._choose_version_from_client_hello(data)
             if not data:
@@ -436,9 +461,9 @@ class QuicConnection(MigrationMixin):
         state = self._state
         if now > self._last_now:
             self._last_now = now
-        if state is ConnState.CLOSING:
+        if state is _STATE_CLOSING:
             return [(data, addr, 0, None) for data, addr in self._close_datagrams()]
-        if state is not ConnState.ACTIVE or self._peer_addr is None:
+        if state is not _STATE_ACTIVE or self._peer_addr is None:
             return []
         if not self._version_decided:
             # RFC 9368 §2.3: a server that may still switch to another compatible version sends
@@ -452,10 +477,7 @@ class QuicConnection(MigrationMixin):
         # discarded while sending (a client's Initial) is skipped by the packer, which checks its keys.
         levels = self._send_levels()
         burst = (
-            self.bursts_enabled
-            and len(levels) == 1
-            and levels[0] is EncryptionLevel.ONE_RTT
-            and self._tracer is None
+            self.bursts_enabled and len(levels) == 1 and levels[0] is _LEVEL_ONE_RTT and self._tracer is None
         )
         sent = 0
         while sent < _MAX_DATAGRAMS_PER_CALL:
@@ -521,7 +543,7 @@ class QuicConnection(MigrationMixin):
             self._consume_probe(probe_level)
         else:
             mode = self._sph.send_mode(now)
-            if mode == SendMode.NONE:
+            if mode == _MODE_NONE:
                 return None
             if mode in _PTO_MODES:
                 # The handler asks for probes the timer already queued; send them as data-carrying.
@@ -534,12 +556,12 @@ class QuicConnection(MigrationMixin):
                 )
                 self._consume_probe(probe_level)
                 return self._finish_datagram(packed, now)
-            send_data = mode == SendMode.ANY
+            send_data = mode == _MODE_ANY
             if send_data and self._handshake_confirmed:
                 probe = self._maybe_send_mtu_probe(now)
                 if probe is not None:
                     return probe
-            if mode == SendMode.PACING_LIMITED and self._packer.has_pending_data():
+            if mode == _MODE_PACING_LIMITED and self._packer.has_pending_data():
                 # RFC 9002 §7.7: wait for the pacer; ACKs may still go now.
                 self._pacing_at = max(self._sph.time_until_send(now), now + 1e-6)
             ping_levels: frozenset[EncryptionLevel] = frozenset()
@@ -652,7 +674,7 @@ class QuicConnection(MigrationMixin):
 
     def close(self, error_code: int = 0, reason: str = "", is_application: bool = True) -> None:
         """Close the connection immediately with CONNECTION_CLOSE (RFC 9000 §10.2)."""
-        if self._state is not ConnState.ACTIVE:
+        if self._state is not _STATE_ACTIVE:
             return
         self._close_immediately(error_code, reason, is_application, frame_type=None, now=self._last_now)
 
@@ -720,7 +742,7 @@ _NOT_RETRANSMITTED: Final = frozenset(
 
 
 # The handler of each frame type (RFC 9000 §19), one table for all connections.
-_FRAME_HANDLERS: dict[type, Callable[..., None]] = {
+_FRAME_HANDLERS: Final[dict[type, Callable[..., None]]] = {
     PaddingFrame: _ignore,
     PingFrame: _ignore,
     AckFrame: QuicConnection._on_ack,

@@ -72,6 +72,22 @@ from quicsilver.wire.transport_parameters import (
 
 __all__ = ["HandshakeDriver"]
 
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_LEVEL_HANDSHAKE: Final = EncryptionLevel.HANDSHAKE
+_LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
+_LEVEL_ZERO_RTT: Final = EncryptionLevel.ZERO_RTT
+_PERSPECTIVE_CLIENT: Final = Perspective.CLIENT
+_PERSPECTIVE_SERVER: Final = Perspective.SERVER
+_PTYPE_HANDSHAKE: Final = PacketType.HANDSHAKE
+_PTYPE_INITIAL: Final = PacketType.INITIAL
+_PTYPE_RETRY: Final = PacketType.RETRY
+_PTYPE_VERSION_NEGOTIATION: Final = PacketType.VERSION_NEGOTIATION
+_SPACE_HANDSHAKE: Final = PacketNumberSpace.HANDSHAKE
+_SPACE_INITIAL: Final = PacketNumberSpace.INITIAL
+
+
 _CLIENT_HELLO: Final = 1  # TLS HandshakeType.client_hello
 _CLIENT_DCID_LEN: Final = 8  # RFC 9000 §7.2: at least 8 bytes of unpredictable DCID in the first Initial
 
@@ -205,7 +221,7 @@ class HandshakeDriver(Lifecycle):
             ticket = self._session_ticket
             if ticket is not None and ticket.transport_parameters:
                 # RFC 9000 §7.4.1: 0-RTT data obeys the limits remembered from the earlier connection.
-                remembered = parse_transport_parameters(ticket.transport_parameters, Perspective.SERVER)
+                remembered = parse_transport_parameters(ticket.transport_parameters, _PERSPECTIVE_SERVER)
                 self._apply_params_limits(remembered)
             self._tls.start()
             self._drain_tls(now)
@@ -242,8 +258,8 @@ class HandshakeDriver(Lifecycle):
 
     def _install_initial_keys(self, dcid: bytes) -> None:
         seal, open_ = initial_keys(self._version, dcid, self._perspective)
-        self._packer.keys[EncryptionLevel.INITIAL] = seal
-        self._unpacker.keys[EncryptionLevel.INITIAL] = open_
+        self._packer.keys[_LEVEL_INITIAL] = seal
+        self._unpacker.keys[_LEVEL_INITIAL] = open_
 
     # -- TLS -------------------------------------------------------------------------------------
 
@@ -285,7 +301,7 @@ class HandshakeDriver(Lifecycle):
                     )
         if self._tracer is not None:
             self._tracer.updated_key_from_tls(level, ev.is_write == self._is_client)
-        if level == EncryptionLevel.ONE_RTT:
+        if level == _LEVEL_ONE_RTT:
             self._one_rtt_secrets[ev.is_write] = (ev.suite, ev.secret)
             if len(self._one_rtt_secrets) == 2:
                 suite, send_secret = self._one_rtt_secrets[True]
@@ -303,7 +319,7 @@ class HandshakeDriver(Lifecycle):
                 self._one_rtt_secrets.clear()
                 if self._is_client:
                     # 1-RTT replaces 0-RTT for sending (RFC 9001 §4.9.3).
-                    self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+                    self._packer.keys.pop(_LEVEL_ZERO_RTT, None)
             return
         keys_ = PacketKeys(ev.suite, ev.secret, self._version)
         if ev.is_write:
@@ -312,7 +328,7 @@ class HandshakeDriver(Lifecycle):
             self._unpacker.keys[level] = keys_
 
     def _apply_peer_params(self, data: bytes) -> None:
-        peer = Perspective.SERVER if self._is_client else Perspective.CLIENT
+        peer = _PERSPECTIVE_SERVER if self._is_client else _PERSPECTIVE_CLIENT
         params = parse_transport_parameters(data, peer)
         validate_peer_parameters(
             params,
@@ -399,7 +415,7 @@ class HandshakeDriver(Lifecycle):
 
     def _on_early_data_rejected(self, now: float) -> None:
         """RFC 9001 §4.6.2: rejected 0-RTT data is resent in 1-RTT packets."""
-        self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        self._packer.keys.pop(_LEVEL_ZERO_RTT, None)
         for packet in self._sph.drop_0rtt_packets(now):
             self._requeue_frames(packet, crypto_too=False)
 
@@ -411,9 +427,9 @@ class HandshakeDriver(Lifecycle):
             self._tracer.updated_state("handshake_complete", "handshake_confirmed")
         self._sph.set_handshake_confirmed(now)
         # RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
-        self._discard_space(PacketNumberSpace.INITIAL)
-        self._discard_space(PacketNumberSpace.HANDSHAKE)
-        self._unpacker.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        self._discard_space(_SPACE_INITIAL)
+        self._discard_space(_SPACE_HANDSHAKE)
+        self._unpacker.keys.pop(_LEVEL_ZERO_RTT, None)
         self._on_confirmed_path(now)
         if not self._is_client:
             self._conn_ids_ours.drop_initial_client_dcid()
@@ -425,17 +441,17 @@ class HandshakeDriver(Lifecycle):
         if self._handshake_confirmed:
             return  # every rule below is about the handshake (called for each packet)
         self._received_any = True
-        if not self._peer_cid_known and pkt.packet_type in (PacketType.INITIAL, PacketType.HANDSHAKE):
+        if not self._peer_cid_known and pkt.packet_type in (_PTYPE_INITIAL, _PTYPE_HANDSHAKE):
             # RFC 9000 §7.2: use the peer's chosen SCID as DCID from now on.
             self._peer_cid_known = True
             self._peer_initial_scid = pkt.scid
             self._conn_ids_peer.change_initial_dcid(pkt.scid)
             self._packer.dcid = pkt.scid
-        if pkt.level == EncryptionLevel.HANDSHAKE and not self._is_client:
+        if pkt.level == _LEVEL_HANDSHAKE and not self._is_client:
             # RFC 9000 §8.1: a Handshake packet from the client validates its address; RFC 9001
             # §4.9.1: the server discards Initial keys when it first processes one.
             self._sph.set_peer_validated_address(now)
-            self._discard_space(PacketNumberSpace.INITIAL)
+            self._discard_space(_SPACE_INITIAL)
 
     def _on_packet_processed(self, pkt: UnpackedPacket, now: float) -> None:
         self._last_received = now
@@ -457,14 +473,14 @@ class HandshakeDriver(Lifecycle):
     def _send_levels(self) -> tuple[EncryptionLevel, ...]:
         packer = self._packer
         levels: list[EncryptionLevel] = []
-        if EncryptionLevel.INITIAL in packer.keys:
-            levels.append(EncryptionLevel.INITIAL)
-        if EncryptionLevel.HANDSHAKE in packer.keys:
-            levels.append(EncryptionLevel.HANDSHAKE)
+        if _LEVEL_INITIAL in packer.keys:
+            levels.append(_LEVEL_INITIAL)
+        if _LEVEL_HANDSHAKE in packer.keys:
+            levels.append(_LEVEL_HANDSHAKE)
         if packer.one_rtt is not None:
-            levels.append(EncryptionLevel.ONE_RTT)
-        elif EncryptionLevel.ZERO_RTT in packer.keys:
-            levels.append(EncryptionLevel.ZERO_RTT)
+            levels.append(_LEVEL_ONE_RTT)
+        elif _LEVEL_ZERO_RTT in packer.keys:
+            levels.append(_LEVEL_ZERO_RTT)
         return tuple(levels)
 
     def _long_header_version_ok(self, buf: bytearray, pos: int) -> bool:
@@ -500,12 +516,12 @@ class HandshakeDriver(Lifecycle):
             ptype = packet_type_from_bits(version, (data[0] >> 4) & 0x03)
         except (TransportError, ValueError):
             return False
-        if ptype != PacketType.RETRY:
+        if ptype != _PTYPE_RETRY:
             return False
         if self._is_client:
             self._on_retry(bytes(data), now)
         else:
-            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+            self._trace_drop(_PTYPE_RETRY, len(data), DropReason.UNEXPECTED_PACKET)
         return True
 
     def _choose_version_from_client_hello(self, data: bytes) -> bytes:
@@ -529,7 +545,7 @@ class HandshakeDriver(Lifecycle):
             hello = parse_untrusted_client_hello(memoryview(out)[4 : 4 + length])
             if hello.transport_parameters is None:
                 return out
-            params = parse_transport_parameters(hello.transport_parameters, Perspective.CLIENT)
+            params = parse_transport_parameters(hello.transport_parameters, _PERSPECTIVE_CLIENT)
         except (TransportError, ValueError):
             return out  # TLS will parse it again and close with the right error
         info = params.version_information
@@ -555,16 +571,16 @@ class HandshakeDriver(Lifecycle):
         # RFC 9000 §6.2: a client that has processed any packet from the server, or already reacted
         # to a Version Negotiation packet, MUST discard one.
         if self._received_any or self._vn_done:
-            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
+            self._trace_drop(_PTYPE_VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
             return
         try:
             dcid, scid, versions = parse_version_negotiation(data)
         except TransportError:
-            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.HEADER_PARSE_ERROR)
+            self._trace_drop(_PTYPE_VERSION_NEGOTIATION, len(data), DropReason.HEADER_PARSE_ERROR)
             return
         # RFC 9000 §6.2: a VN packet listing the version we chose is discarded (and the CIDs must echo ours).
         if self._version in versions or dcid != self._host_cid or scid != self._original_dcid:
-            self._trace_drop(PacketType.VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
+            self._trace_drop(_PTYPE_VERSION_NEGOTIATION, len(data), DropReason.UNEXPECTED_PACKET)
             return
         common = [v for v in self._config.versions if v in versions]
         if not common:
@@ -576,8 +592,8 @@ class HandshakeDriver(Lifecycle):
         self._packer.version = common[0]
         self._install_initial_keys(self._original_dcid)
         self._sph.reset_for_retry(now)
-        self._spaces[PacketNumberSpace.INITIAL].crypto = CryptoStream()
-        self._packer.keys.pop(EncryptionLevel.ZERO_RTT, None)
+        self._spaces[_SPACE_INITIAL].crypto = CryptoStream()
+        self._packer.keys.pop(_LEVEL_ZERO_RTT, None)
         self._vn_done = True
         self._create_tls(now)
         self._tls.start()
@@ -586,12 +602,12 @@ class HandshakeDriver(Lifecycle):
     def _on_retry(self, data: bytes, now: float) -> None:
         # RFC 9000 §17.2.5.2: only one Retry, and only before any other packet from the server.
         if self._received_any or self._retry_scid is not None:
-            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+            self._trace_drop(_PTYPE_RETRY, len(data), DropReason.UNEXPECTED_PACKET)
             return
         try:
             version, _dcid, scid, token, tag = parse_retry(data)
         except TransportError:
-            self._trace_drop(PacketType.RETRY, len(data), DropReason.HEADER_PARSE_ERROR)
+            self._trace_drop(_PTYPE_RETRY, len(data), DropReason.HEADER_PARSE_ERROR)
             return
         pseudo = retry_pseudo_packet(self._original_dcid, data[:-16])
         # RFC 9001 §5.8: a Retry whose integrity tag does not verify MUST be discarded; RFC 9000
@@ -602,7 +618,7 @@ class HandshakeDriver(Lifecycle):
             or scid == self._original_dcid
             or not retry_integrity_valid(version, pseudo, tag)
         ):
-            self._trace_drop(PacketType.RETRY, len(data), DropReason.UNEXPECTED_PACKET)
+            self._trace_drop(_PTYPE_RETRY, len(data), DropReason.UNEXPECTED_PACKET)
             return
         self._retry_scid = scid
         self._conn_ids_peer.change_initial_dcid(scid)
@@ -612,4 +628,4 @@ class HandshakeDriver(Lifecycle):
         # Everything sent so far is void; the ClientHello goes again in the new Initial.
         for packet in self._sph.reset_for_retry(now):
             self._requeue_frames(packet, crypto_too=True)
-        self._spaces[PacketNumberSpace.INITIAL].crypto.queue_probe()
+        self._spaces[_SPACE_INITIAL].crypto.queue_probe()

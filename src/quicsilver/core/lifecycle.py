@@ -31,6 +31,21 @@ from quicsilver.wire.frames import ConnectionCloseFrame, CryptoFrame
 
 __all__ = ["ConnState", "Lifecycle"]
 
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_LEVEL_HANDSHAKE: Final = EncryptionLevel.HANDSHAKE
+_LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
+_LEVEL_ZERO_RTT: Final = EncryptionLevel.ZERO_RTT
+_SPACE_APPLICATION: Final = PacketNumberSpace.APPLICATION
+_SPACE_HANDSHAKE: Final = PacketNumberSpace.HANDSHAKE
+_SPACE_INITIAL: Final = PacketNumberSpace.INITIAL
+_STATE_ACTIVE: Final = ConnState.ACTIVE
+_STATE_CLOSED: Final = ConnState.CLOSED
+_STATE_CLOSING: Final = ConnState.CLOSING
+_STATE_DRAINING: Final = ConnState.DRAINING
+
+
 _SPACE_OF_LEVEL: Final = {
     EncryptionLevel.INITIAL: PacketNumberSpace.INITIAL,
     EncryptionLevel.HANDSHAKE: PacketNumberSpace.HANDSHAKE,
@@ -48,7 +63,7 @@ _PROBE_LEVEL_ORDER: Final = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE,
 
 
 def _packet_type_name(p: SentPacket) -> str:
-    if p.space == PacketNumberSpace.APPLICATION:
+    if p.space == _SPACE_APPLICATION:
         return "ZERO_RTT" if p.is_0rtt else "ONE_RTT"
     return p.space.name
 
@@ -57,7 +72,7 @@ class Lifecycle(ConnectionBase):
     """Mixin of QuicConnection: everything that depends on the clock, and the end of a connection."""
 
     def _setup_lifecycle(self, now: float = 0.0) -> None:
-        self._state = ConnState.ACTIVE
+        self._state = _STATE_ACTIVE
         self._created_at: float | None = None
         self._last_now = now
         self._last_received: float | None = None
@@ -96,9 +111,9 @@ class Lifecycle(ConnectionBase):
     def get_timer(self) -> float | None:
         """The earliest instant at which ``handle_timer`` must be called (None: no timer)."""
         state = self._state
-        if state is ConnState.CLOSED:
+        if state is _STATE_CLOSED:
             return None
-        if state is not ConnState.ACTIVE:
+        if state is not _STATE_ACTIVE:
             return self._close_deadline
         candidates: list[float] = []
         idle = self._idle_deadline()
@@ -166,13 +181,13 @@ class Lifecycle(ConnectionBase):
         """Run whatever timers expired at ``now``."""
         self._last_now = max(self._last_now, now)
         state = self._state
-        if state is ConnState.CLOSED:
+        if state is _STATE_CLOSED:
             return
-        if state is not ConnState.ACTIVE:
+        if state is not _STATE_ACTIVE:
             if self._close_deadline is not None and now >= self._close_deadline:
                 if self._tracer is not None:
-                    self._tracer.updated_state(state.value, ConnState.CLOSED.value)
-                self._state = ConnState.CLOSED
+                    self._tracer.updated_state(state.value, _STATE_CLOSED.value)
+                self._state = _STATE_CLOSED
             return
         idle = self._idle_deadline()
         if idle is not None and now >= idle:
@@ -208,14 +223,14 @@ class Lifecycle(ConnectionBase):
     # -- probes ----------------------------------------------------------------------------------
 
     def _queue_probes(self, space: PacketNumberSpace, count: int) -> None:
-        if space == PacketNumberSpace.APPLICATION:
-            level = EncryptionLevel.ONE_RTT if self._packer.one_rtt is not None else EncryptionLevel.ZERO_RTT
+        if space == _SPACE_APPLICATION:
+            level = _LEVEL_ONE_RTT if self._packer.one_rtt is not None else _LEVEL_ZERO_RTT
         else:
             level = _LEVELS_OF_SPACE[space][0]
         if not self._packer.can_send(level):
             return
         self._probes[level] = count
-        if space == PacketNumberSpace.APPLICATION and self._sph.pto_count >= 2:
+        if space == _SPACE_APPLICATION and self._sph.pto_count >= 2:
             self._on_repeated_pto(self._last_now)
         pstate = self._spaces[space]
         # RFC 9002 §6.2.4: probes carry data the peer has not acknowledged yet, if there is some.
@@ -235,8 +250,8 @@ class Lifecycle(ConnectionBase):
                 if self._packer.can_send(level):
                     return level
                 del self._probes[level]
-        if self._probes.get(EncryptionLevel.ZERO_RTT):
-            return EncryptionLevel.ZERO_RTT
+        if self._probes.get(_LEVEL_ZERO_RTT):
+            return _LEVEL_ZERO_RTT
         return None
 
     def _consume_probe(self, level: EncryptionLevel) -> None:
@@ -261,9 +276,9 @@ class Lifecycle(ConnectionBase):
                 self._first_eliciting_after_receive = now
             if tracer is not None:
                 tracer.sent_packet(_packet_type_name(p), p.pn, p.size, p.frames)
-            if p.space == PacketNumberSpace.HANDSHAKE and self._is_client:
+            if p.space == _SPACE_HANDSHAKE and self._is_client:
                 # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
-                self._discard_space(PacketNumberSpace.INITIAL)
+                self._discard_space(_SPACE_INITIAL)
 
     def _on_burst_sent(self, datagrams: list[bytes], packets: list[SentPacket], now: float) -> None:
         """``_on_datagram_sent`` for a burst of 1-RTT datagrams of one packet each (no tracer)."""
@@ -283,7 +298,7 @@ class Lifecycle(ConnectionBase):
         for packet in lost:
             if tracer is not None:
                 tracer.lost_packet(_packet_type_name(packet), packet.pn, "loss_detection")
-            if packet.space is PacketNumberSpace.APPLICATION:
+            if packet.space is _SPACE_APPLICATION:
                 self._on_mtu_packet_lost(packet, now)
             self._requeue_frames(packet, crypto_too=True)
 
@@ -318,7 +333,7 @@ class Lifecycle(ConnectionBase):
     # -- closing ---------------------------------------------------------------------------------
 
     def _close_with_error(self, exc: TransportError, now: float) -> None:
-        if self._state is ConnState.ACTIVE:
+        if self._state is _STATE_ACTIVE:
             self._close_immediately(exc.code, exc.reason, False, exc.frame_type, now)
 
     def _close_immediately(
@@ -327,10 +342,10 @@ class Lifecycle(ConnectionBase):
         """Send CONNECTION_CLOSE and enter the closing state (RFC 9000 §10.2.1)."""
         reason_bytes = reason.encode("utf-8", "replace")[:512]
         frames: dict[EncryptionLevel, ConnectionCloseFrame] = {}
-        for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.ONE_RTT):
+        for level in (_LEVEL_INITIAL, _LEVEL_HANDSHAKE, _LEVEL_ONE_RTT):
             if not self._packer.can_send(level):
                 continue
-            if is_application and level != EncryptionLevel.ONE_RTT:
+            if is_application and level != _LEVEL_ONE_RTT:
                 # RFC 9000 §10.2.3: an application close in Initial/Handshake packets becomes a
                 # CONNECTION_CLOSE of type 0x1c with APPLICATION_ERROR and no reason.
                 frames[level] = ConnectionCloseFrame(TransportErrorCode.APPLICATION_ERROR, 0, b"", False)
@@ -339,7 +354,7 @@ class Lifecycle(ConnectionBase):
             else:
                 frames[level] = ConnectionCloseFrame(error_code, frame_type or 0, reason_bytes, False)
         if self._handshake_confirmed:
-            frames = {k: v for k, v in frames.items() if k == EncryptionLevel.ONE_RTT}
+            frames = {k: v for k, v in frames.items() if k == _LEVEL_ONE_RTT}
         self._close_datagram = bytes(self._packer.pack_close(frames, self._max_datagram_size, now))
         self._close_to_send = bool(self._close_datagram)
         error: Exception = (
@@ -347,7 +362,7 @@ class Lifecycle(ConnectionBase):
             if is_application
             else TransportError(error_code, reason, frame_type, remote=False)
         )
-        self._enter_closed_period(ConnState.CLOSING, error, now)
+        self._enter_closed_period(_STATE_CLOSING, error, now)
 
     def _enter_draining(self, frame: ConnectionCloseFrame, now: float) -> None:
         """The peer closed: RFC 9000 §10.2.2, send nothing more and wait three PTOs."""
@@ -357,12 +372,12 @@ class Lifecycle(ConnectionBase):
             if frame.is_application
             else TransportError(frame.error_code, reason, frame.frame_type, remote=True)
         )
-        self._enter_closed_period(ConnState.DRAINING, error, now)
+        self._enter_closed_period(_STATE_DRAINING, error, now)
 
     def _enter_stateless_reset(self, now: float) -> None:
         """RFC 9000 §10.3.1: a stateless reset ends the connection; enter draining, send nothing."""
         self._enter_closed_period(
-            ConnState.DRAINING, StatelessResetError("the peer sent a stateless reset"), now
+            _STATE_DRAINING, StatelessResetError("the peer sent a stateless reset"), now
         )
 
     def _enter_closed_period(self, state: ConnState, error: Exception, now: float) -> None:
@@ -378,8 +393,8 @@ class Lifecycle(ConnectionBase):
     def _terminate(self, error: Exception) -> None:
         """End the connection silently (idle or handshake timeout, version negotiation failure)."""
         if self._tracer is not None:
-            self._tracer.updated_state(self._state.value, ConnState.CLOSED.value)
-        self._state = ConnState.CLOSED
+            self._tracer.updated_state(self._state.value, _STATE_CLOSED.value)
+        self._state = _STATE_CLOSED
         self._terminal_error = error
         self._events.append(ConnectionTerminated(error))
         if self._tracer is not None:
@@ -402,7 +417,7 @@ class Lifecycle(ConnectionBase):
     def is_closed(self) -> bool:
         """True once the closing/draining period is over (or the connection ended silently): the I/O
         layer can forget the connection and its CIDs."""
-        return self._state is ConnState.CLOSED
+        return self._state is _STATE_CLOSED
 
     @property
     def terminal_error(self) -> Exception | None:

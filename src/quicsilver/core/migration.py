@@ -11,7 +11,7 @@ applies their decisions: the peer address, the DCID, and a congestion/RTT/MTU re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from quicsilver.ackhandler.packet import SentPacket
 from quicsilver.config import preferred_address_pair
@@ -34,6 +34,10 @@ from quicsilver.wire.frames import Frame, PathChallengeFrame, PathResponseFrame
 from quicsilver.wire.transport_parameters import PreferredAddress, TransportParameters
 
 __all__ = ["MigrationMixin"]
+
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
 
 
 class MigrationMixin(HandshakeDriver):
@@ -139,9 +143,9 @@ class MigrationMixin(HandshakeDriver):
         packed = self._packer.pack_datagram(
             now,
             size,
-            levels=(EncryptionLevel.ONE_RTT,),
+            levels=(_LEVEL_ONE_RTT,),
             send_data=False,
-            ping_levels=frozenset((EncryptionLevel.ONE_RTT,)),
+            ping_levels=frozenset((_LEVEL_ONE_RTT,)),
             pad_to=size,
             # RFC 9000 §14.4: probes could be limited to PING and PADDING, since they are more likely
             # to be dropped; an ACK lost with a probe would leave the peer waiting for a PTO.

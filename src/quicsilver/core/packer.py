@@ -34,10 +34,20 @@ from quicsilver.wire.header import PacketType, build_long_header, build_short_he
 from quicsilver.wire.packet_number import encode_packet_number, packet_number_length
 from quicsilver.wire.varint import varint_len
 
+__all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
+
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_ECN_NOT_ECT: Final = ECN.NOT_ECT
+_LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
+_LEVEL_ZERO_RTT: Final = EncryptionLevel.ZERO_RTT
+_PERSPECTIVE_CLIENT: Final = Perspective.CLIENT
+_SPACE_APPLICATION: Final = PacketNumberSpace.APPLICATION
+
 if TYPE_CHECKING:
     from quicsilver.core.send_stream import SendStream
 
-__all__ = ["SHORT_HEADER_OVERHEAD", "AppFrameSource", "PacketPacker"]
 
 TAG_LEN: Final = 16
 SHORT_HEADER_OVERHEAD: Final = 1 + 20 + 4 + TAG_LEN  # first byte, longest CID, packet number, AEAD tag
@@ -134,15 +144,15 @@ class PacketPacker:
     # -- sizes --------------------------------------------------------------------------------------
 
     def _header_len(self, level: EncryptionLevel, pn_len: int) -> int:
-        if level == EncryptionLevel.ONE_RTT:
+        if level == _LEVEL_ONE_RTT:
             return 1 + len(self.dcid) + pn_len
         n = 1 + 4 + 1 + len(self.dcid) + 1 + len(self.scid) + 2 + pn_len
-        if level == EncryptionLevel.INITIAL:
+        if level == _LEVEL_INITIAL:
             n += varint_len(len(self.token)) + len(self.token)
         return n
 
     def can_send(self, level: EncryptionLevel) -> bool:
-        if level == EncryptionLevel.ONE_RTT:
+        if level == _LEVEL_ONE_RTT:
             return self.one_rtt is not None
         return level in self.keys
 
@@ -176,7 +186,7 @@ class PacketPacker:
                 continue
             pending.append(pkt)
             remaining -= pkt.header_len + len(pkt.payload) + TAG_LEN
-            if level == EncryptionLevel.ONE_RTT:
+            if level == _LEVEL_ONE_RTT:
                 break
         if not pending:
             return None
@@ -184,9 +194,7 @@ class PacketPacker:
         # are expanded to at least 1200 bytes.
         target = pad_to
         for p in pending:
-            if p.level == EncryptionLevel.INITIAL and (
-                self.perspective == Perspective.CLIENT or p.ack_eliciting
-            ):
+            if p.level == _LEVEL_INITIAL and (self.perspective == _PERSPECTIVE_CLIENT or p.ack_eliciting):
                 target = max(target, max_size)
         if target:
             total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
@@ -210,7 +218,7 @@ class PacketPacker:
         sph = self.sph
         pn = sph.peek_packet_number(space_id)
         pn_len = packet_number_length(pn, sph.largest_acked(space_id))
-        if level is EncryptionLevel.ONE_RTT:
+        if level is _LEVEL_ONE_RTT:
             header_len = 1 + len(self.dcid) + pn_len
         else:
             header_len = self._header_len(level, pn_len)
@@ -224,7 +232,7 @@ class PacketPacker:
         tracker = space.ack_tracker
         # ACK first (not in 0-RTT packets, RFC 9000 §12.4 Table 3); has_new_ack first, as a cheap
         # pre-check that skips the has-data question for most data packets.
-        if with_ack and level is not EncryptionLevel.ZERO_RTT and tracker.has_new_ack:
+        if with_ack and level is not _LEVEL_ZERO_RTT and tracker.has_new_ack:
             has_other = need_ping or (send_data and self._has_data(level))
             ack = tracker.get_ack_frame(now, only_if_queued=not has_other)
             if ack is not None:
@@ -252,16 +260,16 @@ class PacketPacker:
     def has_pending_data(self) -> bool:
         """Whether any level has ack-eliciting data waiting (for pacing and congestion decisions)."""
         return any(self._has_data(level) for level in self.keys) or (
-            self.one_rtt is not None and self._has_data(EncryptionLevel.ONE_RTT)
+            self.one_rtt is not None and self._has_data(_LEVEL_ONE_RTT)
         )
 
     def _has_data(self, level: EncryptionLevel) -> bool:
-        if level == EncryptionLevel.ZERO_RTT:
+        if level == _LEVEL_ZERO_RTT:
             return self.app_source is not None and self.app_source.has_data()
         space = self.spaces[_SPACE[level]]
         if space.crypto.has_data():
             return True
-        if level != EncryptionLevel.ONE_RTT:
+        if level != _LEVEL_ONE_RTT:
             return False
         return (
             bool(self.control_frames)
@@ -273,7 +281,7 @@ class PacketPacker:
         self, level: EncryptionLevel, space: PacketSpace, payload: bytearray, frames: list[Frame], avail: int
     ) -> bool:
         eliciting = False
-        if level != EncryptionLevel.ZERO_RTT:
+        if level != _LEVEL_ZERO_RTT:
             crypto = space.crypto
             while crypto.has_data():
                 frame = crypto.pop_crypto_frame(avail - len(payload))
@@ -282,7 +290,7 @@ class PacketPacker:
                 frame.append(payload)
                 frames.append(frame)
                 eliciting = True
-            if level != EncryptionLevel.ONE_RTT:
+            if level != _LEVEL_ONE_RTT:
                 return eliciting
             control = self.control_frames
             while control:
@@ -316,7 +324,7 @@ class PacketPacker:
                 frames.append(sframe)
                 eliciting = True
         datagrams = self.datagrams
-        if datagrams is not None and level == EncryptionLevel.ONE_RTT:
+        if datagrams is not None and level == _LEVEL_ONE_RTT:
             while (dframe := datagrams.pop_datagram_frame(avail - len(payload))) is not None:
                 dframe.append(payload)
                 frames.append(dframe)
@@ -327,12 +335,12 @@ class PacketPacker:
         buf = bytearray()
         packed: list[SentPacket] = []
         # RFC 9000 §13.4.2: 1-RTT packets carry the ECN codepoint under validation; one per datagram.
-        ecn = ECN.NOT_ECT
-        if pending[-1].level == EncryptionLevel.ONE_RTT or pending[-1].level == EncryptionLevel.ZERO_RTT:
-            ecn = self.sph.ecn_marking(PacketNumberSpace.APPLICATION)
+        ecn = _ECN_NOT_ECT
+        if pending[-1].level == _LEVEL_ONE_RTT or pending[-1].level == _LEVEL_ZERO_RTT:
+            ecn = self.sph.ecn_marking(_SPACE_APPLICATION)
         for p in pending:
             start = len(buf)
-            if p.level == EncryptionLevel.ONE_RTT:
+            if p.level == _LEVEL_ONE_RTT:
                 one_rtt = self.one_rtt
                 assert one_rtt is not None
                 if self.before_one_rtt_packet is not None:
@@ -342,7 +350,7 @@ class PacketPacker:
                 one_rtt.on_packet_sent(p.pn)
             else:
                 length = p.pn_len + len(p.payload) + TAG_LEN
-                token = self.token if p.level == EncryptionLevel.INITIAL else b""
+                token = self.token if p.level == _LEVEL_INITIAL else b""
                 pn_offset = build_long_header(
                     buf,
                     self.version,
@@ -370,9 +378,9 @@ class PacketPacker:
                     p.ack_eliciting or p.has_padding,
                     p.frames,
                     False,
-                    ecn if space is PacketNumberSpace.APPLICATION else ECN.NOT_ECT,
+                    ecn if space is _SPACE_APPLICATION else _ECN_NOT_ECT,
                     p.largest_acked,
-                    p.level is EncryptionLevel.ZERO_RTT,
+                    p.level is _LEVEL_ZERO_RTT,
                 )
             )
         return buf, packed
@@ -459,10 +467,10 @@ class PacketPacker:
         self.dcid = dcid
         try:
             sph = self.sph
-            space_id = PacketNumberSpace.APPLICATION
+            space_id = _SPACE_APPLICATION
             pn = sph.peek_packet_number(space_id)
             _, pn_len = encode_packet_number(pn, sph.largest_acked(space_id))
-            header_len = self._header_len(EncryptionLevel.ONE_RTT, pn_len)
+            header_len = self._header_len(_LEVEL_ONE_RTT, pn_len)
             payload = bytearray()
             for f in frames:
                 f.append(payload)
@@ -475,7 +483,7 @@ class PacketPacker:
                 payload += bytes(target - total)
             sph.pop_packet_number(space_id)
             pending = _Pending(
-                EncryptionLevel.ONE_RTT, pn, pn_len, header_len, payload, list(frames), True, padding, None
+                _LEVEL_ONE_RTT, pn, pn_len, header_len, payload, list(frames), True, padding, None
             )
             return self._seal([pending], now)
         finally:
@@ -505,7 +513,7 @@ class PacketPacker:
             )
         if not pending:
             return bytearray()
-        if self.perspective == Perspective.CLIENT and pending[0].level == EncryptionLevel.INITIAL:
+        if self.perspective == _PERSPECTIVE_CLIENT and pending[0].level == _LEVEL_INITIAL:
             total = sum(p.header_len + len(p.payload) + TAG_LEN for p in pending)
             if total < MIN_INITIAL_PACKET_SIZE:
                 pending[-1].payload += bytes(MIN_INITIAL_PACKET_SIZE - total)

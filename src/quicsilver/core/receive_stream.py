@@ -71,23 +71,35 @@ class _RecvEvent(Enum):
     APP_ABANDON = "app cancelled reading, final size known"
 
 
-_S: Final = ReceiveStreamState
-_E: Final = _RecvEvent
+# Each member as a module constant (Final: the compiled build reads a C static, not the class's
+# attribute; the interpreter a module global instead of a global and an attribute).
+_S_DATA_READ: Final = ReceiveStreamState.DATA_READ
+_S_DATA_RECVD: Final = ReceiveStreamState.DATA_RECVD
+_S_RECV: Final = ReceiveStreamState.RECV
+_S_RESET_READ: Final = ReceiveStreamState.RESET_READ
+_S_RESET_RECVD: Final = ReceiveStreamState.RESET_RECVD
+_S_SIZE_KNOWN: Final = ReceiveStreamState.SIZE_KNOWN
+_E_ALL_DATA_RECVD: Final = _RecvEvent.ALL_DATA_RECVD
+_E_APP_ABANDON: Final = _RecvEvent.APP_ABANDON
+_E_APP_READ_ALL: Final = _RecvEvent.APP_READ_ALL
+_E_APP_READ_RESET: Final = _RecvEvent.APP_READ_RESET
+_E_RECV_FIN: Final = _RecvEvent.RECV_FIN
+_E_RECV_RESET: Final = _RecvEvent.RECV_RESET
 # RFC 9000 §3.2 Figure 3. A pair missing here is an event that does not change the state.
 # APP_ABANDON is ours: a stream whose reading was cancelled ends once its final size is known
 # (the figure's "app read all data" for data the application declined to read).
-_TRANSITIONS: dict[tuple[ReceiveStreamState, _RecvEvent], ReceiveStreamState] = {
-    (_S.RECV, _E.RECV_FIN): _S.SIZE_KNOWN,
-    (_S.RECV, _E.RECV_RESET): _S.RESET_RECVD,
-    (_S.SIZE_KNOWN, _E.ALL_DATA_RECVD): _S.DATA_RECVD,
-    (_S.SIZE_KNOWN, _E.RECV_RESET): _S.RESET_RECVD,
-    (_S.SIZE_KNOWN, _E.APP_ABANDON): _S.DATA_READ,
-    (_S.DATA_RECVD, _E.APP_READ_ALL): _S.DATA_READ,
-    (_S.DATA_RECVD, _E.APP_ABANDON): _S.DATA_READ,
-    (_S.RESET_RECVD, _E.APP_READ_RESET): _S.RESET_READ,
+_TRANSITIONS: Final[dict[tuple[ReceiveStreamState, _RecvEvent], ReceiveStreamState]] = {
+    (_S_RECV, _E_RECV_FIN): _S_SIZE_KNOWN,
+    (_S_RECV, _E_RECV_RESET): _S_RESET_RECVD,
+    (_S_SIZE_KNOWN, _E_ALL_DATA_RECVD): _S_DATA_RECVD,
+    (_S_SIZE_KNOWN, _E_RECV_RESET): _S_RESET_RECVD,
+    (_S_SIZE_KNOWN, _E_APP_ABANDON): _S_DATA_READ,
+    (_S_DATA_RECVD, _E_APP_READ_ALL): _S_DATA_READ,
+    (_S_DATA_RECVD, _E_APP_ABANDON): _S_DATA_READ,
+    (_S_RESET_RECVD, _E_APP_READ_RESET): _S_RESET_READ,
 }
-_RECEIVING: Final = frozenset((_S.RECV, _S.SIZE_KNOWN))
-_TERMINAL: Final = frozenset((_S.DATA_READ, _S.RESET_READ))
+_RECEIVING: Final = frozenset((_S_RECV, _S_SIZE_KNOWN))
+_TERMINAL: Final = frozenset((_S_DATA_READ, _S_RESET_READ))
 
 
 def _own(data: Chunk) -> Chunk:
@@ -220,9 +232,9 @@ class ReceiveStream:
         reset the stream or ``cancel_read`` was called.
         """
         if self._reset_code is not None:
-            if self.state is _S.RESET_RECVD:
+            if self.state is _S_RESET_RECVD:
                 # RFC 9000 §3.2: the application has now read the reset: Reset Read.
-                self._transition(_E.APP_READ_RESET)
+                self._transition(_E_APP_READ_RESET)
                 self._sender.on_receive_side_completed(self.stream_id)
             raise StreamError(self.stream_id, self._reset_code, remote=True)
         if self._stop_code is not None:
@@ -235,12 +247,12 @@ class ReceiveStream:
             self._read_offset += n
             self.flow.add_bytes_read(n, now)
             # RFC 9000 §13.3: MAX_STREAM_DATA is only useful until the final size is known.
-            if self.state is _S.RECV and self.flow.has_window_update():
+            if self.state is _S_RECV and self.flow.has_window_update():
                 self._sender.on_window_update_due(self.stream_id)
         else:
             data = b""
-        if self.state is _S.DATA_RECVD and self._read_offset == self._final_size:
-            self._transition(_E.APP_READ_ALL)
+        if self.state is _S_DATA_RECVD and self._read_offset == self._final_size:
+            self._transition(_E_APP_READ_ALL)
             self._sender.on_receive_side_completed(self.stream_id)
         return data
 
@@ -274,19 +286,19 @@ class ReceiveStream:
         RFC 9000 §3.5: STOP_SENDING is useful only while the peer may still send, i.e. in the
         Recv or Size Known states. Buffered and future data still count for flow control.
         """
-        if self.state is _S.RESET_RECVD:
+        if self.state is _S_RESET_RECVD:
             # The application gives up on a stream the peer already reset: that reads the reset.
-            self._transition(_E.APP_READ_RESET)
+            self._transition(_E_APP_READ_RESET)
             self._sender.on_receive_side_completed(self.stream_id)
             return
-        if self.state not in (_S.RECV, _S.SIZE_KNOWN, _S.DATA_RECVD) or self._stop_code is not None:
+        if self.state not in (_S_RECV, _S_SIZE_KNOWN, _S_DATA_RECVD) or self._stop_code is not None:
             return
         self._stop_code = error_code
         if self.state in _RECEIVING:
             self._sender.queue_control_frame(StopSendingFrame(self.stream_id, error_code))
         self._discard()
         if self._final_size is not None:
-            self._transition(_E.APP_ABANDON)
+            self._transition(_E_APP_ABANDON)
             self._sender.on_receive_side_completed(self.stream_id)
 
     def stop_sending_frame_if_current(self, frame: StopSendingFrame) -> StopSendingFrame | None:
@@ -336,10 +348,10 @@ class ReceiveStream:
         self.flow.update_highest_received(end)
         if frame.fin and self._final_size is None:
             self._final_size = end
-            self._transition(_E.RECV_FIN)
+            self._transition(_E_RECV_FIN)
             if self._stop_code is not None:
                 self.flow.abandon(end)
-                self._transition(_E.APP_ABANDON)
+                self._transition(_E_APP_ABANDON)
                 self._sender.on_receive_side_completed(self.stream_id)
                 return
         if self._stop_code is not None:
@@ -354,7 +366,7 @@ class ReceiveStream:
             else:
                 self._insert_out_of_order(data, start, end)
         if self._final_size is not None and self._contiguous_end == self._final_size:
-            self._transition(_E.ALL_DATA_RECVD)
+            self._transition(_E_ALL_DATA_RECVD)
             self._events.on_stream_readable(self.stream_id)  # the FIN is readable
         elif not was_readable and self._contiguous_end > self._read_offset:
             self._events.on_stream_readable(self.stream_id)
@@ -454,20 +466,20 @@ class ReceiveStream:
         if self.state not in _RECEIVING:
             return
         self._reset_code = frame.error_code
-        self._transition(_E.RECV_RESET)
+        self._transition(_E_RECV_RESET)
         self._discard()
         if self._stop_code is None:
             self._events.on_stream_reset(self.stream_id, frame.error_code)
             return
-        self._transition(_E.APP_READ_RESET)
+        self._transition(_E_APP_READ_RESET)
         self._sender.on_receive_side_completed(self.stream_id)
 
     def window_update_frame_maximum(self) -> int:
         """The MAX_STREAM_DATA value to send now, or 0 if none is due (RFC 9000 §4.2)."""
-        if self.state is not _S.RECV or self._stop_code is not None:
+        if self.state is not _S_RECV or self._stop_code is not None:
             return 0
         return self.flow.get_window_update()
 
     def max_stream_data_is_current(self, maximum: int) -> bool:
         """A lost MAX_STREAM_DATA is resent only if it is still the latest limit (RFC 9000 §13.3)."""
-        return self.state is _S.RECV and self._stop_code is None and self.flow.receive_window == maximum
+        return self.state is _S_RECV and self._stop_code is None and self.flow.receive_window == maximum

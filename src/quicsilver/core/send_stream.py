@@ -145,23 +145,34 @@ class _SendEvent(Enum):
     RESET_ACKED = "recv ACK of RESET_STREAM"
 
 
-_S: Final = SendStreamState
-_E: Final = _SendEvent
+# Each member as a module constant (Final: the compiled build reads a C static, not the class's
+# attribute; the interpreter a module global instead of a global and an attribute).
+_S_DATA_RECVD: Final = SendStreamState.DATA_RECVD
+_S_DATA_SENT: Final = SendStreamState.DATA_SENT
+_S_READY: Final = SendStreamState.READY
+_S_RESET_RECVD: Final = SendStreamState.RESET_RECVD
+_S_RESET_SENT: Final = SendStreamState.RESET_SENT
+_S_SEND: Final = SendStreamState.SEND
+_E_ALL_ACKED: Final = _SendEvent.ALL_ACKED
+_E_RESET_ACKED: Final = _SendEvent.RESET_ACKED
+_E_SEND_DATA: Final = _SendEvent.SEND_DATA
+_E_SEND_FIN: Final = _SendEvent.SEND_FIN
+_E_SEND_RESET: Final = _SendEvent.SEND_RESET
 # RFC 9000 §3.1 Figure 2. A pair missing here is an event that does not change the state.
-_TRANSITIONS: dict[tuple[SendStreamState, _SendEvent], SendStreamState] = {
-    (_S.READY, _E.SEND_DATA): _S.SEND,
-    (_S.READY, _E.SEND_FIN): _S.DATA_SENT,  # the first frame may already carry the FIN
-    (_S.READY, _E.SEND_RESET): _S.RESET_SENT,
-    (_S.SEND, _E.SEND_DATA): _S.SEND,
-    (_S.SEND, _E.SEND_FIN): _S.DATA_SENT,
-    (_S.SEND, _E.SEND_RESET): _S.RESET_SENT,
-    (_S.DATA_SENT, _E.ALL_ACKED): _S.DATA_RECVD,
-    (_S.DATA_SENT, _E.SEND_RESET): _S.RESET_SENT,
-    (_S.RESET_SENT, _E.RESET_ACKED): _S.RESET_RECVD,
+_TRANSITIONS: Final[dict[tuple[SendStreamState, _SendEvent], SendStreamState]] = {
+    (_S_READY, _E_SEND_DATA): _S_SEND,
+    (_S_READY, _E_SEND_FIN): _S_DATA_SENT,  # the first frame may already carry the FIN
+    (_S_READY, _E_SEND_RESET): _S_RESET_SENT,
+    (_S_SEND, _E_SEND_DATA): _S_SEND,
+    (_S_SEND, _E_SEND_FIN): _S_DATA_SENT,
+    (_S_SEND, _E_SEND_RESET): _S_RESET_SENT,
+    (_S_DATA_SENT, _E_ALL_ACKED): _S_DATA_RECVD,
+    (_S_DATA_SENT, _E_SEND_RESET): _S_RESET_SENT,
+    (_S_RESET_SENT, _E_RESET_ACKED): _S_RESET_RECVD,
 }
-_TERMINAL: Final = frozenset((_S.DATA_RECVD, _S.RESET_RECVD))
-_RESETTING: Final = frozenset((_S.RESET_SENT, _S.RESET_RECVD))
-_CAN_RESET: Final = frozenset((_S.READY, _S.SEND, _S.DATA_SENT))
+_TERMINAL: Final = frozenset((_S_DATA_RECVD, _S_RESET_RECVD))
+_RESETTING: Final = frozenset((_S_RESET_SENT, _S_RESET_RECVD))
+_CAN_RESET: Final = frozenset((_S_READY, _S_SEND, _S_DATA_SENT))
 
 
 class SendStream:
@@ -324,7 +335,7 @@ class SendStream:
         """The application has met the peer-caused reset (write raised, or close/reset was called)."""
         if self._reset_unseen:
             self._reset_unseen = False
-            if self.state is _S.RESET_RECVD:
+            if self.state is _S_RESET_RECVD:
                 self._sender.on_send_side_completed(self.stream_id)
 
     def _reset(self, error_code: int, remote: bool) -> bool:
@@ -333,7 +344,7 @@ class SendStream:
         self._reset_code = error_code
         self._reset_remote = remote
         self._reset_unseen = remote
-        self._transition(_E.SEND_RESET)
+        self._transition(_E_SEND_RESET)
         # RFC 9000 §4.5: the final size is the amount of flow-control credit consumed.
         self._sender.queue_control_frame(ResetStreamFrame(self.stream_id, error_code, self._send_offset))
         # §3.1: once RESET_STREAM is sent nothing is retransmitted, so the buffer can go.
@@ -371,7 +382,7 @@ class SendStream:
 
     def has_data(self) -> bool:
         """True if anything is waiting to be sent: retransmissions, new data or the FIN."""
-        if self.state in _RESETTING or self.state is _S.DATA_RECVD:
+        if self.state in _RESETTING or self.state is _S_DATA_RECVD:
             return False
         return (
             bool(self._lost)
@@ -382,7 +393,7 @@ class SendStream:
 
     def can_send_now(self) -> bool:
         """True if ``pop_stream_frame`` would produce a frame given enough room."""
-        if self.state in _RESETTING or self.state is _S.DATA_RECVD:
+        if self.state in _RESETTING or self.state is _S_DATA_RECVD:
             return False
         if self._lost or self._fin_lost:
             return True
@@ -405,7 +416,7 @@ class SendStream:
         Lost ranges go first (RFC 9000 §13.3: "the data is sent in new STREAM frames"), then new
         data within the stream's and the connection's flow-control credit.
         """
-        if self.state in _RESETTING or self.state is _S.DATA_RECVD:
+        if self.state in _RESETTING or self.state is _S_DATA_RECVD:
             return None
         if self._lost or self._fin_lost:
             return self._pop_retransmission(max_size)
@@ -482,7 +493,7 @@ class SendStream:
         what a burst of packets cuts with ``pop_new_data`` alone."""
         state = self.state
         return (
-            (state is _S.READY or state is _S.SEND)
+            (state is _S_READY or state is _S_SEND)
             and not self._lost
             and not self._fin_lost
             and self._write_offset > self._send_offset
@@ -514,10 +525,10 @@ class SendStream:
         conn.bytes_sent += n
         if fin:
             self._fin_sent = True
-            self._transition(_E.SEND_FIN)
+            self._transition(_E_SEND_FIN)
         else:
-            if self.state is not _S.SEND:
-                self._transition(_E.SEND_DATA)
+            if self.state is not _S_SEND:
+                self._transition(_E_SEND_DATA)
             if n == credit and n < pending:
                 self.report_blocked()  # this frame used the last of the credit
         if self._want_writable and n:
@@ -535,7 +546,7 @@ class SendStream:
             return
         limit = self.flow.newly_blocked_at()
         if limit is not None:
-            self._transition(_E.SEND_DATA)  # §3.1: sending STREAM_DATA_BLOCKED enters Send
+            self._transition(_E_SEND_DATA)  # §3.1: sending STREAM_DATA_BLOCKED enters Send
             self._sender.queue_control_frame(StreamDataBlockedFrame(self.stream_id, limit))
         conn_limit = self._conn_flow.newly_blocked_at()
         if conn_limit is not None:
@@ -555,7 +566,7 @@ class SendStream:
     def on_frame_acked(self, frame: StreamFrame) -> None:
         """A packet carrying ``frame`` was acknowledged: release the acknowledged prefix."""
         state = self.state
-        if state is _S.RESET_SENT or state is _S.RESET_RECVD or state is _S.DATA_RECVD:
+        if state is _S_RESET_SENT or state is _S_RESET_RECVD or state is _S_DATA_RECVD:
             return
         offset = frame.offset
         end = offset + len(frame.data)
@@ -578,13 +589,13 @@ class SendStream:
                     self._buf_base = first_end
                     self._release()
                     acked.subtract(first_start, first_end)
-        if self._fin_acked and self._buf_base == self._write_offset and state is _S.DATA_SENT:
-            self._transition(_E.ALL_ACKED)
+        if self._fin_acked and self._buf_base == self._write_offset and state is _S_DATA_SENT:
+            self._transition(_E_ALL_ACKED)
             self._sender.on_send_side_completed(self.stream_id)
 
     def on_frame_lost(self, frame: StreamFrame) -> None:
         """A packet carrying ``frame`` was declared lost: queue its unacknowledged bytes again."""
-        if self.state in _RESETTING or self.state is _S.DATA_RECVD:
+        if self.state in _RESETTING or self.state is _S_DATA_RECVD:
             return  # §3.1: no retransmission after RESET_STREAM
         start = max(frame.offset, self._buf_base)
         end = frame.offset + len(frame.data)
@@ -605,14 +616,14 @@ class SendStream:
         After a STOP_SENDING the part is reported completed only once the application has met the
         reset too, so a StreamError with the peer's code is never replaced by "unknown stream".
         """
-        if self.state is _S.RESET_SENT:
-            self._transition(_E.RESET_ACKED)
+        if self.state is _S_RESET_SENT:
+            self._transition(_E_RESET_ACKED)
             if not self._reset_unseen:
                 self._sender.on_send_side_completed(self.stream_id)
 
     def reset_frame_if_current(self, frame: ResetStreamFrame) -> ResetStreamFrame | None:
         """A lost RESET_STREAM is sent again until acknowledged (RFC 9000 §13.3)."""
-        return frame if self.state is _S.RESET_SENT else None
+        return frame if self.state is _S_RESET_SENT else None
 
     @property
     def completed(self) -> bool:

@@ -53,7 +53,9 @@ from quicsilver.wire.varint import varint_len
 __all__ = ["NullStreamEventSink", "StreamEventSink", "StreamSender", "StreamsMap", "stream_id_for"]
 
 _STREAM_STATE_ERROR: Final = TransportErrorCode.STREAM_STATE_ERROR
-_BIDI, _UNI = 0, 1  # index of per-direction state: (stream_id >> 1) & 1
+# index of per-direction state: (stream_id >> 1) & 1
+_BIDI: Final = 0
+_UNI: Final = 1
 _MAX_DATA_FRAME_LEN: Final = 9  # type + 8-byte varint
 _MAX_STREAMS_FRAME_LEN: Final = 9
 
@@ -609,6 +611,9 @@ class StreamsMap:
 
     def on_frame_acked(self, frame: Frame) -> None:
         """A packet with ``frame`` (one this map produced) was acknowledged."""
+        if isinstance(frame, StreamFrame):  # the common case, by direct call
+            self._stream_frame_acked(frame)
+            return
         handler = self._acked.get(type(frame))
         if handler is not None:
             handler(self, frame)
@@ -663,7 +668,7 @@ class StreamsMap:
             self._control.append(frame)
 
 
-_HANDLERS: dict[type, Callable[[StreamsMap, Any], None]] = {
+_HANDLERS: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {
     StreamFrame: StreamsMap.handle_stream_frame,
     ResetStreamFrame: StreamsMap.handle_reset_stream_frame,
     StopSendingFrame: StreamsMap.handle_stop_sending_frame,
@@ -674,11 +679,11 @@ _HANDLERS: dict[type, Callable[[StreamsMap, Any], None]] = {
     StreamDataBlockedFrame: StreamsMap.handle_stream_data_blocked_frame,
     StreamsBlockedFrame: StreamsMap.handle_streams_blocked_frame,
 }
-_ACKED: dict[type, Callable[[StreamsMap, Any], None]] = {
+_ACKED: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {
     StreamFrame: StreamsMap._stream_frame_acked,
     ResetStreamFrame: StreamsMap._reset_stream_acked,
 }
-_LOST: dict[type, Callable[[StreamsMap, Any], None]] = {
+_LOST: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {
     StreamFrame: StreamsMap._stream_frame_lost,
     ResetStreamFrame: StreamsMap._reset_stream_lost,
     StopSendingFrame: StreamsMap._stop_sending_lost,

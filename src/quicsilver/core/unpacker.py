@@ -9,7 +9,6 @@ of the plaintext so STREAM data is not copied again.
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from quicsilver.core.key_phase import OneRTTKeys
@@ -23,6 +22,12 @@ from quicsilver.wire.header import PacketType, parse_long_header, parse_short_he
 from quicsilver.wire.packet_number import decode_packet_number
 
 __all__ = ["Dropped", "PacketUnpacker", "UnpackedPacket", "parse_payload"]
+
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
+_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
+_PTYPE_ONE_RTT: Final = PacketType.ONE_RTT
+
 
 _LEVEL_OF: Final = {
     PacketType.INITIAL: EncryptionLevel.INITIAL,
@@ -40,7 +45,6 @@ _LONG_RESERVED_BITS: Final = 0x0C
 _SHORT_RESERVED_BITS: Final = 0x18
 _KEY_PHASE_BIT: Final = 0x04
 _SAMPLE_END: Final = 4 + 16  # from the packet number field to the end of the header protection sample
-_U32: Final = struct.Struct("!I")
 # Enum members as module globals: a class attribute lookup on an Enum costs more in the hot path.
 _ONE_RTT_TYPE: Final = PacketType.ONE_RTT
 _ONE_RTT_LEVEL: Final = EncryptionLevel.ONE_RTT
@@ -129,8 +133,8 @@ class PacketUnpacker:
             pn_offset = hdr.pn_offset - pos
             version, dcid, scid, token = hdr.version, hdr.dcid, hdr.scid, hdr.token
         else:
-            ptype = PacketType.ONE_RTT
-            level = EncryptionLevel.ONE_RTT
+            ptype = _PTYPE_ONE_RTT
+            level = _LEVEL_ONE_RTT
             end = len(buf)
             one_rtt = self.one_rtt
             if one_rtt is None:
@@ -157,7 +161,7 @@ class PacketUnpacker:
             first, truncated, pn_len = unprotect_header(keys, view, pn_offset)
             pn = decode_packet_number(space.largest_received, truncated, pn_len * 8)
             header_end = pn_offset + pn_len
-            if level == EncryptionLevel.ONE_RTT:
+            if level == _LEVEL_ONE_RTT:
                 assert self.one_rtt is not None
                 payload = self.one_rtt.open(
                     pn, view[:header_end], view[header_end:], bool(first & _KEY_PHASE_BIT), now, self.pto
@@ -193,17 +197,18 @@ class PacketUnpacker:
         # RFC 9001 §5.4.2: the sample starts 4 bytes after the start of the packet number field;
         # §5.4.1: a short header protects the low 5 bits of its first byte.
         sample = pn_start + 4
-        mask = one_rtt.recv_keys.header_mask(buf[sample : sample + 16])
+        mask = one_rtt.recv_keys.header_mask_block(buf[sample : sample + 16])
         first ^= mask[0] & 0x1F
         buf[pos] = first
         pn_len = (first & 0x03) + 1
         header_end = pn_start + pn_len
-        # The 4 bytes from pn_start are all in the packet (the sample follows them): unmask the
-        # packet number's pn_len bytes in one 32-bit word and leave the ciphertext after it as is.
-        shift = 32 - 8 * pn_len
-        unmasked = _U32.unpack_from(buf, pn_start)[0] ^ (_U32.unpack_from(mask, 1)[0] >> shift << shift)
-        _U32.pack_into(buf, pn_start, unmasked)
-        truncated = unmasked >> shift
+        # Unmask the packet number's pn_len bytes in place (byte by byte: plain integer operations,
+        # which the compiled build keeps native) and leave the ciphertext after them as it is.
+        truncated = 0
+        for i in range(pn_len):
+            byte = buf[pn_start + i] ^ mask[1 + i]
+            buf[pn_start + i] = byte
+            truncated = (truncated << 8) | byte
         # RFC 9000 A.3: the packet number closest to the next expected one.
         largest = space.ack_tracker.largest_received
         expected = 0 if largest is None else largest + 1
@@ -213,18 +218,19 @@ class PacketUnpacker:
             pn += win
         elif pn > expected + (win >> 1) and pn >= win:
             pn -= win
-        with memoryview(buf) as view:
-            try:
-                payload = one_rtt.open(
-                    pn,
-                    view[pos:header_end],
-                    view[header_end:end],
-                    bool(first & _KEY_PHASE_BIT),
-                    now,
-                    self.pto,
-                )
-            except DecryptionError:
-                return Dropped(_ONE_RTT_TYPE, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
+        # (No ``with``: the view and its slices go with this call, and nothing resizes ``buf``.)
+        view = memoryview(buf)
+        try:
+            payload = one_rtt.open(
+                pn,
+                view[pos:header_end],
+                view[header_end:end],
+                bool(first & _KEY_PHASE_BIT),
+                now,
+                self.pto,
+            )
+        except DecryptionError:
+            return Dropped(_ONE_RTT_TYPE, end - pos, DropReason.PAYLOAD_DECRYPT_ERROR), end
         # RFC 9000 §17.3.1: non-zero reserved bits after removing header protection MUST be treated
         # as a connection error of type PROTOCOL_VIOLATION.
         if first & _SHORT_RESERVED_BITS:
@@ -243,7 +249,7 @@ def parse_payload(payload: bytes, packet_type: PacketType) -> list[Frame]:
     if not payload:
         raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
     view = memoryview(payload)
-    if packet_type is PacketType.ONE_RTT:
+    if packet_type is _PTYPE_ONE_RTT:
         return parse_frames(view)  # every frame type is allowed in 1-RTT packets
     frames: list[Frame] = []
     pos = 0

@@ -2,17 +2,18 @@
 
 Implements HKDF-Extract (RFC 5869 §2.2) and HKDF-Expand-Label (RFC 8446 §7.1), the two
 functions from which QUIC derives every packet protection secret (RFC 9001 §5.1, §5.2, §6.1).
-The primitives (HMAC, HKDF-Expand) come from ``cryptography``; this module only builds the
-``HkdfLabel`` structure.
+HMAC is the standard library's one-shot ``hmac.digest`` (OpenSSL underneath): a TLS 1.3 handshake
+and its QUIC keys take some 30 derivations per side, each a single HMAC block, and the one-shot call
+costs a fraction of building a ``cryptography`` HKDF object per derivation.
 """
 
 from __future__ import annotations
 
+import hmac
 import struct
 from typing import Final
 
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives import hashes
 
 __all__ = ["LABEL_PREFIX", "hkdf_expand", "hkdf_expand_label", "hkdf_extract"]
 
@@ -29,9 +30,7 @@ def hkdf_extract(hash: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:
     An empty ``salt`` stands for a string of ``hash.digest_size`` zero bytes, as RFC 5869 says
     (HMAC pads a short key with zeros, so both give the same result).
     """
-    mac = hmac.HMAC(salt if salt else bytes(hash.digest_size), hash)
-    mac.update(ikm)
-    return mac.finalize()
+    return hmac.digest(salt if salt else bytes(hash.digest_size), ikm, hash.name)
 
 
 def hkdf_expand(hash: hashes.HashAlgorithm, secret: bytes, info: bytes, length: int) -> bytes:
@@ -39,7 +38,20 @@ def hkdf_expand(hash: hashes.HashAlgorithm, secret: bytes, info: bytes, length: 
 
     Raises ValueError for a length HKDF cannot produce.
     """
-    return HKDFExpand(hash, length, info).derive(secret)
+    size = hash.digest_size
+    if not 0 < length <= 255 * size:
+        raise ValueError(f"HKDF-Expand cannot produce {length} bytes with {hash.name} (1 .. {255 * size})")
+    if length <= size:  # T(1) = HMAC(PRK, info | 0x01): every QUIC and TLS 1.3 secret, key and IV
+        return hmac.digest(secret, info + b"\x01", hash.name)[:length]
+    # RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) | info | i), OKM = the first L bytes of T(1) | T(2) | ...
+    out = bytearray()
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac.digest(secret, block + info + bytes((counter,)), hash.name)
+        out += block
+        counter += 1
+    return bytes(out[:length])
 
 
 def hkdf_expand_label(
@@ -68,4 +80,4 @@ def hkdf_expand_label(
             context,
         )
     )
-    return HKDFExpand(hash, length, info).derive(secret)
+    return hkdf_expand(hash, secret, info, length)

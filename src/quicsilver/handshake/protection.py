@@ -129,6 +129,7 @@ _RETRY_AEAD: Final[dict[int, tuple[AESGCM, bytes]]] = {
 _CLIENT_IN: Final = b"client in"
 _SERVER_IN: Final = b"server in"
 _FIVE_ZEROS: Final = bytes(5)
+_ECB: Final = modes.ECB()  # stateless: one mode object serves every header protection key
 
 
 def suite_hash(suite: CipherSuite) -> hashes.HashAlgorithm:
@@ -180,9 +181,7 @@ class _AesHeaderProtection:
     __slots__ = ("raw_mask",)
 
     def __init__(self, hp_key: bytes) -> None:
-        self.raw_mask: Callable[[Buffer], bytes] = (
-            Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
-        )
+        self.raw_mask: Callable[[Buffer], bytes] = Cipher(algorithms.AES(hp_key), _ECB).encryptor().update
 
 
 class _ChaChaHeaderProtection:
@@ -288,6 +287,10 @@ class PacketKeys:
         """The 5-byte header protection mask for a 16-byte ``sample`` (RFC 9001 §5.4.1)."""
         return self._raw_mask(sample)[:5]
 
+    def header_mask_block(self, sample: Buffer) -> bytes:
+        """``header_mask`` without the copy: at least 5 bytes, of which the mask is the first 5."""
+        return self._raw_mask(sample)
+
     def seal(self, pn: int, header: Buffer, payload: Buffer) -> bytes:
         """AEAD-encrypt ``payload`` with ``header`` as associated data; returns ciphertext + tag."""
         return self._encrypt((self._iv_int ^ pn).to_bytes(_IV_LENGTH, "big"), payload, header)
@@ -311,11 +314,34 @@ class PacketKeys:
         )
 
 
+class _LastInitialKeys:
+    """The Initial keys derived last: a server derives them once to check that a new client's first
+    packet decrypts and once more in the connection it then creates, for the same DCID. The entry is
+    one tuple, replaced whole, so that event loops in several threads never pair one DCID with
+    another's keys. Initial keys are derived from public values (RFC 9001 §5.2): keeping one set
+    around costs no secrecy."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[int, bytes, PacketKeys, PacketKeys] | None = None
+
+
+_LAST_INITIAL: Final = _LastInitialKeys()
+
+
 def initial_keys(version: int, dcid: bytes, perspective: Perspective) -> tuple[PacketKeys, PacketKeys]:
-    """(seal, open) Initial keys for ``perspective`` given the client's original ``dcid`` (RFC 9001 §5.2)."""
-    client_secret, server_secret = initial_secrets(version, dcid)
-    client = PacketKeys(INITIAL_CIPHER_SUITE, client_secret, version)
-    server = PacketKeys(INITIAL_CIPHER_SUITE, server_secret, version)
+    """(seal, open) Initial keys for ``perspective`` given the client's original ``dcid`` (RFC 9001 §5.2).
+
+    PacketKeys keep no per-packet state, so the two calls a new connection makes share one set."""
+    entry = _LAST_INITIAL.entry
+    if entry is not None and entry[0] == version and entry[1] == dcid:
+        client, server = entry[2], entry[3]
+    else:
+        client_secret, server_secret = initial_secrets(version, dcid)
+        client = PacketKeys(INITIAL_CIPHER_SUITE, client_secret, version)
+        server = PacketKeys(INITIAL_CIPHER_SUITE, server_secret, version)
+        _LAST_INITIAL.entry = (version, bytes(dcid), client, server)
     return (client, server) if perspective == Perspective.CLIENT else (server, client)
 
 

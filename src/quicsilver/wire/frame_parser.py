@@ -66,26 +66,6 @@ _Parser = Callable[[Buffer, int, int], tuple[Frame, int]]
 _PADDING_END: Final = re.compile(rb"[^\x00]")
 _U32: Final = struct.Struct("!I")
 
-# STREAM and ACK frames are the bulk of all frames: build them from their already validated fields
-# through the slot descriptors, skipping the frozen dataclass __init__ (one object.__setattr__ call
-# per field by name), which halves the construction cost. Equal to calling the constructor. This
-# relies on frame_types.py staying interpreted (setup.py's NOT_COMPILED, tests/test_build.py).
-_new = object.__new__
-_set_stream_id, _set_offset, _set_data, _set_fin = (
-    vars(StreamFrame)[name].__set__ for name in ("stream_id", "offset", "data", "fin")
-)
-_set_ranges, _set_delay, _set_ecn = (vars(AckFrame)[name].__set__ for name in ("ranges", "delay", "ecn"))
-
-
-def _new_ack_frame(
-    ranges: tuple[tuple[int, int], ...], delay: int, ecn: tuple[int, int, int] | None
-) -> AckFrame:
-    frame = _new(AckFrame)
-    _set_ranges(frame, ranges)
-    _set_delay(frame, delay)
-    _set_ecn(frame, ecn)
-    return frame
-
 
 def _parse_padding(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
     m = _PADDING_END.search(buf, pos)
@@ -132,7 +112,7 @@ def _parse_ack(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
         ect1, pos = decode_varint(buf, pos)
         ce, pos = decode_varint(buf, pos)
         ecn = (ect0, ect1, ce)
-    return _new_ack_frame(tuple(ranges), delay, ecn), pos
+    return AckFrame(tuple(ranges), delay, ecn), pos
 
 
 def _parse_reset_stream(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
@@ -200,12 +180,7 @@ def _parse_stream(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:
     # as a connection error of type FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR."
     if offset + length > MAX_VARINT:
         raise TransportError(_FRAME_ENCODING_ERROR, "STREAM data beyond 2^62-1")
-    frame = _new(StreamFrame)  # built through the slot descriptors (see above)
-    _set_stream_id(frame, stream_id)
-    _set_offset(frame, offset)
-    _set_data(frame, buf[pos:end])
-    _set_fin(frame, bool(ftype & STREAM_FIN_BIT))
-    return frame, end
+    return StreamFrame(stream_id, offset, buf[pos:end], bool(ftype & STREAM_FIN_BIT)), end
 
 
 def _parse_max_data(buf: Buffer, pos: int, ftype: int) -> tuple[Frame, int]:

@@ -1,18 +1,21 @@
 """QUIC frame definitions: every frame of RFC 9000 §19 and DATAGRAM (RFC 9221 §4), with its encoder.
 
-Frames are frozen slotted dataclasses. Each has ``wire_type`` (the frame type it is encoded with),
-``append(buf)`` (write it to a bytearray) and ``length()`` (``len`` of what ``append`` writes).
-Parsing lives in ``frame_parser``; import everything through ``quicsilver.wire.frames``.
+Frames are immutable value objects: compared, hashed and printed by their fields (``_Frame``), with
+``Final`` attributes (read-only to mypy, and at run time in the compiled build). Each has
+``wire_type`` (the frame type it is encoded with), ``append(buf)`` (write it to a bytearray) and
+``length()`` (``len`` of what ``append`` writes). They are plain classes with ``__slots__`` rather
+than dataclasses so that the compiled build (mypyc) turns them into native objects: the receive and
+send paths build and read one or more per packet. Parsing lives in ``frame_parser``; import
+everything through ``quicsilver.wire.frames``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from quicsilver.wire.varint import append_varint, varint_len
 
-PATH_DATA_LEN = 8  # RFC 9000 §19.17
+PATH_DATA_LEN: Final = 8  # RFC 9000 §19.17
 
 
 class FrameType:
@@ -46,40 +49,50 @@ class FrameType:
     DATAGRAM_LEN: Final = 0x31
 
 
-STREAM_OFF_BIT = 0x04
-STREAM_LEN_BIT = 0x02
-STREAM_FIN_BIT = 0x01
+STREAM_OFF_BIT: Final = 0x04
+STREAM_LEN_BIT: Final = 0x02
+STREAM_FIN_BIT: Final = 0x01
 
 
 # --------------------------------------------------------------------------------------------------
 # Frame classes
 
 
-class PaddingFrame:
+class _Frame:
+    """Value semantics for the frame classes: equal when of the same class with equal fields (in
+    ``_fields`` order), hashed and printed the same way."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *[getattr(self, name) for name in self._fields]))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+
+class PaddingFrame(_Frame):
     """A run of PADDING bytes (RFC 9000 §19.1), collapsed into one frame.
 
     Constructed as ``PaddingFrame(length)``; ``length()`` (like every frame) returns the encoded
-    size, which for padding is the number of bytes, also available as ``size``. Immutable.
+    size, which for padding is the number of bytes, also available as ``size``.
     """
 
     __slots__ = ("size",)
-    __match_args__ = ("size",)
+    _fields: ClassVar[tuple[str, ...]] = ("size",)
     wire_type: ClassVar[int] = FrameType.PADDING
-    size: int
 
     def __init__(self, length: int = 1) -> None:
         if length < 1:
             raise ValueError(f"padding length must be positive, got {length}")
-        object.__setattr__(self, "size", length)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("PaddingFrame is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PaddingFrame) and other.size == self.size
-
-    def __hash__(self) -> int:
-        return hash((PaddingFrame, self.size))
+        self.size: Final = length
 
     def __repr__(self) -> str:
         return f"PaddingFrame(length={self.size})"
@@ -91,10 +104,10 @@ class PaddingFrame:
         return self.size
 
 
-@dataclass(frozen=True, slots=True)
-class PingFrame:
+class PingFrame(_Frame):
     """PING (RFC 9000 §19.2)."""
 
+    __slots__ = ()
     wire_type: ClassVar[int] = FrameType.PING
 
     def append(self, buf: bytearray) -> None:
@@ -104,8 +117,7 @@ class PingFrame:
         return 1
 
 
-@dataclass(frozen=True, slots=True)
-class AckFrame:
+class AckFrame(_Frame):
     """ACK / ACK_ECN (RFC 9000 §19.3).
 
     ``ranges`` are inclusive ``(smallest, largest)`` pairs in descending order, the first holding the
@@ -113,9 +125,15 @@ class AckFrame:
     by the peer's ack_delay_exponent). ``ecn`` is ``(ect0, ect1, ce)`` or None (type 0x02).
     """
 
-    ranges: tuple[tuple[int, int], ...]
-    delay: int = 0
-    ecn: tuple[int, int, int] | None = None
+    __slots__ = ("delay", "ecn", "ranges")
+    _fields: ClassVar[tuple[str, ...]] = ("ranges", "delay", "ecn")
+
+    def __init__(
+        self, ranges: tuple[tuple[int, int], ...], delay: int = 0, ecn: tuple[int, int, int] | None = None
+    ) -> None:
+        self.ranges: Final = ranges
+        self.delay: Final = delay
+        self.ecn: Final = ecn
 
     @property
     def wire_type(self) -> int:
@@ -171,14 +189,17 @@ class AckFrame:
         return n
 
 
-@dataclass(frozen=True, slots=True)
-class ResetStreamFrame:
+class ResetStreamFrame(_Frame):
     """RESET_STREAM (RFC 9000 §19.4)."""
 
-    stream_id: int
-    error_code: int
-    final_size: int
+    __slots__ = ("error_code", "final_size", "stream_id")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "error_code", "final_size")
     wire_type: ClassVar[int] = FrameType.RESET_STREAM
+
+    def __init__(self, stream_id: int, error_code: int, final_size: int) -> None:
+        self.stream_id: Final = stream_id
+        self.error_code: Final = error_code
+        self.final_size: Final = final_size
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.RESET_STREAM)
@@ -190,13 +211,16 @@ class ResetStreamFrame:
         return 1 + varint_len(self.stream_id) + varint_len(self.error_code) + varint_len(self.final_size)
 
 
-@dataclass(frozen=True, slots=True)
-class StopSendingFrame:
+class StopSendingFrame(_Frame):
     """STOP_SENDING (RFC 9000 §19.5)."""
 
-    stream_id: int
-    error_code: int
+    __slots__ = ("error_code", "stream_id")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "error_code")
     wire_type: ClassVar[int] = FrameType.STOP_SENDING
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id: Final = stream_id
+        self.error_code: Final = error_code
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.STOP_SENDING)
@@ -207,13 +231,16 @@ class StopSendingFrame:
         return 1 + varint_len(self.stream_id) + varint_len(self.error_code)
 
 
-@dataclass(frozen=True, slots=True)
-class CryptoFrame:
+class CryptoFrame(_Frame):
     """CRYPTO (RFC 9000 §19.6)."""
 
-    offset: int
-    data: bytes
+    __slots__ = ("data", "offset")
+    _fields: ClassVar[tuple[str, ...]] = ("offset", "data")
     wire_type: ClassVar[int] = FrameType.CRYPTO
+
+    def __init__(self, offset: int, data: bytes) -> None:
+        self.offset: Final = offset
+        self.data: Final = data
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.CRYPTO)
@@ -226,12 +253,15 @@ class CryptoFrame:
         return 1 + varint_len(self.offset) + varint_len(n) + n
 
 
-@dataclass(frozen=True, slots=True)
-class NewTokenFrame:
+class NewTokenFrame(_Frame):
     """NEW_TOKEN (RFC 9000 §19.7); the token is never empty."""
 
-    token: bytes
+    __slots__ = ("token",)
+    _fields: ClassVar[tuple[str, ...]] = ("token",)
     wire_type: ClassVar[int] = FrameType.NEW_TOKEN
+
+    def __init__(self, token: bytes) -> None:
+        self.token: Final = token
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.NEW_TOKEN)
@@ -242,18 +272,23 @@ class NewTokenFrame:
         return 1 + varint_len(len(self.token)) + len(self.token)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamFrame:
+class StreamFrame(_Frame):
     """STREAM (RFC 9000 §19.8). ``data`` may be a memoryview slice of the received packet.
 
     ``append``/``length`` take ``with_length``: the last frame of a packet may omit its Length
     field and extend to the end of the packet.
     """
 
-    stream_id: int
-    offset: int
-    data: bytes | bytearray | memoryview
-    fin: bool = False
+    __slots__ = ("data", "fin", "offset", "stream_id")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "offset", "data", "fin")
+
+    def __init__(
+        self, stream_id: int, offset: int, data: bytes | bytearray | memoryview, fin: bool = False
+    ) -> None:
+        self.stream_id: Final = stream_id
+        self.offset: Final = offset
+        self.data: Final = data
+        self.fin: Final = fin
 
     @property
     def wire_type(self) -> int:
@@ -303,12 +338,15 @@ class StreamFrame:
         return n
 
 
-@dataclass(frozen=True, slots=True)
-class MaxDataFrame:
+class MaxDataFrame(_Frame):
     """MAX_DATA (RFC 9000 §19.9)."""
 
-    maximum: int
+    __slots__ = ("maximum",)
+    _fields: ClassVar[tuple[str, ...]] = ("maximum",)
     wire_type: ClassVar[int] = FrameType.MAX_DATA
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum: Final = maximum
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.MAX_DATA)
@@ -318,13 +356,16 @@ class MaxDataFrame:
         return 1 + varint_len(self.maximum)
 
 
-@dataclass(frozen=True, slots=True)
-class MaxStreamDataFrame:
+class MaxStreamDataFrame(_Frame):
     """MAX_STREAM_DATA (RFC 9000 §19.10)."""
 
-    stream_id: int
-    maximum: int
+    __slots__ = ("maximum", "stream_id")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "maximum")
     wire_type: ClassVar[int] = FrameType.MAX_STREAM_DATA
+
+    def __init__(self, stream_id: int, maximum: int) -> None:
+        self.stream_id: Final = stream_id
+        self.maximum: Final = maximum
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.MAX_STREAM_DATA)
@@ -335,12 +376,15 @@ class MaxStreamDataFrame:
         return 1 + varint_len(self.stream_id) + varint_len(self.maximum)
 
 
-@dataclass(frozen=True, slots=True)
-class MaxStreamsFrame:
+class MaxStreamsFrame(_Frame):
     """MAX_STREAMS (RFC 9000 §19.11); ``bidi`` selects type 0x12 (bidirectional) or 0x13."""
 
-    bidi: bool
-    maximum: int
+    __slots__ = ("bidi", "maximum")
+    _fields: ClassVar[tuple[str, ...]] = ("bidi", "maximum")
+
+    def __init__(self, bidi: bool, maximum: int) -> None:
+        self.bidi: Final = bidi
+        self.maximum: Final = maximum
 
     @property
     def wire_type(self) -> int:
@@ -354,12 +398,15 @@ class MaxStreamsFrame:
         return 1 + varint_len(self.maximum)
 
 
-@dataclass(frozen=True, slots=True)
-class DataBlockedFrame:
+class DataBlockedFrame(_Frame):
     """DATA_BLOCKED (RFC 9000 §19.12)."""
 
-    limit: int
+    __slots__ = ("limit",)
+    _fields: ClassVar[tuple[str, ...]] = ("limit",)
     wire_type: ClassVar[int] = FrameType.DATA_BLOCKED
+
+    def __init__(self, limit: int) -> None:
+        self.limit: Final = limit
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.DATA_BLOCKED)
@@ -369,13 +416,16 @@ class DataBlockedFrame:
         return 1 + varint_len(self.limit)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamDataBlockedFrame:
+class StreamDataBlockedFrame(_Frame):
     """STREAM_DATA_BLOCKED (RFC 9000 §19.13)."""
 
-    stream_id: int
-    limit: int
+    __slots__ = ("limit", "stream_id")
+    _fields: ClassVar[tuple[str, ...]] = ("stream_id", "limit")
     wire_type: ClassVar[int] = FrameType.STREAM_DATA_BLOCKED
+
+    def __init__(self, stream_id: int, limit: int) -> None:
+        self.stream_id: Final = stream_id
+        self.limit: Final = limit
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.STREAM_DATA_BLOCKED)
@@ -386,12 +436,15 @@ class StreamDataBlockedFrame:
         return 1 + varint_len(self.stream_id) + varint_len(self.limit)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamsBlockedFrame:
+class StreamsBlockedFrame(_Frame):
     """STREAMS_BLOCKED (RFC 9000 §19.14); ``bidi`` selects type 0x16 or 0x17."""
 
-    bidi: bool
-    limit: int
+    __slots__ = ("bidi", "limit")
+    _fields: ClassVar[tuple[str, ...]] = ("bidi", "limit")
+
+    def __init__(self, bidi: bool, limit: int) -> None:
+        self.bidi: Final = bidi
+        self.limit: Final = limit
 
     @property
     def wire_type(self) -> int:
@@ -405,15 +458,18 @@ class StreamsBlockedFrame:
         return 1 + varint_len(self.limit)
 
 
-@dataclass(frozen=True, slots=True)
-class NewConnectionIdFrame:
+class NewConnectionIdFrame(_Frame):
     """NEW_CONNECTION_ID (RFC 9000 §19.15)."""
 
-    sequence: int
-    retire_prior_to: int
-    connection_id: bytes
-    reset_token: bytes
+    __slots__ = ("connection_id", "reset_token", "retire_prior_to", "sequence")
+    _fields: ClassVar[tuple[str, ...]] = ("sequence", "retire_prior_to", "connection_id", "reset_token")
     wire_type: ClassVar[int] = FrameType.NEW_CONNECTION_ID
+
+    def __init__(self, sequence: int, retire_prior_to: int, connection_id: bytes, reset_token: bytes) -> None:
+        self.sequence: Final = sequence
+        self.retire_prior_to: Final = retire_prior_to
+        self.connection_id: Final = connection_id
+        self.reset_token: Final = reset_token
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.NEW_CONNECTION_ID)
@@ -434,12 +490,15 @@ class NewConnectionIdFrame:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RetireConnectionIdFrame:
+class RetireConnectionIdFrame(_Frame):
     """RETIRE_CONNECTION_ID (RFC 9000 §19.16)."""
 
-    sequence: int
+    __slots__ = ("sequence",)
+    _fields: ClassVar[tuple[str, ...]] = ("sequence",)
     wire_type: ClassVar[int] = FrameType.RETIRE_CONNECTION_ID
+
+    def __init__(self, sequence: int) -> None:
+        self.sequence: Final = sequence
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.RETIRE_CONNECTION_ID)
@@ -449,12 +508,15 @@ class RetireConnectionIdFrame:
         return 1 + varint_len(self.sequence)
 
 
-@dataclass(frozen=True, slots=True)
-class PathChallengeFrame:
+class PathChallengeFrame(_Frame):
     """PATH_CHALLENGE (RFC 9000 §19.17): 8 bytes of data."""
 
-    data: bytes
+    __slots__ = ("data",)
+    _fields: ClassVar[tuple[str, ...]] = ("data",)
     wire_type: ClassVar[int] = FrameType.PATH_CHALLENGE
+
+    def __init__(self, data: bytes) -> None:
+        self.data: Final = data
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.PATH_CHALLENGE)
@@ -464,12 +526,15 @@ class PathChallengeFrame:
         return 1 + PATH_DATA_LEN
 
 
-@dataclass(frozen=True, slots=True)
-class PathResponseFrame:
+class PathResponseFrame(_Frame):
     """PATH_RESPONSE (RFC 9000 §19.18): echoes the 8 bytes of a PATH_CHALLENGE."""
 
-    data: bytes
+    __slots__ = ("data",)
+    _fields: ClassVar[tuple[str, ...]] = ("data",)
     wire_type: ClassVar[int] = FrameType.PATH_RESPONSE
+
+    def __init__(self, data: bytes) -> None:
+        self.data: Final = data
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.PATH_RESPONSE)
@@ -479,18 +544,27 @@ class PathResponseFrame:
         return 1 + PATH_DATA_LEN
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionCloseFrame:
+class ConnectionCloseFrame(_Frame):
     """CONNECTION_CLOSE (RFC 9000 §19.19).
 
     ``is_application`` selects type 0x1d (application close, no frame type field) over 0x1c.
     ``frame_type`` is the type of the frame that triggered the error (0x1c only; None encodes 0).
     """
 
-    error_code: int
-    frame_type: int | None = None
-    reason: bytes = b""
-    is_application: bool = False
+    __slots__ = ("error_code", "frame_type", "is_application", "reason")
+    _fields: ClassVar[tuple[str, ...]] = ("error_code", "frame_type", "reason", "is_application")
+
+    def __init__(
+        self,
+        error_code: int,
+        frame_type: int | None = None,
+        reason: bytes = b"",
+        is_application: bool = False,
+    ) -> None:
+        self.error_code: Final = error_code
+        self.frame_type: Final = frame_type
+        self.reason: Final = reason
+        self.is_application: Final = is_application
 
     @property
     def wire_type(self) -> int:
@@ -514,10 +588,10 @@ class ConnectionCloseFrame:
         return n
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeDoneFrame:
+class HandshakeDoneFrame(_Frame):
     """HANDSHAKE_DONE (RFC 9000 §19.20)."""
 
+    __slots__ = ()
     wire_type: ClassVar[int] = FrameType.HANDSHAKE_DONE
 
     def append(self, buf: bytearray) -> None:
@@ -527,12 +601,15 @@ class HandshakeDoneFrame:
         return 1
 
 
-@dataclass(frozen=True, slots=True)
-class DatagramFrame:
+class DatagramFrame(_Frame):
     """DATAGRAM (RFC 9221 §4); always sent with a Length field (type 0x31), both types parsed."""
 
-    data: bytes | memoryview
+    __slots__ = ("data",)
+    _fields: ClassVar[tuple[str, ...]] = ("data",)
     wire_type: ClassVar[int] = FrameType.DATAGRAM_LEN
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data: Final = data
 
     def append(self, buf: bytearray) -> None:
         buf.append(FrameType.DATAGRAM_LEN)

@@ -219,7 +219,7 @@ _ONE_RTT: Final = _ZERO_RTT | _mask(
     FrameType.HANDSHAKE_DONE,
 )
 _KNOWN: Final = _ONE_RTT  # 1-RTT packets may carry every frame type
-_ALLOWED: dict[PacketType, int] = {
+_ALLOWED: Final[dict[PacketType, int]] = {
     PacketType.INITIAL: _IH,
     PacketType.HANDSHAKE: _IH,
     PacketType.ZERO_RTT: _ZERO_RTT,

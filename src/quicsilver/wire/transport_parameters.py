@@ -360,7 +360,7 @@ def _reset_token(value: Buffer, sent_by: Perspective) -> object:
     return bytes(value)
 
 
-_HANDLERS: dict[int, _Handler] = {
+_HANDLERS: Final[dict[int, _Handler]] = {
     _ID.ORIGINAL_DESTINATION_CONNECTION_ID: _cid_param("original_destination_connection_id"),
     _ID.MAX_IDLE_TIMEOUT: _varint_param("max_idle_timeout"),
     _ID.STATELESS_RESET_TOKEN: ("stateless_reset_token", _reset_token),

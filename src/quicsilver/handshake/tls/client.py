@@ -76,7 +76,7 @@ class ClientState(Enum):
     CONNECTED = auto()
 
 
-_LEVEL: dict[ClientState, EncryptionLevel | None] = {
+_LEVEL: Final[dict[ClientState, EncryptionLevel | None]] = {
     ClientState.START: None,
     ClientState.WAIT_SERVER_HELLO: _L.INITIAL,
     ClientState.WAIT_ENCRYPTED_EXTENSIONS: _L.HANDSHAKE,

@@ -28,7 +28,7 @@ from .messages import HandshakeType
 from .server import ServerHandshake
 from .tickets import SessionTicket
 
-_logger = logging.getLogger("quicsilver.tls")
+_logger: Final = logging.getLogger("quicsilver.tls")
 
 __all__ = ["MAX_HANDSHAKE_MESSAGE_SIZE", "TLSEngine"]
 

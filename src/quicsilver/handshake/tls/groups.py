@@ -37,7 +37,7 @@ SUPPORTED_GROUPS: Final = frozenset(NamedGroup)
 _MLKEM_PK: Final = 1184
 _MLKEM_CT: Final = 1088
 _X25519_LEN: Final = 32
-_EC_CURVES: dict[int, tuple[ec.EllipticCurve, int]] = {
+_EC_CURVES: Final[dict[int, tuple[ec.EllipticCurve, int]]] = {
     NamedGroup.SECP256R1: (ec.SECP256R1(), 65),
     NamedGroup.SECP384R1: (ec.SECP384R1(), 97),
 }

@@ -27,7 +27,7 @@ from .messages import encode_message_hash
 
 __all__ = ["KeySchedule", "Transcript", "hash_for_suite"]
 
-_HASHES: dict[int, tuple[hashes.HashAlgorithm, str]] = {
+_HASHES: Final[dict[int, tuple[hashes.HashAlgorithm, str]]] = {
     CipherSuite.AES_128_GCM_SHA256: (hashes.SHA256(), "sha256"),
     CipherSuite.AES_256_GCM_SHA384: (hashes.SHA384(), "sha384"),
     CipherSuite.CHACHA20_POLY1305_SHA256: (hashes.SHA256(), "sha256"),
@@ -70,7 +70,7 @@ class Transcript:
         return clone
 
 
-_NO_PSK: dict[str, tuple[bytes, bytes]] = {}
+_NO_PSK: Final[dict[str, tuple[bytes, bytes]]] = {}
 
 
 def _no_psk_early_secrets(hash_name: str) -> tuple[bytes, bytes]:

@@ -426,19 +426,18 @@ def _ch_pre_shared_key(data: Reader) -> tuple[tuple[tuple[bytes, int], ...], tup
 
 
 # ClientHello extensions we read: code point -> (field name, parser). Others are skipped (RFC 8446 §4.2).
-_CLIENT_HELLO_EXTENSIONS: dict[int, tuple[str, Callable[[Reader], object]]] = {
-    _EXT.SERVER_NAME: ("server_name", lambda data: _parse_server_name(data)),
-    _EXT.SUPPORTED_VERSIONS: ("supported_versions", lambda data: _ch_u16_list(data, 1)),
-    _EXT.SUPPORTED_GROUPS: ("supported_groups", lambda data: _ch_u16_list(data, 2)),
-    _EXT.SIGNATURE_ALGORITHMS: ("signature_algorithms", lambda data: _ch_u16_list(data, 2)),
-    _EXT.KEY_SHARE: ("key_shares", lambda data: _parse_key_shares(data)),
-    _EXT.ALPN: ("alpn", lambda data: _parse_alpn(data)),
-    _EXT.COOKIE: ("cookie", _ch_cookie),
-    _EXT.QUIC_TRANSPORT_PARAMETERS: ("transport_parameters", lambda data: data.raw(data.end - data.pos)),
-    _EXT.PSK_KEY_EXCHANGE_MODES: ("psk_modes", _ch_psk_modes),
-    _EXT.EARLY_DATA: ("early_data", _ch_early_data),
+_CLIENT_HELLO_EXTENSIONS: Final[dict[int, tuple[str, Callable[[Reader], object]]]] = {
+    int(_EXT.SERVER_NAME): ("server_name", lambda data: _parse_server_name(data)),
+    int(_EXT.SUPPORTED_VERSIONS): ("supported_versions", lambda data: _ch_u16_list(data, 1)),
+    int(_EXT.SUPPORTED_GROUPS): ("supported_groups", lambda data: _ch_u16_list(data, 2)),
+    int(_EXT.SIGNATURE_ALGORITHMS): ("signature_algorithms", lambda data: _ch_u16_list(data, 2)),
+    int(_EXT.KEY_SHARE): ("key_shares", lambda data: _parse_key_shares(data)),
+    int(_EXT.ALPN): ("alpn", lambda data: _parse_alpn(data)),
+    int(_EXT.COOKIE): ("cookie", _ch_cookie),
+    int(_EXT.QUIC_TRANSPORT_PARAMETERS): ("transport_parameters", lambda data: data.raw(data.end - data.pos)),
+    int(_EXT.PSK_KEY_EXCHANGE_MODES): ("psk_modes", _ch_psk_modes),
+    int(_EXT.EARLY_DATA): ("early_data", _ch_early_data),
 }
-_CLIENT_HELLO_EXTENSIONS = {int(k): v for k, v in _CLIENT_HELLO_EXTENSIONS.items()}
 _PRE_SHARED_KEY: Final = int(_EXT.PRE_SHARED_KEY)
 
 

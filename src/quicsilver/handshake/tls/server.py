@@ -69,7 +69,7 @@ class ServerState(Enum):
     CONNECTED = auto()
 
 
-_LEVEL: dict[ServerState, EncryptionLevel | None] = {
+_LEVEL: Final[dict[ServerState, EncryptionLevel | None]] = {
     ServerState.START: _L.INITIAL,
     ServerState.WAIT_CLIENT_HELLO_RETRY: _L.INITIAL,
     ServerState.WAIT_CERTIFICATE: _L.HANDSHAKE,

@@ -62,12 +62,12 @@ OFFERED_SCHEMES: tuple[int, ...] = (
     _S.RSA_PKCS1_SHA512,
 )
 
-_PSS_HASHES: dict[int, hashes.HashAlgorithm] = {
+_PSS_HASHES: Final[dict[int, hashes.HashAlgorithm]] = {
     _S.RSA_PSS_RSAE_SHA256: hashes.SHA256(),
     _S.RSA_PSS_RSAE_SHA384: hashes.SHA384(),
     _S.RSA_PSS_RSAE_SHA512: hashes.SHA512(),
 }
-_ECDSA: dict[int, tuple[type[ec.EllipticCurve], hashes.HashAlgorithm]] = {
+_ECDSA: Final[dict[int, tuple[type[ec.EllipticCurve], hashes.HashAlgorithm]]] = {
     _S.ECDSA_SECP256R1_SHA256: (ec.SECP256R1, hashes.SHA256()),
     _S.ECDSA_SECP384R1_SHA384: (ec.SECP384R1, hashes.SHA384()),
 }
