@@ -31,7 +31,7 @@ from .errors import (
     TransportErrorCode,
 )
 from .stream import ReceiveStream, SendStream, Stream
-from .sys import Address, OutgoingDatagram, PacketInfo
+from .sys import Address, OutgoingDatagram, PacketInfo, ReceivedDatagram
 
 if TYPE_CHECKING:
     from .core.connection import QuicConnection
@@ -74,6 +74,10 @@ class _PreferredPath:
     ) -> None:
         self.pktinfo = pktinfo
         self.conn._handle_datagram_at(data, addr, ecn, now, self.local)
+
+    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
+        for data, addr, ecn, pktinfo in items:
+            self.handle_datagram(data, addr, ecn, pktinfo, now)
 
     def flush(self, now: float) -> None:
         self.conn.flush(now)
@@ -164,6 +168,16 @@ class Connection:
         self.bytes_received += len(data)
         try:
             self._core.receive_datagram(data, addr, now, ecn)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
+        if self._error is not None:
+            return
+        self._pktinfo = items[-1][3]
+        self.datagrams_received += len(items)
+        try:
+            self.bytes_received += self._core.receive_datagrams(items, now)
         except Exception as exc:
             self._internal_error(exc)
 

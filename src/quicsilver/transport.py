@@ -38,7 +38,7 @@ from .errors import TransportError
 from .multiplexer import format_address, register, unregister
 from .protocol import MAX_CONNECTION_ID_LENGTH, MIN_STATELESS_RESET_SIZE, STATELESS_RESET_TOKEN_LENGTH
 from .qlog.tracer import DropReason, Tracer
-from .sys import Address, OutgoingDatagram, PacketConn, PacketInfo, wrap_conn
+from .sys import Address, OutgoingDatagram, PacketConn, PacketInfo, ReceivedDatagram, wrap_conn
 from .wire.header import InvariantHeader, parse_invariant_header
 
 if TYPE_CHECKING:
@@ -64,6 +64,9 @@ class PacketHandler(Protocol):
         self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
     ) -> None:
         """One datagram whose first packet carries one of this handler's connection IDs."""
+
+    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
+        """Consecutive datagrams of one receive batch, all routed to this handler, in order."""
 
     def flush(self, now: float) -> None:
         """Called once after each receive batch that reached this handler: send what is due."""
@@ -105,6 +108,10 @@ class _ClosedHandler:
         self._count += 1
         if self._count & (self._count - 1) == 0:  # a power of two
             self._transport.enqueue(self._close_datagrams)
+
+    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
+        for data, addr, ecn, pktinfo in items:
+            self.handle_datagram(data, addr, ecn, pktinfo, now)
 
     def flush(self, now: float) -> None:
         return
@@ -496,6 +503,9 @@ class Transport:
         handlers = self._handlers
         dirty = self._dirty
         cid_len = self.connection_id_length
+        # Consecutive datagrams for one connection (a GRO batch is one flow) go to it in one call.
+        run: list[ReceivedDatagram] = []
+        run_handler: PacketHandler | None = None
         for item in batch:
             if self._closed:
                 return  # a connection of a single-use Transport ended and took the socket with it
@@ -518,9 +528,21 @@ class Transport:
                 dcid = b""
             handler = handlers.get(dcid)
             if handler is not None:
-                handler.handle_datagram(data, item[1], item[2], item[3], now)
-                dirty[handler] = None
-            elif header is not None:
+                if handler is not run_handler:
+                    if run_handler is not None:
+                        self._deliver(run_handler, run, now)
+                        if self._closed:
+                            return
+                    run_handler = handler
+                    run = []
+                run.append(item)
+                continue
+            if run_handler is not None:  # what came before this datagram goes first
+                self._deliver(run_handler, run, now)
+                run_handler = None
+                if self._closed:
+                    return
+            if header is not None:
                 server = self._server
                 if server is not None:
                     server.handle_packet(data, item[1], item[2], item[3], header, now)
@@ -528,6 +550,8 @@ class Transport:
                     self._drop(item[1], "long", len(data), DropReason.UNKNOWN_CONNECTION_ID)
             else:
                 self._handle_unknown_short(data, item[1], item[3], dcid, now)
+        if run_handler is not None:
+            self._deliver(run_handler, run, now)
         if dirty:
             for handler in list(dirty):
                 handler.flush(now)
@@ -535,6 +559,14 @@ class Transport:
         if self._server is not None:
             self._server.after_batch(now)
         self.flush_sends()
+
+    def _deliver(self, handler: PacketHandler, run: list[ReceivedDatagram], now: float) -> None:
+        if len(run) == 1:
+            item = run[0]
+            handler.handle_datagram(item[0], item[1], item[2], item[3], now)
+        else:
+            handler.handle_datagrams(run, now)
+        self._dirty[handler] = None
 
     def _drop(self, addr: Address, packet_type: str, size: int, reason: str) -> None:
         self.counters.dropped_unroutable += 1

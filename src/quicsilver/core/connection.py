@@ -204,6 +204,16 @@ class QuicConnection(MigrationMixin):
                 TransportError(TransportErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), now
             )
 
+    def receive_datagrams(self, items: list[tuple[bytes | memoryview, Any, int, Any]], now: float) -> int:
+        """``receive_datagram`` for each (data, addr, ecn, ...) of ``items`` in order (a receive batch
+        for this connection: one call instead of one per datagram); returns their total size."""
+        total = 0
+        for item in items:
+            data = item[0]
+            total += len(data)
+            self.receive_datagram(data, item[1], now, item[2])
+        return total
+
     def next_event(self) -> Event | None:
         """The oldest pending event, or None."""
         return self._events.popleft() if self._events else None
