@@ -13,7 +13,6 @@ name, for resumption and 0-RTT.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,7 +21,7 @@ from .api_connection import Connection
 from .config import Config
 from .errors import ConfigError
 from .multiplexer import format_address
-from .transport import Transport, parse_address
+from .transport import Transport, is_ip_literal, parse_address
 
 if TYPE_CHECKING:
     from .handshake.tls import TLSConfig
@@ -80,17 +79,11 @@ def _check_tls(tls_config: Any) -> None:
         raise ConfigError("tls_config", f"must be a quicsilver.TLSConfig, got {type(tls_config).__name__}")
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 async def _resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> tuple[int, tuple[Any, ...]]:
+    if family != socket.AF_INET6 and ":" not in host and is_ip_literal(host):
+        return socket.AF_INET, (host, port)  # what getaddrinfo would answer for an IPv4 literal
     try:
-        if _is_ip(host):
+        if is_ip_literal(host):
             # A literal never blocks: resolve it here, not through the executor (a thread hop per dial,
             # milliseconds on a loaded machine).
             infos = socket.getaddrinfo(

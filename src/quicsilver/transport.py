@@ -19,7 +19,6 @@ One Transport per local address (see :mod:`quicsilver.multiplexer`). It
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
@@ -117,12 +116,15 @@ class _ClosedHandler:
         return
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (with or without a scope ID) rather than a name."""
+    for family, text in ((socket.AF_INET, host), (socket.AF_INET6, host.split("%", 1)[0])):
+        try:
+            socket.inet_pton(family, text)  # a fraction of ipaddress's cost, once or twice per dial
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def parse_address(addr: str | tuple[Any, ...], *, for_dial: bool = False) -> tuple[str, int]:
@@ -182,7 +184,7 @@ def _bind_socket(addr: str | tuple[Any, ...]) -> socket.socket:
                     raise
                 logger.debug("no IPv6 wildcard socket (%s); using 0.0.0.0", exc)
         host = "0.0.0.0"
-    flags = socket.AI_NUMERICHOST if _is_ip_literal(host) else 0
+    flags = socket.AI_NUMERICHOST if is_ip_literal(host) else 0
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=flags)
     except socket.gaierror as exc:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 from cryptography.hazmat.primitives import hashes
+from hypothesis import given
+from hypothesis import strategies as st
 
-from quicsilver.handshake.hkdf import hkdf_expand, hkdf_expand_label, hkdf_extract
+from quicsilver.handshake.hkdf import hkdf_expand, hkdf_expand_label, hkdf_extract, hmac_digest
 
 SHA256 = hashes.SHA256()
 SHA384 = hashes.SHA384()
@@ -61,3 +65,12 @@ def test_expand_label_is_length_and_label_sensitive() -> None:
 def test_expand_label_rejects_unencodable(label: bytes, context: bytes, length: int) -> None:
     with pytest.raises(ValueError):
         hkdf_expand_label(SHA256, bytes(32), label, context, length)
+
+
+@given(
+    name=st.sampled_from(["sha256", "sha384", "sha512"]),
+    key=st.binary(max_size=300),  # past both block sizes (64, 128): such keys are hashed first
+    msg=st.binary(max_size=300),
+)
+def test_hmac_is_rfc2104(name: str, key: bytes, msg: bytes) -> None:
+    assert hmac_digest(name, key, msg) == hmac.digest(key, msg, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import pytest
@@ -175,3 +176,31 @@ def test_parse_random_bytes_never_raises(data: bytes) -> None:
 @given(st.binary(max_size=300))
 def test_open_random_bytes_never_raises(data: bytes) -> None:
     assert TokenProtector(KEY).open_token(data) is None
+
+
+def _reference_packed(host: str) -> bytes | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.packed
+    return ip.packed
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=4).map(lambda ip: f"::ffff:{ip}"),
+        st.lists(st.text("0123456789", max_size=4), min_size=3, max_size=5).map(".".join),
+        st.text(max_size=20),
+    )
+)
+def test_packed_ip_agrees_with_ipaddress(host: str) -> None:
+    # The hand-written IPv4 path must accept and reject exactly what ipaddress does.
+    expected = _reference_packed(host)
+    if expected is None:
+        with pytest.raises(ValueError):
+            packed_ip(host)
+    else:
+        assert packed_ip(host) == expected

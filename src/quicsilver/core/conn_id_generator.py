@@ -7,12 +7,11 @@ reported so it can update its packet-handler map.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from typing import Protocol, runtime_checkable
 
 from quicsilver.errors import TransportError, TransportErrorCode
+from quicsilver.handshake.hkdf import hmac_digest
 from quicsilver.protocol import DEFAULT_CONNECTION_ID_LENGTH, MAX_CONNECTION_ID_LENGTH
 from quicsilver.wire.frames import NewConnectionIdFrame, RetireConnectionIdFrame
 
@@ -62,7 +61,7 @@ class RandomConnectionIDGenerator:
 
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """RFC 9000 §10.3.2: a token derived from a static key and the CID: HMAC-SHA256(key, cid)[:16]."""
-    return hmac.new(key, cid, hashlib.sha256).digest()[:16]
+    return hmac_digest("sha256", key, cid)[:16]
 
 
 class ConnIDGenerator:

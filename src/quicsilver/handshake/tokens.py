@@ -68,6 +68,15 @@ def packed_ip(host: str) -> bytes:
     A dual-stack socket reports an IPv4 client as ``::ffff:a.b.c.d``; mapping it back makes a
     token issued on one socket family valid on the other. Raises ValueError for a non-IP host.
     """
+    # Dotted-quad IPv4 by hand (a token per new connection; ipaddress costs microseconds more).
+    parts = host.split(".")
+    if len(parts) == 4 and all(
+        0 < len(part) <= 3 and part.isascii() and part.isdigit() and (part[0] != "0" or part == "0")
+        for part in parts
+    ):
+        values = [int(part) for part in parts]
+        if max(values) <= 255:
+            return bytes(values)
     ip = ipaddress.ip_address(host)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.packed

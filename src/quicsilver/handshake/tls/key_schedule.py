@@ -21,7 +21,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 
-from ..hkdf import hkdf_expand_label, hkdf_extract
+from ..hkdf import hkdf_expand_label, hkdf_extract, hmac_digest
 from ..protection import CipherSuite
 from .messages import encode_message_hash
 
@@ -132,7 +132,7 @@ class KeySchedule:
 
     def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """Finished.verify_data = HMAC(finished_key, Transcript-Hash) (RFC 8446 §4.4.4)."""
-        return hmac.digest(self.finished_key(base_key), transcript_hash, self.hash_name)
+        return hmac_digest(self.hash_name, self.finished_key(base_key), transcript_hash)
 
     def check_verify_data(self, base_key: bytes, transcript_hash: bytes, received: bytes) -> bool:
         return hmac.compare_digest(self.verify_data(base_key, transcript_hash), received)
