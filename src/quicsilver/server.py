@@ -59,7 +59,7 @@ from .wire.header import (
 
 if TYPE_CHECKING:
     from .handshake.tls import TLSConfig
-    from .transport import Transport
+    from .transport import PacketHandler, Transport
 
 __all__ = ["Server", "ServerClosedError"]
 
@@ -115,6 +115,10 @@ class Server:
         self.accept_0rtt = early and config.allow_0rtt
         self._tokens = TokenProtector(transport.token_key)
         self._queue: deque[_QueuedPacket] = deque()
+        # Connections that received packets in the current slice of the queue, flushed once at its
+        # end: a ClientHello in two datagrams gets one answer, not an ACK first and the flight after.
+        self._touched: dict[PacketHandler, None] = {}
+        self._new_early: list[Connection] = []
         self._scheduled = False
         self._handshaking: set[Connection] = set()
         self._accept_queue: deque[Connection] = deque()
@@ -161,6 +165,16 @@ class Server:
             except Exception:
                 # a bug while handling one packet must not stall the listener: log, drop, go on
                 logger.exception("dropping a packet from %s after an internal error", item[1])
+        touched = self._touched
+        if touched:
+            for handler in list(touched):
+                handler.flush(now)
+            touched.clear()
+        if self._new_early:
+            for conn in self._new_early:
+                if conn.error is None:
+                    self._enqueue_accept(conn)
+            self._new_early.clear()
         self.transport.flush_sends()
         if queue:
             self._scheduled = True
@@ -188,7 +202,7 @@ class Server:
         handler = transport.handler_for(header.dcid)
         if handler is not None:
             handler.handle_datagram(data, addr, ecn, pktinfo, now)
-            handler.flush(now)
+            self._touched[handler] = None
             return
         size = len(data)
         version = header.version
@@ -442,9 +456,9 @@ class Server:
         if queued is not None:
             for item in queued[1]:
                 conn.handle_datagram(item[0], item[1], item[2], item[3], now)
-        conn.flush(now)
-        if self.early and conn.error is None:
-            self._enqueue_accept(conn)
+        self._touched[conn] = None
+        if self.early:
+            self._new_early.append(conn)  # offered to accept() once flushed, unless that failed it
 
     def _new_token_for(self, peer: Any, version: int) -> bytes | None:
         try:

@@ -15,7 +15,7 @@ import pytest
 
 import quicsilver as quic
 from quicsilver.protocol import VERSION_1, VERSION_2
-from quicsilver.qlog.tracer import DropReason, Tracer
+from quicsilver.qlog.tracer import ConnectionTracer, DropReason, Tracer
 
 
 async def eventually(condition: Any, timeout: float = 3.0) -> None:
@@ -1039,3 +1039,21 @@ async def test_client_migrates_to_a_new_socket(server_tls: quic.TLSConfig, share
             await task
             if first_transport is not None:
                 first_transport.close()
+
+
+async def test_a_two_datagram_client_hello_gets_one_answer(server_tls: quic.TLSConfig) -> None:
+    # The ClientHello with its post-quantum key share fills two datagrams, which reach the server in
+    # one receive batch: the server answers once both are processed, with its Initial + Handshake
+    # flight, not first with an ACK-only Initial (a datagram and a wake-up of the client wasted).
+    sent: list[tuple[str, list[str]]] = []
+
+    class Recorder(ConnectionTracer):
+        def sent_packet(self, packet_type: str, pn: int, size: int, frames: Any) -> None:
+            sent.append((packet_type, [type(frame).__name__ for frame in frames]))
+
+    config = quic.Config(tracer=lambda perspective, odcid: Recorder())
+    async with asyncio.timeout(10), await quic.listen_addr("127.0.0.1:0", server_tls, config) as listener:
+        conn = await quic.dial_addr(f"127.0.0.1:{listener.local_addr[1]}", client_tls())
+        conn.close()
+    first_type, first_frames = sent[0]
+    assert first_type == "INITIAL" and "CryptoFrame" in first_frames, sent[:3]
