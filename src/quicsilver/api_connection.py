@@ -32,6 +32,7 @@ from .errors import (
 )
 from .stream import ReceiveStream, SendStream, Stream
 from .sys import Address, OutgoingDatagram, PacketInfo, ReceivedDatagram
+from .transport import PerDatagramHandler
 
 if TYPE_CHECKING:
     from .core.connection import QuicConnection
@@ -56,7 +57,7 @@ class ConnectionState:
     """The core's ``stats()`` at the time of the call: further facts, by name."""
 
 
-class _PreferredPath:
+class _PreferredPath(PerDatagramHandler):
     """Routes a server connection's datagrams from its preferred address's Transport (RFC 9000 §9.6),
     naming that socket's address as the local address of their path. On a wildcard-bound socket the
     answers leave from the address the client sent to (its pktinfo echoed), the one it validates."""
@@ -74,10 +75,6 @@ class _PreferredPath:
     ) -> None:
         self.pktinfo = pktinfo
         self.conn._handle_datagram_at(data, addr, ecn, now, self.local)
-
-    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
-        for data, addr, ecn, pktinfo in items:
-            self.handle_datagram(data, addr, ecn, pktinfo, now)
 
     def flush(self, now: float) -> None:
         self.conn.flush(now)

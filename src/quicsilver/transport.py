@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,23 @@ class TransportStats:
     """Connections refused (accept queue full, too many handshakes, invalid Retry token)."""
 
 
-class _ClosedHandler:
+class PerDatagramHandler(ABC):
+    """Base of the packet handlers that take a receive batch one datagram at a time."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def handle_datagram(
+        self, data: bytes | memoryview, addr: Address, ecn: int, pktinfo: PacketInfo | None, now: float
+    ) -> None:
+        """One datagram, as ``PacketHandler.handle_datagram``."""
+
+    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
+        for data, addr, ecn, pktinfo in items:
+            self.handle_datagram(data, addr, ecn, pktinfo, now)
+
+
+class _ClosedHandler(PerDatagramHandler):
     """A closed connection's CIDs: resend its CONNECTION_CLOSE on the 1st, 2nd, 4th, 8th... packet
     (quic-go ``closedLocalConn``), or silently drop when the peer closed (draining, §10.2.2)."""
 
@@ -107,10 +124,6 @@ class _ClosedHandler:
         self._count += 1
         if self._count & (self._count - 1) == 0:  # a power of two
             self._transport.enqueue(self._close_datagrams)
-
-    def handle_datagrams(self, items: list[ReceivedDatagram], now: float) -> None:
-        for data, addr, ecn, pktinfo in items:
-            self.handle_datagram(data, addr, ecn, pktinfo, now)
 
     def flush(self, now: float) -> None:
         return

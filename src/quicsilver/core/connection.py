@@ -335,7 +335,7 @@ class QuicConnection(MigrationMixin):
         ack_eliciting = False
         handlers = _FRAME_HANDLERS
         for frame in frames:
-            # STREAM and ACK, the bulk of all frames, by direct call; the rest through the table.
+            # STREAM and ACK by direct call (see _FRAME_HANDLERS), the rest through the table.
             if isinstance(frame, StreamFrame):
                 self._streams.handle_stream_frame(frame)
                 ack_eliciting = True
@@ -364,8 +364,9 @@ class QuicConnection(MigrationMixin):
         one_rtt = self._packer.one_rtt
         crypto = self._spaces[space].crypto
         streams = self._streams
+        application = space == _SPACE_APPLICATION
         for sent in result.acked:
-            if space == _SPACE_APPLICATION and not sent.is_0rtt:
+            if application and not sent.is_0rtt:
                 if one_rtt is not None:
                     one_rtt.on_packet_acked(sent.pn)
                 if self._is_client and not self._handshake_confirmed and self._handshake_complete:
@@ -374,9 +375,11 @@ class QuicConnection(MigrationMixin):
                 self._on_mtu_packet_acked(sent, now)
             for f in sent.frames:
                 kind = type(f)
-                if kind is CryptoFrame:
+                if kind is StreamFrame:
+                    streams.on_stream_frame_acked(f)
+                elif kind is CryptoFrame:
                     crypto.on_frame_acked(f)
-                elif kind is StreamFrame or kind is ResetStreamFrame:
+                elif kind is ResetStreamFrame:
                     streams.on_frame_acked(f)
         if result.lost:
             self._on_sent_packets_lost(result.lost, now)
@@ -414,9 +417,6 @@ class QuicConnection(MigrationMixin):
             if not data:
                 return
         self._tls_message(data, level, now)
-
-    def _on_stream_data(self, frame: StreamFrame, pkt: UnpackedPacket, now: float) -> None:
-        self._streams.handle_stream_frame(frame)  # the bulk of all frames: straight to the stream
 
     def _on_stream_frame(self, frame: Frame, pkt: UnpackedPacket, now: float) -> None:
         # STREAM, RESET_STREAM, STOP_SENDING, MAX_*, *_BLOCKED: all owned by the streams map.
@@ -751,13 +751,12 @@ _NOT_RETRANSMITTED: Final = frozenset(
 )
 
 
-# The handler of each frame type (RFC 9000 §19), one table for all connections.
+# The handler of each frame type (RFC 9000 §19), one table for all connections; STREAM and ACK, the
+# bulk of all frames, are not in it: _process_packet calls their handlers directly.
 _FRAME_HANDLERS: Final[dict[type, Callable[..., None]]] = {
     PaddingFrame: _ignore,
     PingFrame: _ignore,
-    AckFrame: QuicConnection._on_ack,
     CryptoFrame: QuicConnection._on_crypto,
-    StreamFrame: QuicConnection._on_stream_data,
     ResetStreamFrame: QuicConnection._on_stream_frame,
     StopSendingFrame: QuicConnection._on_stream_frame,
     MaxDataFrame: QuicConnection._on_stream_frame,

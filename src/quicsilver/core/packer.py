@@ -43,7 +43,6 @@ _LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
 _LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
 _LEVEL_ZERO_RTT: Final = EncryptionLevel.ZERO_RTT
 _PERSPECTIVE_CLIENT: Final = Perspective.CLIENT
-_SPACE_APPLICATION: Final = PacketNumberSpace.APPLICATION
 
 if TYPE_CHECKING:
     from quicsilver.core.send_stream import SendStream
@@ -337,7 +336,7 @@ class PacketPacker:
         # RFC 9000 §13.4.2: 1-RTT packets carry the ECN codepoint under validation; one per datagram.
         ecn = _ECN_NOT_ECT
         if pending[-1].level == _LEVEL_ONE_RTT or pending[-1].level == _LEVEL_ZERO_RTT:
-            ecn = self.sph.ecn_marking(_SPACE_APPLICATION)
+            ecn = self.sph.ecn_marking(_APPLICATION)
         for p in pending:
             start = len(buf)
             if p.level == _LEVEL_ONE_RTT:
@@ -378,7 +377,7 @@ class PacketPacker:
                     p.ack_eliciting or p.has_padding,
                     p.frames,
                     False,
-                    ecn if space is _SPACE_APPLICATION else _ECN_NOT_ECT,
+                    ecn if space is _APPLICATION else _ECN_NOT_ECT,
                     p.largest_acked,
                     p.level is _LEVEL_ZERO_RTT,
                 )
@@ -467,7 +466,7 @@ class PacketPacker:
         self.dcid = dcid
         try:
             sph = self.sph
-            space_id = _SPACE_APPLICATION
+            space_id = _APPLICATION
             pn = sph.peek_packet_number(space_id)
             _, pn_len = encode_packet_number(pn, sph.largest_acked(space_id))
             header_len = self._header_len(_LEVEL_ONE_RTT, pn_len)

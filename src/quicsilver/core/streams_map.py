@@ -611,9 +611,6 @@ class StreamsMap:
 
     def on_frame_acked(self, frame: Frame) -> None:
         """A packet with ``frame`` (one this map produced) was acknowledged."""
-        if isinstance(frame, StreamFrame):  # the common case, by direct call
-            self._stream_frame_acked(frame)
-            return
         handler = self._acked.get(type(frame))
         if handler is not None:
             handler(self, frame)
@@ -624,7 +621,8 @@ class StreamsMap:
         if handler is not None:
             handler(self, frame)
 
-    def _stream_frame_acked(self, frame: StreamFrame) -> None:
+    def on_stream_frame_acked(self, frame: StreamFrame) -> None:
+        """``on_frame_acked`` for a STREAM frame, the common case (the connection calls it directly)."""
         send = self._send.get(frame.stream_id)
         if send is not None:
             send.on_frame_acked(frame)
@@ -680,7 +678,7 @@ _HANDLERS: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {
     StreamsBlockedFrame: StreamsMap.handle_streams_blocked_frame,
 }
 _ACKED: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {
-    StreamFrame: StreamsMap._stream_frame_acked,
+    StreamFrame: StreamsMap.on_stream_frame_acked,
     ResetStreamFrame: StreamsMap._reset_stream_acked,
 }
 _LOST: Final[dict[type, Callable[[StreamsMap, Any], None]]] = {

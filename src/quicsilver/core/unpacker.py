@@ -23,12 +23,6 @@ from quicsilver.wire.packet_number import decode_packet_number
 
 __all__ = ["Dropped", "PacketUnpacker", "UnpackedPacket", "parse_payload"]
 
-# Enum members used per packet, as module constants (Final: the compiled build reads a C static
-# instead of looking the member up on its class).
-_LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
-_PTYPE_ONE_RTT: Final = PacketType.ONE_RTT
-
-
 _LEVEL_OF: Final = {
     PacketType.INITIAL: EncryptionLevel.INITIAL,
     PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
@@ -45,7 +39,8 @@ _LONG_RESERVED_BITS: Final = 0x0C
 _SHORT_RESERVED_BITS: Final = 0x18
 _KEY_PHASE_BIT: Final = 0x04
 _SAMPLE_END: Final = 4 + 16  # from the packet number field to the end of the header protection sample
-# Enum members as module globals: a class attribute lookup on an Enum costs more in the hot path.
+# Enum members used per packet, as module constants (Final: the compiled build reads a C static
+# instead of looking the member up on its class).
 _ONE_RTT_TYPE: Final = PacketType.ONE_RTT
 _ONE_RTT_LEVEL: Final = EncryptionLevel.ONE_RTT
 _APPLICATION: Final = PacketNumberSpace.APPLICATION
@@ -133,8 +128,8 @@ class PacketUnpacker:
             pn_offset = hdr.pn_offset - pos
             version, dcid, scid, token = hdr.version, hdr.dcid, hdr.scid, hdr.token
         else:
-            ptype = _PTYPE_ONE_RTT
-            level = _LEVEL_ONE_RTT
+            ptype = _ONE_RTT_TYPE
+            level = _ONE_RTT_LEVEL
             end = len(buf)
             one_rtt = self.one_rtt
             if one_rtt is None:
@@ -161,7 +156,7 @@ class PacketUnpacker:
             first, truncated, pn_len = unprotect_header(keys, view, pn_offset)
             pn = decode_packet_number(space.largest_received, truncated, pn_len * 8)
             header_end = pn_offset + pn_len
-            if level == _LEVEL_ONE_RTT:
+            if level == _ONE_RTT_LEVEL:
                 assert self.one_rtt is not None
                 payload = self.one_rtt.open(
                     pn, view[:header_end], view[header_end:], bool(first & _KEY_PHASE_BIT), now, self.pto
@@ -249,7 +244,7 @@ def parse_payload(payload: bytes, packet_type: PacketType) -> list[Frame]:
     if not payload:
         raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames")
     view = memoryview(payload)
-    if packet_type is _PTYPE_ONE_RTT:
+    if packet_type is _ONE_RTT_TYPE:
         return parse_frames(view)  # every frame type is allowed in 1-RTT packets
     frames: list[Frame] = []
     pos = 0
