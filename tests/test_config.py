@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from quicsilver import VERSION_1, VERSION_2, Config, ConfigError
@@ -75,6 +77,19 @@ def test_populate_fills_derived_defaults() -> None:
     assert c.max_retry_token_age == 6.0
     assert c.keep_alive_period == 5.0
     assert Config(max_retry_token_age=4.0).populated().max_retry_token_age == 4.0
+
+
+def test_populate_copies_once_and_leaves_the_original_alone() -> None:
+    original = Config(handshake_idle_timeout=3.0)
+    first = original.populated()
+    assert first is not original and first.max_retry_token_age == 6.0
+    assert original.max_retry_token_age == 0.0  # the caller's config is not changed
+    assert original.populated() is first  # every dial and accepted connection asks: one copy
+    assert first.populated() is first
+    assert first == original.populated() and first != original
+    # A config derived from the original is populated on its own terms.
+    other = dataclasses.replace(original, handshake_idle_timeout=4.0).populated()
+    assert other.max_retry_token_age == 8.0
 
 
 # --- preferred_address (RFC 9000 §9.6, §18.2) -------------------------------------------------------

@@ -11,7 +11,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .errors import ConfigError
 from .protocol import MAX_PACKET_BUFFER_SIZE, MAX_VARINT, MIN_INITIAL_PACKET_SIZE, SUPPORTED_VERSIONS
@@ -93,13 +93,24 @@ class Config:
         return self
 
     def populated(self) -> Config:
-        """A copy with derived defaults filled in (quic-go's populateConfig)."""
+        """A copy with derived defaults filled in (quic-go's populateConfig).
+
+        The copy is made once per Config and remembered (the fields are frozen): every dial and every
+        accepted connection asks for it, and ``dataclasses.replace`` costs tens of microseconds.
+        """
+        cached = self.__dict__.get("_populated")
+        if cached is not None:
+            return cast(Config, cached)
         changes: dict[str, Any] = {}
         if self.max_retry_token_age == 0:
             changes["max_retry_token_age"] = 2 * self.handshake_idle_timeout
         if self.keep_alive_period > self.max_idle_timeout / 2:
             changes["keep_alive_period"] = self.max_idle_timeout / 2
-        return dataclasses.replace(self, **changes) if changes else self
+        result = dataclasses.replace(self, **changes) if changes else self
+        object.__setattr__(self, "_populated", result)  # frozen: a cache, not a field
+        if result is not self:
+            object.__setattr__(result, "_populated", result)
+        return result
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, unit: str = "") -> None:

@@ -76,13 +76,18 @@ class Sim:
         to_client: Link | None = None,
         client_kwargs: dict[str, Any] | None = None,
         server_kwargs: dict[str, Any] | None = None,
+        client_tls_kwargs: dict[str, Any] | None = None,
         start: bool = True,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
         cfg = config or Config()
         self.client = QuicConnection(
-            cfg, client_tls(), is_client=True, server_name="localhost", **(client_kwargs or {})
+            cfg,
+            client_tls(**(client_tls_kwargs or {})),
+            is_client=True,
+            server_name="localhost",
+            **(client_kwargs or {}),
         )
         self.server = QuicConnection(
             server_config or cfg, server_tls(), is_client=False, **(server_kwargs or {})

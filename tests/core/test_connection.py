@@ -33,6 +33,7 @@ from quicsilver.errors import (
     VersionNegotiationError,
 )
 from quicsilver.handshake.protection import retry_integrity_tag
+from quicsilver.handshake.tls.tickets import MemorySessionTicketStore
 from quicsilver.protocol import VERSION_1, VERSION_2, EncryptionLevel, PacketNumberSpace
 from quicsilver.qlog.tracer import ConnectionTracer
 from quicsilver.wire.frames import (
@@ -401,7 +402,8 @@ def test_datagrams_round_trip_and_size_check() -> None:
 
 def test_zero_rtt_data_is_accepted_on_resumption() -> None:
     cfg = Config(allow_0rtt=True)
-    first = confirmed_sim(config=cfg)
+    # A client lists psk_dhe_ke, and so is sent tickets, only with a place to keep them.
+    first = confirmed_sim(config=cfg, client_tls_kwargs={"session_ticket_store": MemorySessionTicketStore()})
     first.run_until(
         lambda: any(isinstance(e, SessionTicketReceived) for e in first.client_events), max_time=2
     )
@@ -629,7 +631,8 @@ def test_ecn_ce_marks_reduce_the_congestion_window() -> None:
 
 def test_zero_rtt_rejected_when_the_server_reduced_its_limits() -> None:
     cfg = Config(allow_0rtt=True)
-    first = confirmed_sim(config=cfg)
+    # A client lists psk_dhe_ke, and so is sent tickets, only with a place to keep them.
+    first = confirmed_sim(config=cfg, client_tls_kwargs={"session_ticket_store": MemorySessionTicketStore()})
     first.run_until(
         lambda: any(isinstance(e, SessionTicketReceived) for e in first.client_events), max_time=2
     )

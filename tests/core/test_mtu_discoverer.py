@@ -75,11 +75,15 @@ def opened(d: MTUDiscoverer, now: float = 0.0) -> float:
     return now + 0.1
 
 
-def test_first_probe_goes_out_once_started_with_the_largest_size() -> None:
-    d = MTUDiscoverer(FakeRTT())
+def test_first_probe_goes_out_5_rtts_after_start_with_the_largest_size() -> None:
+    # As quic-go: a connection that ends within a few round trips sends no probe at all.
+    rtt = FakeRTT()
+    d = MTUDiscoverer(rtt)
     d.start(10.0)
-    assert d.next_probe_time() == 10.0
-    assert d.should_send_probe(10.0)
+    due = 10.0 + PROBE_DELAY_RTTS * rtt.smoothed_rtt
+    assert PROBE_DELAY_RTTS == 5 and d.next_probe_time() == due
+    assert not d.should_send_probe(due - 0.001)
+    assert d.should_send_probe(due)
     assert d.next_probe_size() == 1452
 
 

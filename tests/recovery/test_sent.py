@@ -433,3 +433,33 @@ def test_peer_ack_delay_exponent() -> None:
     p = send(h, 2.0)
     h.received_ack(ack((p.pn, p.pn), delay=10_000), APP, 2.2)  # 10 ms at exponent 0
     assert h.rtt.smoothed_rtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.19)
+
+
+def test_default_packet_number_skips_fall_once_in_each_period() -> None:
+    """RFC 9000 §21.4 defence, drawn from the OS (no rng given): one skip per period, the period
+    doubling from 256 up to the cap, never two numbers in a row."""
+    from quicsilver.ackhandler.packet_number_generator import (
+        SKIP_PACKET_INITIAL_PERIOD,
+        SkippingPacketNumberGenerator,
+    )
+
+    for _ in range(50):
+        gen = SkippingPacketNumberGenerator(max_period=1024)
+        skipped: list[int] = []
+        last = -1
+        for _ in range(12_000):
+            skip, pn = gen.pop()
+            if skip is not None:
+                skipped.append(skip)
+                assert pn == skip + 1
+            assert pn > last
+            last = pn
+        # Each skip lies 2 .. 2 + 2 * period - 1 numbers after the next number to send once the
+        # previous skip was made (the skipped number + 2).
+        previous_next = 0
+        period = SKIP_PACKET_INITIAL_PERIOD
+        for skip in skipped:
+            assert previous_next + 2 <= skip < previous_next + 2 + 2 * period
+            previous_next = skip + 2
+            period = min(2 * period, 1024)
+        assert len(skipped) >= 5

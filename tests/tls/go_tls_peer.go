@@ -88,6 +88,9 @@ func main() {
 			MinVersion:       tls.VersionTLS13,
 			NextProtos:       []string{"hq-interop"},
 			CurvePreferences: curves(os.Args[4]),
+			// With a session cache the client lists psk_dhe_ke (RFC 8446 §4.2.9), so our server
+			// sends it a NewSessionTicket for Go to parse.
+			ClientSessionCache: tls.NewLRUClientSessionCache(4),
 		}
 		conn, err := tls.Dial("tcp", "127.0.0.1:"+os.Args[2], config)
 		if err != nil {

@@ -22,6 +22,7 @@ from quicsilver.handshake.tls.messages import (
     parse_untrusted_new_session_ticket,
     parse_untrusted_server_hello,
 )
+from quicsilver.handshake.tls.tickets import MemorySessionTicketStore
 from quicsilver.protocol import EncryptionLevel as L
 
 from .helpers import CA
@@ -34,13 +35,17 @@ FUZZ = settings(
 
 
 @cache
-def configs() -> tuple[TLSConfig, TLSConfig]:
+def configs(ticket_store: bool = False) -> tuple[TLSConfig, TLSConfig]:
     ca = CA.create()
-    return TLSConfig(alpn=ALPN, cadata=ca.pem), ca.server_config(ALPN, ["localhost"])
+    store = MemorySessionTicketStore() if ticket_store else None
+    return (
+        TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store),
+        ca.server_config(ALPN, ["localhost"]),
+    )
 
 
-def new_pair() -> tuple[TLSEngine, TLSEngine]:
-    client_config, server_config = configs()
+def new_pair(ticket_store: bool = False) -> tuple[TLSEngine, TLSEngine]:
+    client_config, server_config = configs(ticket_store)
     client = TLSEngine(
         client_config, is_client=True, transport_parameters=b"c", server_name="localhost", now=0.0
     )
@@ -247,7 +252,7 @@ def test_mutated_resumption_client_hello(data: st.DataObject) -> None:
 @FUZZ
 @given(st.data())
 def test_mutated_new_session_ticket(data: st.DataObject) -> None:
-    client, server = new_pair()
+    client, server = new_pair(ticket_store=True)  # a client without one is sent no ticket
     client.start()
     server.handle_message(writes(client)[0].data, L.INITIAL)
     for write in writes(server):

@@ -469,3 +469,39 @@ def test_handshake_complete_names_the_server(ca: CA, server_configs: dict[str, T
     _, s_events = drive(client, server)
     (s_done,) = of_type(s_events, HandshakeComplete)
     assert s_done.server_name is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("server_group", [NamedGroup.X25519MLKEM768, NamedGroup.X25519], ids=lambda g: g.name)
+def test_the_x25519_share_reuses_the_hybrid_shares_x25519_key(ca: CA, server_group: NamedGroup) -> None:
+    """draft-ietf-tls-hybrid-design §3.2, as Go: offering X25519MLKEM768 and X25519, the client sends one
+    X25519 public key in both shares, and the handshake completes whichever share the server takes."""
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+
+    client = TLSEngine(
+        TLSConfig(alpn=ALPN, cadata=ca.pem),
+        is_client=True,
+        transport_parameters=b"c",
+        now=0.0,
+        server_name="localhost",
+    )
+    server = TLSEngine(
+        ca.server_config(ALPN, ["localhost"], groups=[server_group]),
+        is_client=False,
+        transport_parameters=b"s",
+        now=0.0,
+    )
+    client.start()
+    first = client.next_event()
+    assert isinstance(first, WriteData)
+    shares = dict(parse_untrusted_client_hello(memoryview(first.data)[4:]).key_shares or ())
+    hybrid, classic = shares[NamedGroup.X25519MLKEM768], shares[NamedGroup.X25519]
+    assert len(hybrid) == 1184 + 32 and len(classic) == 32
+    assert hybrid[-32:] == classic
+    server.handle_message(first.data, L.INITIAL)
+    c_events, s_events = drive(client, server)
+    (c_done,) = of_type(c_events, HandshakeComplete)
+    (s_done,) = of_type(s_events, HandshakeComplete)
+    assert isinstance(c_done, HandshakeComplete) and isinstance(s_done, HandshakeComplete)
+    assert c_done.group == s_done.group == server_group
+    # No HelloRetryRequest: the server found its group among the shares.
+    assert len([e for e in of_type(c_events, WriteData) if e.level == L.INITIAL]) == 0  # type: ignore[attr-defined]

@@ -356,7 +356,9 @@ def _hello_with_identities(c: TLSEngine, ticket: SessionTicket, junk: int, now: 
     assert isinstance(first, WriteData)
     hello = parse_untrusted_client_hello(first.data[4:])
     identities = (*((b"forged-%d" % i, 0) for i in range(junk)), (ticket.ticket, ticket.obfuscated_age(now)))
-    hello = replace(hello, psk_identities=identities, psk_binders=tuple(bytes(32) for _ in identities))
+    hello = replace(
+        hello, psk_identities=identities, psk_binders=tuple(bytes(32) for _ in identities), psk_modes=(1,)
+    )
     encoded = hello.encode()
     ks = KeySchedule(ticket.suite, ticket.resumption_secret)
     transcript = Transcript(ks.hash_name)
@@ -405,3 +407,43 @@ def test_replay_filter_forgets_after_the_window_and_is_bounded() -> None:
     assert not replay.first_use(b"c", 7.0)  # full: refuse 0-RTT rather than forget too early
     assert replay.first_use(b"c", 10.5)  # "a" (seen at 0.0) has left the window
     assert len(replay) == 2
+
+
+# ---- who is sent tickets (RFC 8446 §4.2.9) ---------------------------------------------------------------
+
+
+def _client_hello(c: TLSEngine) -> bytes:
+    c.start()
+    event = c.next_event()
+    assert isinstance(event, WriteData) and event.level == L.INITIAL
+    return event.data
+
+
+def test_a_client_without_a_ticket_store_lists_no_psk_mode_and_is_sent_no_ticket(
+    ca: CA, server_config: TLSConfig
+) -> None:
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+
+    config = TLSConfig(alpn=ALPN, cadata=ca.pem)  # nowhere to keep a ticket (Go's nil session cache)
+    hello = parse_untrusted_client_hello(memoryview(_client_hello(client(config)))[4:])
+    assert hello.psk_modes is None and hello.psk_identities is None
+    c, s = client(config), server(server_config)
+    c_events, _ = drive(c, s)
+    assert of_type(c_events, HandshakeComplete)
+    # The server would issue tickets (session_tickets is on) but this client could never use one.
+    assert server_config.session_tickets
+    assert not s.send_session_ticket(1.0)
+    assert s.next_event() is None
+
+
+def test_a_client_with_a_ticket_store_lists_psk_dhe_ke_and_is_sent_tickets(
+    ca: CA, server_config: TLSConfig
+) -> None:
+    from quicsilver.handshake.tls.messages import parse_untrusted_client_hello
+
+    store = MemorySessionTicketStore()
+    config = TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store)
+    hello = parse_untrusted_client_hello(memoryview(_client_hello(client(config)))[4:])
+    assert hello.psk_modes == (1,)  # psk_dhe_ke
+    ticket = first_connection(ca, server_config, store)
+    assert store.pop("localhost", 1.0) == ticket

@@ -9,6 +9,7 @@ skipped.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Final
 
@@ -84,5 +85,12 @@ class SkippingPacketNumberGenerator:
 
     def _new_skip(self) -> None:
         # At least two numbers after the next one, so two consecutive numbers are never skipped.
-        self._next_to_skip = self.next_pn + 2 + self._rng.randrange(2 * self._period)
+        rng = self._rng
+        if isinstance(rng, random.SystemRandom):
+            # One read of the OS per period (randrange makes several calls): 32 random bits reduced
+            # modulo a period of at most 2^18, a bias below 2^-13 that no peer can exploit.
+            offset = int.from_bytes(os.urandom(4), "big") % (2 * self._period)
+        else:
+            offset = rng.randrange(2 * self._period)
+        self._next_to_skip = self.next_pn + 2 + offset
         self._period = min(2 * self._period, self._max_period)

@@ -6,18 +6,20 @@ The discoverer owns one number, the largest UDP payload the connection may send 
 alone in its datagram, and recovery reports the probe's fate back.
 
 The search: it starts at the base size (``initial_packet_size``, 1280), is armed once the handshake
-is confirmed (as quic-go's ``mtu_discoverer``), keeps one probe in flight at a time, and binary-searches
-between the largest size known to work and the smallest size known (or assumed) not to. A size is
-abandoned after three lost probes (RFC 8899 §5.1.2 MAX_PROBES); the search stops once the window is
-under 20 bytes. Unlike quic-go, which spaces probes 5 x SRTT apart, the next probe goes out as soon as
-the previous one's fate is known (RFC 8899 §5.2: an acknowledged probe moves SEARCHING on at once, a
-lost one is retried at once until MAX_PROBES), as MsQuic does: the search then finishes within a few
-RTTs instead of some thirty. The connection follows each probe with a PING so that the peer
-acknowledges at once (two ack-eliciting packets, or a gap where a lost probe was: RFC 9000 §13.2.1).
-The search waits 5 x SRTT only after falling back to the base size. It opens optimistically with one
-probe of the largest size (most paths carry 1452 bytes, loopback more: one probe then ends the search;
-each probe also costs the peer a datagram and an ACK on a short connection); if that probe is lost,
-the size is abandoned at once and the binary search runs between the base and it.
+is confirmed and sends its first probe 5 x SRTT later (both as quic-go's ``mtu_discoverer``: a
+connection that ends within a few round trips pays for no probe), keeps one probe in flight at a
+time, and binary-searches between the largest size known to work and the smallest size known (or
+assumed) not to. A size is abandoned after three lost probes (RFC 8899 §5.1.2 MAX_PROBES); the
+search stops once the window is under 20 bytes. Unlike quic-go, which spaces probes 5 x SRTT apart,
+the next probe goes out as soon as the previous one's fate is known (RFC 8899 §5.2: an acknowledged
+probe moves SEARCHING on at once, a lost one is retried at once until MAX_PROBES), as MsQuic does:
+the search then finishes within a few RTTs instead of some thirty. The connection follows each probe
+with a PING so that the peer acknowledges at once (two ack-eliciting packets, or a gap where a lost
+probe was: RFC 9000 §13.2.1). Only the first probe, and the first after falling back to the base
+size, wait 5 x SRTT. It opens optimistically with one probe of the largest size (most paths carry
+1452 bytes, loopback more: one probe then ends the search; each probe also costs the peer a datagram
+and an ACK on a short connection); if that probe is lost, the size is abandoned at once and the
+binary search runs between the base and it.
 
 Black holes (RFC 8899 §4.3): when regular packets above the base size
 keep being lost while smaller packets still get through, or the PTO fires repeatedly while we send
@@ -44,7 +46,8 @@ __all__ = [
 ]
 
 PROBE_DELAY_RTTS: Final = 5
-"""Smoothed RTTs between a fall-back to the base size and the next search (quic-go ``mtuProbeDelay``)."""
+"""Smoothed RTTs from handshake confirmation, or from a fall-back to the base size, to the first probe
+(quic-go ``mtuProbeDelay``)."""
 MIN_SEARCH_WINDOW: Final = 20
 """Bytes: the search stops when the untested window is smaller than this (quic-go ``maxMTUDiff``)."""
 MAX_PROBES: Final = 3
@@ -166,10 +169,15 @@ class MTUDiscoverer:
             self._in_flight = None
 
     def start(self, now: float) -> None:
-        """Arm the search: call it when the handshake is confirmed (quic-go starts PMTUD then)."""
+        """Arm the search: call it when the handshake is confirmed (quic-go starts PMTUD then).
+
+        As in quic-go, the first probe waits ``PROBE_DELAY_RTTS`` smoothed RTTs: a connection that
+        ends within a few round trips (one request, a health check) never pays for a probe, its
+        ACK and the PING that follows it on either side.
+        """
         if not self._armed:
             self._armed = True
-            self._next_probe_at = now
+            self._next_probe_at = now + PROBE_DELAY_RTTS * self._rtt.smoothed_rtt
 
     def reset(self, now: float) -> None:
         """A new path (RFC 9000 §9.4): back to the base size; an armed search starts over."""

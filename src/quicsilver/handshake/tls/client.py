@@ -89,6 +89,8 @@ _LEVEL: Final[dict[ClientState, EncryptionLevel | None]] = {
 
 
 def _is_ip(host: str) -> bool:
+    if ":" not in host and not host.replace(".", "").isdigit():
+        return False  # a name: IPv4 literals are digits and dots, IPv6 ones have colons
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -167,7 +169,10 @@ class ClientHandshake(HandshakeBase):
         else:
             share_groups = [groups[0]]
         for group in share_groups:
-            self._shares[group] = ClientKeyShare(group)
+            # With both shares, the X25519 one reuses the hybrid's X25519 key (as Go does): one
+            # key generation fewer per connection.
+            hybrid = self._shares.get(NamedGroup.X25519MLKEM768) if group == NamedGroup.X25519 else None
+            self._shares[group] = ClientKeyShare(group, share_x25519_of=hybrid)
         ticket = self.ticket
         if ticket is not None and (
             ticket.is_expired(self.now)
@@ -186,9 +191,12 @@ class ClientHandshake(HandshakeBase):
             signature_algorithms=OFFERED_SCHEMES,
             alpn=config.alpn_wire,
             transport_parameters=self.transport_parameters if self.quic else None,
-            # RFC 8446 §4.2.9: servers issue tickets only for the modes a client lists, so the mode
-            # goes into every ClientHello, not only those that resume.
-            psk_modes=(_PSK_DHE_KE,),
+            # RFC 8446 §4.2.9: servers issue tickets only for the modes a client lists. A client with
+            # nowhere to keep a ticket lists none, so the server spends no ticket on it (as Go's
+            # client without a ClientSessionCache); one that resumes must list the mode.
+            psk_modes=(_PSK_DHE_KE,)
+            if ticket is not None or config.session_ticket_store is not None
+            else None,
         )
         if ticket is not None:
             # RFC 9001 §4.6.1: 0-RTT only with a ticket whose max_early_data_size is 0xffffffff; RFC 8446

@@ -82,7 +82,17 @@ class ClientKeyShare:
 
     __slots__ = ("_ec", "_mlkem", "_x25519", "group", "public")
 
-    def __init__(self, group: int, x25519_private: bytes | None = None) -> None:
+    def __init__(
+        self,
+        group: int,
+        x25519_private: bytes | None = None,
+        *,
+        share_x25519_of: ClientKeyShare | None = None,
+    ) -> None:
+        """``share_x25519_of``: an X25519 share that reuses the X25519 key of that X25519MLKEM768
+        share instead of generating its own (draft-ietf-tls-hybrid-design §3.2 allows the reuse; Go
+        does it when it offers both shares). Either share may then complete the handshake, the other is
+        dropped, so the key still serves one exchange."""
         self.group = NamedGroup(group)
         self._x25519: x25519.X25519PrivateKey | None = None
         self._ec: ec.EllipticCurvePrivateKey | None = None
@@ -94,8 +104,15 @@ class ClientKeyShare:
             self._x25519 = x25519.X25519PrivateKey.from_private_bytes(x25519_private)
             self.public = self._x25519.public_key().public_bytes_raw()
         elif group == NamedGroup.X25519:
-            self._x25519 = x25519.X25519PrivateKey.generate()
-            self.public = self._x25519.public_key().public_bytes_raw()
+            hybrid = share_x25519_of
+            if hybrid is not None:
+                if hybrid.group != NamedGroup.X25519MLKEM768 or hybrid._x25519 is None:
+                    raise ValueError("only an X25519MLKEM768 share can lend its X25519 key")
+                self._x25519 = hybrid._x25519
+                self.public = hybrid.public[-_X25519_LEN:]
+            else:
+                self._x25519 = x25519.X25519PrivateKey.generate()
+                self.public = self._x25519.public_key().public_bytes_raw()
         elif group == NamedGroup.X25519MLKEM768:
             self._mlkem = mlkem.MLKEM768PrivateKey.generate()
             self._x25519 = x25519.X25519PrivateKey.generate()

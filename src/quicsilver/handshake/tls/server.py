@@ -103,6 +103,7 @@ class ServerHandshake(HandshakeBase):
         self._client_application_secret = b""
         self._requested_client_certificate = False
         self._tickets_sent = 0
+        self._client_takes_tickets = False
         self._handlers: dict[tuple[ServerState, int], Callable[[memoryview, bytes], None]] = {
             (ServerState.START, _H.CLIENT_HELLO): self._on_client_hello,
             (ServerState.WAIT_CLIENT_HELLO_RETRY, _H.CLIENT_HELLO): self._on_client_hello,
@@ -127,6 +128,8 @@ class ServerHandshake(HandshakeBase):
     def _on_client_hello(self, body: memoryview, raw: bytes) -> None:
         ch = parse_untrusted_client_hello(body)
         retry = self.state is ServerState.WAIT_CLIENT_HELLO_RETRY
+        # RFC 8446 §4.2.9: no ticket for a client that lists no mode it could resume with (as Go).
+        self._client_takes_tickets = ch.psk_modes is not None and _PSK_DHE_KE in ch.psk_modes
         if ch.supported_versions is None or TLS13 not in ch.supported_versions:
             # RFC 8446 §4.2.1: without TLS 1.3 in supported_versions there is no version in common.
             raise tls_error(AlertDescription.PROTOCOL_VERSION, "client does not offer TLS 1.3")
@@ -440,9 +443,16 @@ class ServerHandshake(HandshakeBase):
     # ---- NewSessionTicket (RFC 8446 §4.6.1) --------------------------------------------------------------
 
     def send_session_ticket(self, now: float, app_data: bytes) -> bool:
-        """Queues a NewSessionTicket at the 1-RTT level; False if tickets are off or not yet possible."""
+        """Queues a NewSessionTicket at the 1-RTT level; False if tickets are off, not yet possible, or
+        of no use to this client (no psk_dhe_ke in its psk_key_exchange_modes)."""
         ks, suite = self.key_schedule, self.suite
-        if not self.complete or not self._resumption_allowed() or ks is None or suite is None:
+        if (
+            not self.complete
+            or not self._client_takes_tickets
+            or not self._resumption_allowed()
+            or ks is None
+            or suite is None
+        ):
             return False
         nonce = self._tickets_sent.to_bytes(8, "big")
         self._tickets_sent += 1
