@@ -140,6 +140,17 @@ def is_ip_literal(host: str) -> bool:
     return False
 
 
+def _literal_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal without a scope ID, else None (names, scoped IPv6)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
+
+
 def parse_address(addr: str | tuple[Any, ...], *, for_dial: bool = False) -> tuple[str, int]:
     """``"host:port"``, ``"[v6]:port"``, ``":port"`` or ``(host, port)`` → ``(host, port)``.
 
@@ -197,6 +208,16 @@ def _bind_socket(addr: str | tuple[Any, ...]) -> socket.socket:
                     raise
                 logger.debug("no IPv6 wildcard socket (%s); using 0.0.0.0", exc)
         host = "0.0.0.0"
+    family = _literal_family(host)
+    if family is not None:
+        # An IP literal (every dial binds 0.0.0.0 or ::): no resolver call.
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
     flags = socket.AI_NUMERICHOST if is_ip_literal(host) else 0
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=flags)

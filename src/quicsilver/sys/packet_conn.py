@@ -72,10 +72,12 @@ _pack_int = struct.Struct("=i").pack
 class PacketConn:
     """A wrapped, non-blocking UDP socket with batched I/O. Build it with :func:`wrap_conn`."""
 
-    def __init__(self, sock: socket.socket, caps: Capabilities, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, sock: socket.socket, caps: Capabilities, *, max_batch: int = 64, family: int | None = None
+    ) -> None:
         self.sock = sock
         self.caps = caps
-        self.family = sock.family
+        self.family: int = sock.family if family is None else family
         self.local_addr: Address = sock.getsockname()
         self.max_batch = max_batch
         """Largest number of recvmsg calls one read_batch() makes before returning to the loop."""
@@ -247,12 +249,12 @@ def wrap_conn(
     off, True enables it only if the kernel supports it. ``pktinfo``: None enables it on wildcard
     binds, False never (a client answers nobody). Raises ValueError for a non-UDP socket.
     """
-    if sock.type != socket.SOCK_DGRAM:
-        raise ValueError(f"wrap_conn needs a UDP (SOCK_DGRAM) socket, got {sock.type!r}")
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        raise ValueError(f"wrap_conn needs an AF_INET or AF_INET6 socket, got {sock.family!r}")
+    kind, family = sock.type, sock.family  # each read converts to an enum: once per socket
+    if kind != socket.SOCK_DGRAM:
+        raise ValueError(f"wrap_conn needs a UDP (SOCK_DGRAM) socket, got {kind!r}")
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        raise ValueError(f"wrap_conn needs an AF_INET or AF_INET6 socket, got {family!r}")
     sock.setblocking(False)
-    family = sock.family
     v6only = True
     if family == socket.AF_INET6:
         try:
@@ -280,4 +282,4 @@ def wrap_conn(
     if _is_wildcard(local) and pktinfo is not False:
         caps.pktinfo = enable_pktinfo(sock, family, v6only)
     logger.debug("wrapped UDP socket %s: %r", local, caps)
-    return PacketConn(sock, caps, max_batch=max_batch)
+    return PacketConn(sock, caps, max_batch=max_batch, family=family)
