@@ -35,17 +35,23 @@ FUZZ = settings(
 
 
 @cache
-def configs(ticket_store: bool = False) -> tuple[TLSConfig, TLSConfig]:
-    ca = CA.create()
-    store = MemorySessionTicketStore() if ticket_store else None
-    return (
-        TLSConfig(alpn=ALPN, cadata=ca.pem, session_ticket_store=store),
-        ca.server_config(ALPN, ["localhost"]),
-    )
+def _ca() -> CA:
+    return CA.create()
+
+
+@cache
+def configs() -> tuple[TLSConfig, TLSConfig]:
+    ca = _ca()
+    return TLSConfig(alpn=ALPN, cadata=ca.pem), ca.server_config(ALPN, ["localhost"])
 
 
 def new_pair(ticket_store: bool = False) -> tuple[TLSEngine, TLSEngine]:
-    client_config, server_config = configs(ticket_store)
+    client_config, server_config = configs()
+    if ticket_store:
+        # A fresh store per pair: a ticket kept from an earlier example must not be offered in the next.
+        client_config = TLSConfig(
+            alpn=ALPN, cadata=_ca().pem, session_ticket_store=MemorySessionTicketStore()
+        )
     client = TLSEngine(
         client_config, is_client=True, transport_parameters=b"c", server_name="localhost", now=0.0
     )
