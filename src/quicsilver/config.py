@@ -98,6 +98,8 @@ class Config:
         The copy is made once per Config and remembered (the fields are frozen): every dial and every
         accepted connection asks for it, and ``dataclasses.replace`` costs tens of microseconds.
         """
+        if self.__dict__.get("_is_populated"):
+            return self
         cached = self.__dict__.get("_populated")
         if cached is not None:
             return cast(Config, cached)
@@ -107,9 +109,11 @@ class Config:
         if self.keep_alive_period > self.max_idle_timeout / 2:
             changes["keep_alive_period"] = self.max_idle_timeout / 2
         result = dataclasses.replace(self, **changes) if changes else self
-        object.__setattr__(self, "_populated", result)  # frozen: a cache, not a field
+        # Frozen: a cache, not a field. The copy is only flagged (a reference to itself would be a
+        # cycle, left to the garbage collector).
+        object.__setattr__(result, "_is_populated", True)
         if result is not self:
-            object.__setattr__(result, "_populated", result)
+            object.__setattr__(self, "_populated", result)
         return result
 
 

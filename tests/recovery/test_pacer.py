@@ -13,36 +13,36 @@ MDS = 1200
 
 def test_rate_burst_and_refill() -> None:
     bw = 38_400 / 0.1  # cwnd 32 datagrams over a 100 ms RTT
-    pacer = Pacer(lambda: bw, MDS)
+    pacer = Pacer(MDS)
     rate = 1.25 * bw
     burst = max(int(rate * 0.002), 10 * MDS)
     assert burst == 10 * MDS
-    assert pacer.budget(0.0) == burst
-    assert pacer.time_until_send(0.0) == 0.0
+    assert pacer.budget(0.0, bw) == burst
+    assert pacer.time_until_send(0.0, bw) == 0.0
     for _ in range(10):
-        pacer.sent_packet(0.0, MDS)
-    assert pacer.budget(0.0) == 0
+        pacer.sent_packet(0.0, MDS, bw)
+    assert pacer.budget(0.0, bw) == 0
     # The next datagram after MDS / rate = 2.5 ms (more than the 1 ms minimum).
-    wake = pacer.time_until_send(0.0)
+    wake = pacer.time_until_send(0.0, bw)
     assert wake == pytest.approx((MDS + 1) / rate)  # the deficit plus one byte of rounding margin
-    assert pacer.budget(wake) >= MDS - 1
-    assert pacer.budget(0.001) == int(rate * 0.001)
+    assert pacer.budget(wake, bw) >= MDS - 1
+    assert pacer.budget(0.001, bw) == int(rate * 0.001)
     # Long idle: the bucket holds at most one burst.
-    assert pacer.budget(100.0) == burst
+    assert pacer.budget(100.0, bw) == burst
 
 
 def test_minimum_pacing_delay_and_large_bursts() -> None:
     bw = 38_400 / 0.001  # 1 ms RTT: a high rate
-    pacer = Pacer(lambda: bw, MDS)
-    burst = pacer.budget(0.0)
+    pacer = Pacer(MDS)
+    burst = pacer.budget(0.0, bw)
     assert burst == int(1.25 * bw * 0.002)  # two milliseconds' worth exceeds ten datagrams
     sent = 0
-    while pacer.budget(0.0) >= MDS:
-        pacer.sent_packet(0.0, MDS)
+    while pacer.budget(0.0, bw) >= MDS:
+        pacer.sent_packet(0.0, MDS, bw)
         sent += 1
     assert sent == burst // MDS
     # Refill needs ~25 us, but timers are never armed closer than 1 ms apart.
-    assert pacer.time_until_send(0.0) == pytest.approx(0.001)
+    assert pacer.time_until_send(0.0, bw) == pytest.approx(0.001)
 
 
 def test_sender_pacing_follows_window_and_rtt() -> None:
@@ -66,11 +66,11 @@ def test_sender_pacing_follows_window_and_rtt() -> None:
     st.floats(min_value=0, max_value=1e6),
 )
 def test_time_until_send_really_has_budget(bw: float, sends: list[tuple[float, int]], start: float) -> None:
-    pacer = Pacer(lambda: bw, MDS)
+    pacer = Pacer(MDS)
     now = start
     for gap, size in sends:
         now += gap
-        pacer.sent_packet(now, size)
-        wake = pacer.time_until_send(now)
+        pacer.sent_packet(now, size, bw)
+        wake = pacer.time_until_send(now, bw)
         assert wake >= now
-        assert pacer.budget(wake) >= MDS
+        assert pacer.budget(wake, bw) >= MDS

@@ -58,7 +58,7 @@ class NewRenoSender:
         self._largest_sent_at_cutback = -1
         self._bytes_acked_in_avoidance = 0
         self._state = CongestionState.SLOW_START
-        self.pacer = Pacer(self.bandwidth_estimate, max_datagram_size)
+        self.pacer = Pacer(max_datagram_size)
         if tracer is not None:
             tracer.updated_congestion_state(self._state)
 
@@ -93,14 +93,14 @@ class NewRenoSender:
     # ---- events -------------------------------------------------------------------------------
 
     def on_packet_sent(self, now: float, bytes_in_flight: int, pn: int, size: int, in_flight: bool) -> None:
-        self.pacer.sent_packet(now, size)
+        self.pacer.sent_packet(now, size, self.bandwidth_estimate())
         if in_flight:
             self._largest_sent = pn
 
     def on_burst_sent(self, now: float, bytes_in_flight: int, largest_pn: int, size: int) -> None:
         # The pacer's bucket at one instant: taking the sizes one by one (each clamped at 0) leaves
         # what taking their sum once leaves.
-        self.pacer.sent_packet(now, size)
+        self.pacer.sent_packet(now, size, self.bandwidth_estimate())
         self._largest_sent = largest_pn
 
     def on_packet_acked(self, pn: int, size: int, prior_in_flight: int, now: float) -> None:
@@ -169,13 +169,13 @@ class NewRenoSender:
             self._cwnd = self.min_congestion_window
 
     def time_until_send(self, bytes_in_flight: int, now: float) -> float:
-        return self.pacer.time_until_send(now)
+        return self.pacer.time_until_send(now, self.bandwidth_estimate())
 
     def has_pacing_budget(self, now: float) -> bool:
-        return self.pacer.budget(now) >= self.max_datagram_size
+        return self.pacer.budget(now, self.bandwidth_estimate()) >= self.max_datagram_size
 
     def pacing_room(self, now: float) -> int:
-        return self.pacer.budget(now) - self.max_datagram_size
+        return self.pacer.budget(now, self.bandwidth_estimate()) - self.max_datagram_size
 
     # ---- internals shared with CUBIC ----------------------------------------------------------
 

@@ -10,7 +10,6 @@ burst rather than per packet.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 from quicsilver.protocol import TIMER_GRANULARITY
@@ -24,30 +23,22 @@ _BURST_INTERVAL: Final = MIN_PACING_DELAY + TIMER_GRANULARITY
 
 
 class Pacer:
-    """Token bucket in bytes. ``bandwidth()`` returns the congestion controller's estimate in bytes/s
-    (``cwnd / srtt``); the pacer applies the 1.25 gain itself."""
+    """Token bucket in bytes. Each call takes the congestion controller's bandwidth estimate in
+    bytes/s (``cwnd / srtt``); the pacer applies the 1.25 gain itself. The estimate is passed in,
+    not called back: the controller owns the pacer, and a stored bound method of it would make a
+    reference cycle per connection, left to the garbage collector."""
 
-    __slots__ = ("_bandwidth", "_budget_at_last_sent", "_last_sent_time", "max_datagram_size")
+    __slots__ = ("_budget_at_last_sent", "_last_sent_time", "max_datagram_size")
 
-    def __init__(self, bandwidth: Callable[[], float], max_datagram_size: int) -> None:
-        self._bandwidth = bandwidth
+    def __init__(self, max_datagram_size: int) -> None:
         self.max_datagram_size = max_datagram_size
         self._last_sent_time: float | None = None
-        self._budget_at_last_sent = self._max_burst_size(self._rate())
+        self._budget_at_last_sent = 0  # read only once a packet was sent
 
-    def _rate(self) -> float:
-        return PACING_GAIN * self._bandwidth()
-
-    def _max_burst_size(self, rate: float) -> int:
-        return max(
-            int(rate * (MIN_PACING_DELAY + TIMER_GRANULARITY)),
-            MAX_BURST_SIZE_PACKETS * self.max_datagram_size,
-        )
-
-    def budget(self, now: float) -> int:
+    def budget(self, now: float, bandwidth: float) -> int:
         """Bytes that may be sent at ``now`` without waiting."""
         # Called for every packet (twice): written without helper calls or min/max builtins.
-        rate = PACING_GAIN * self._bandwidth()
+        rate = PACING_GAIN * bandwidth
         max_burst = int(rate * _BURST_INTERVAL)
         floor = MAX_BURST_SIZE_PACKETS * self.max_datagram_size
         if max_burst < floor:
@@ -60,10 +51,10 @@ class Pacer:
             budget += int(rate * (now - last))
         return budget if budget < max_burst else max_burst
 
-    def sent_packet(self, now: float, size: int) -> None:
+    def sent_packet(self, now: float, size: int, bandwidth: float) -> None:
         """Take ``size`` bytes out of the bucket."""
-        # budget(now), inlined: this runs for every packet sent.
-        rate = PACING_GAIN * self._bandwidth()
+        # budget(now, bandwidth), inlined: this runs for every packet sent.
+        rate = PACING_GAIN * bandwidth
         max_burst = int(rate * _BURST_INTERVAL)
         floor = MAX_BURST_SIZE_PACKETS * self.max_datagram_size
         if max_burst < floor:
@@ -80,12 +71,12 @@ class Pacer:
         self._budget_at_last_sent = budget - size if size < budget else 0
         self._last_sent_time = now
 
-    def time_until_send(self, now: float) -> float:
+    def time_until_send(self, now: float, bandwidth: float) -> float:
         """When a full-sized packet may leave: ``now`` if the bucket holds one, else the refill instant
         (at least MIN_PACING_DELAY after the last packet)."""
         if self._last_sent_time is None or self._budget_at_last_sent >= self.max_datagram_size:
             return now
-        rate = self._rate()
+        rate = PACING_GAIN * bandwidth
         if rate <= 0:
             return self._last_sent_time + MIN_PACING_DELAY
         # One byte more than the deficit: budget() truncates the refill to whole bytes, and the instant

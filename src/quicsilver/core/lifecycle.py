@@ -188,6 +188,7 @@ class Lifecycle(ConnectionBase):
                 if self._tracer is not None:
                     self._tracer.updated_state(state.value, _STATE_CLOSED.value)
                 self._state = _STATE_CLOSED
+                self._streams.forget_all()
             return
         idle = self._idle_deadline()
         if idle is not None and now >= idle:
@@ -384,17 +385,27 @@ class Lifecycle(ConnectionBase):
         if self._tracer is not None:
             self._tracer.updated_state(self._state.value, state.value)
         self._state = state
+        self._release_packer_callback()
         self._close_deadline = now + 3 * self._rtt.pto(True)
         self._terminal_error = error
         self._events.append(ConnectionTerminated(error))
         if self._tracer is not None:
             self._tracer.closed_connection(error)
 
+    def _release_packer_callback(self) -> None:
+        # No key update after the connection ends (RFC 9001 §6: a closing endpoint only repeats its
+        # CONNECTION_CLOSE). The packer's hook is a bound method of this connection: dropping it
+        # breaks the connection -> packer -> connection cycle, so reference counting frees the
+        # connection and the garbage collector has nothing to find.
+        self._packer.before_one_rtt_packet = None
+
     def _terminate(self, error: Exception) -> None:
         """End the connection silently (idle or handshake timeout, version negotiation failure)."""
         if self._tracer is not None:
             self._tracer.updated_state(self._state.value, _STATE_CLOSED.value)
         self._state = _STATE_CLOSED
+        self._release_packer_callback()
+        self._streams.forget_all()
         self._terminal_error = error
         self._events.append(ConnectionTerminated(error))
         if self._tracer is not None:

@@ -459,6 +459,17 @@ class StreamsMap:
         self._window_updates.pop(stream_id, None)
         self._maybe_forget(stream_id)
 
+    def forget_all(self) -> None:
+        """The connection is over (closed, its draining period ended): drop every stream. Each one
+        refers back to this map (its sender and event sink), so streams left in it at the end would
+        keep the connection's stream state alive in reference cycles until a collector pass."""
+        self._send.clear()
+        self._recv.clear()
+        self._window_updates.clear()
+        self._active.clear()
+        self._active_set.clear()
+        self._conn_blocked.clear()
+
     def _maybe_forget(self, stream_id: int) -> None:
         send = self._send.get(stream_id)
         recv = self._recv.get(stream_id)

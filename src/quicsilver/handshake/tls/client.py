@@ -132,16 +132,6 @@ class ClientHandshake(HandshakeBase):
         self._client_handshake_secret = b""
         self._cert_request_context: bytes | None = None
         self._cert_request_schemes: tuple[int, ...] = ()
-        self._handlers: dict[tuple[ClientState, int], Callable[[memoryview, bytes], None]] = {
-            (ClientState.WAIT_SERVER_HELLO, _H.SERVER_HELLO): self._on_server_hello,
-            (ClientState.WAIT_ENCRYPTED_EXTENSIONS, _H.ENCRYPTED_EXTENSIONS): self._on_encrypted_extensions,
-            (ClientState.WAIT_CERTIFICATE_OR_REQUEST, _H.CERTIFICATE_REQUEST): self._on_certificate_request,
-            (ClientState.WAIT_CERTIFICATE_OR_REQUEST, _H.CERTIFICATE): self._on_certificate,
-            (ClientState.WAIT_CERTIFICATE, _H.CERTIFICATE): self._on_certificate,
-            (ClientState.WAIT_CERTIFICATE_VERIFY, _H.CERTIFICATE_VERIFY): self._on_certificate_verify,
-            (ClientState.WAIT_FINISHED, _H.FINISHED): self._on_finished,
-            (ClientState.CONNECTED, _H.NEW_SESSION_TICKET): self._on_new_session_ticket,
-        }
 
     def _set_state(self, state: ClientState) -> None:
         self.state = state
@@ -149,10 +139,10 @@ class ClientHandshake(HandshakeBase):
 
     def handle(self, msg_type: int, body: memoryview, raw: bytes, now: float) -> None:
         self.now = now
-        handler = self._handlers.get((self.state, msg_type))
+        handler = _HANDLERS.get((self.state, msg_type))
         if handler is None:
             raise unexpected(f"handshake message {msg_type} in client state {self.state.name}")
-        handler(body, raw)
+        handler(self, body, raw)
 
     # ---- ClientHello ---------------------------------------------------------------------------------
 
@@ -511,3 +501,24 @@ class ClientHandshake(HandshakeBase):
         if store is not None and self.server_name is not None:
             store.put(self.server_name, ticket)
         self.events.append(SessionTicketReceived(ticket))
+
+
+# The state machine's transitions: (state, message type) -> handler. A module table of the class's
+# functions rather than a per-instance dict of bound methods, which would tie each handshake to itself
+# in a reference cycle (freed only by the garbage collector, once per connection).
+_HANDLERS: Final[dict[tuple[ClientState, int], Callable[[ClientHandshake, memoryview, bytes], None]]] = {
+    (ClientState.WAIT_SERVER_HELLO, _H.SERVER_HELLO): ClientHandshake._on_server_hello,
+    (
+        ClientState.WAIT_ENCRYPTED_EXTENSIONS,
+        _H.ENCRYPTED_EXTENSIONS,
+    ): ClientHandshake._on_encrypted_extensions,
+    (
+        ClientState.WAIT_CERTIFICATE_OR_REQUEST,
+        _H.CERTIFICATE_REQUEST,
+    ): ClientHandshake._on_certificate_request,
+    (ClientState.WAIT_CERTIFICATE_OR_REQUEST, _H.CERTIFICATE): ClientHandshake._on_certificate,
+    (ClientState.WAIT_CERTIFICATE, _H.CERTIFICATE): ClientHandshake._on_certificate,
+    (ClientState.WAIT_CERTIFICATE_VERIFY, _H.CERTIFICATE_VERIFY): ClientHandshake._on_certificate_verify,
+    (ClientState.WAIT_FINISHED, _H.FINISHED): ClientHandshake._on_finished,
+    (ClientState.CONNECTED, _H.NEW_SESSION_TICKET): ClientHandshake._on_new_session_ticket,
+}

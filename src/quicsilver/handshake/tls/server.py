@@ -104,13 +104,6 @@ class ServerHandshake(HandshakeBase):
         self._requested_client_certificate = False
         self._tickets_sent = 0
         self._client_takes_tickets = False
-        self._handlers: dict[tuple[ServerState, int], Callable[[memoryview, bytes], None]] = {
-            (ServerState.START, _H.CLIENT_HELLO): self._on_client_hello,
-            (ServerState.WAIT_CLIENT_HELLO_RETRY, _H.CLIENT_HELLO): self._on_client_hello,
-            (ServerState.WAIT_CERTIFICATE, _H.CERTIFICATE): self._on_certificate,
-            (ServerState.WAIT_CERTIFICATE_VERIFY, _H.CERTIFICATE_VERIFY): self._on_certificate_verify,
-            (ServerState.WAIT_FINISHED, _H.FINISHED): self._on_finished,
-        }
 
     def _set_state(self, state: ServerState) -> None:
         self.state = state
@@ -118,10 +111,10 @@ class ServerHandshake(HandshakeBase):
 
     def handle(self, msg_type: int, body: memoryview, raw: bytes, now: float) -> None:
         self.now = now
-        handler = self._handlers.get((self.state, msg_type))
+        handler = _HANDLERS.get((self.state, msg_type))
         if handler is None:
             raise unexpected(f"handshake message {msg_type} in server state {self.state.name}")
-        handler(body, raw)
+        handler(self, body, raw)
 
     # ---- ClientHello (RFC 8446 §4.1.2) ------------------------------------------------------------------
 
@@ -428,6 +421,9 @@ class ServerHandshake(HandshakeBase):
         self.install(_L.ONE_RTT, False, suite, self._client_application_secret)
         self.complete = True
         self._set_state(ServerState.CONNECTED)
+        # Consulted for a ClientHello only. It is usually a bound method of the connection that owns
+        # this engine: dropping it lets reference counting free that connection, not the collector.
+        self.early_data_check = None
         self.events.append(
             HandshakeComplete(
                 alpn=self.alpn or "",
@@ -478,3 +474,15 @@ class ServerHandshake(HandshakeBase):
         )
         self.write(_L.ONE_RTT, ticket.encode())
         return True
+
+
+# The state machine's transitions: (state, message type) -> handler. A module table of the class's
+# functions rather than a per-instance dict of bound methods, which would tie each handshake to itself
+# in a reference cycle (freed only by the garbage collector, once per connection).
+_HANDLERS: Final[dict[tuple[ServerState, int], Callable[[ServerHandshake, memoryview, bytes], None]]] = {
+    (ServerState.START, _H.CLIENT_HELLO): ServerHandshake._on_client_hello,
+    (ServerState.WAIT_CLIENT_HELLO_RETRY, _H.CLIENT_HELLO): ServerHandshake._on_client_hello,
+    (ServerState.WAIT_CERTIFICATE, _H.CERTIFICATE): ServerHandshake._on_certificate,
+    (ServerState.WAIT_CERTIFICATE_VERIFY, _H.CERTIFICATE_VERIFY): ServerHandshake._on_certificate_verify,
+    (ServerState.WAIT_FINISHED, _H.FINISHED): ServerHandshake._on_finished,
+}
