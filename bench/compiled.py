@@ -60,6 +60,9 @@ def build(root: str = ROOT, cache: str = CACHE) -> str:
     os.makedirs(cache, exist_ok=True)
     for old in glob.glob(os.path.join(cache, "compiled-*")):
         shutil.rmtree(old, ignore_errors=True)
+    # setuptools keeps its scratch tree in ROOT/build between builds: extensions left there by a build
+    # with another module list would go into this wheel too (a stale compiled module).
+    shutil.rmtree(os.path.join(root, "build"), ignore_errors=True)
     env = dict(os.environ, QUICSILVER_COMPILE="1")
     with tempfile.TemporaryDirectory(prefix="quicsilver-wheel-") as out:
         # Without build isolation when mypy is importable here: no download, the mypy the project's
