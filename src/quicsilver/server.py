@@ -148,12 +148,8 @@ class Server:
 
     def after_batch(self, now: float) -> None:
         if self._queue and not self._scheduled:
-            # The first slice is worked off here, at the end of the receive callback: a ClientHello
-            # gets its answer without waiting one more event-loop iteration. What the slice leaves in
-            # the queue goes on in later iterations (_run reschedules itself), so a flood of Initials
-            # still waits its turn behind the established connections (and is dropped once the queue
-            # is full).
-            self._run()
+            self._scheduled = True
+            self.loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
