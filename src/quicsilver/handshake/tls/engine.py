@@ -88,7 +88,7 @@ class TLSEngine:
         quic: bool = True,
     ) -> None:
         self._events: deque[TLSEvent] = deque()
-        self._buffers = [bytearray() for _ in EncryptionLevel]
+        self._buffers = [bytearray(), bytearray(), bytearray(), bytearray()]  # one per EncryptionLevel
         self._error: TransportError | None = None
         self._now = now
         self.is_client = is_client
