@@ -36,6 +36,18 @@ CLIENT_ADDR = ("10.0.0.1", 50000)
 SERVER_ADDR = ("10.0.0.2", 443)
 
 
+def answer(
+    conn: QuicConnection, flight: list[tuple[bytes, object, int]], source: object, now: float
+) -> list[tuple[bytes, object, int]]:
+    """One step: ``conn`` takes the peer's datagrams, says what it sends back, drops its events."""
+    for data, _, _ in flight:
+        conn.receive_datagram(data, source, now)
+    reply = conn.datagrams_to_send_ecn(now)
+    while conn.next_event() is not None:
+        pass
+    return reply
+
+
 def one_handshake(config: Config, client_tls: TLSConfig, server_tls: TLSConfig, totals: list[float]) -> None:
     clock = time.perf_counter
     now = 1000.0
@@ -45,25 +57,13 @@ def one_handshake(config: Config, client_tls: TLSConfig, server_tls: TLSConfig, 
     flight = client.datagrams_to_send_ecn(now)
     t1 = clock()
     server = QuicConnection(config, server_tls, is_client=False)
-    for data, _, _ in flight:
-        server.receive_datagram(data, CLIENT_ADDR, now)
-    flight = server.datagrams_to_send_ecn(now)
+    flight = answer(server, flight, CLIENT_ADDR, now)
     t2 = clock()
-    for data, _, _ in flight:
-        client.receive_datagram(data, SERVER_ADDR, now)
-    flight = client.datagrams_to_send_ecn(now)
-    while client.next_event() is not None:
-        pass
+    flight = answer(client, flight, SERVER_ADDR, now)
     t3 = clock()
-    for data, _, _ in flight:
-        server.receive_datagram(data, CLIENT_ADDR, now)
-    flight = server.datagrams_to_send_ecn(now)
-    while server.next_event() is not None:
-        pass
+    flight = answer(server, flight, CLIENT_ADDR, now)
     t4 = clock()
-    for data, _, _ in flight:
-        client.receive_datagram(data, SERVER_ADDR, now)
-    client.datagrams_to_send_ecn(now)
+    answer(client, flight, SERVER_ADDR, now)
     t5 = clock()
     for i, step in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
         totals[i] += step

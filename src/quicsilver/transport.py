@@ -129,26 +129,20 @@ class _ClosedHandler(PerDatagramHandler):
         return
 
 
-def is_ip_literal(host: str) -> bool:
-    """Whether ``host`` is an IPv4 or IPv6 address (with or without a scope ID) rather than a name."""
-    for family, text in ((socket.AF_INET, host), (socket.AF_INET6, host.split("%", 1)[0])):
-        try:
-            socket.inet_pton(family, text)  # a fraction of ipaddress's cost, once or twice per dial
-        except (OSError, ValueError):
-            continue
-        return True
-    return False
-
-
 def _literal_family(host: str) -> int | None:
     """AF_INET or AF_INET6 for an IP literal without a scope ID, else None (names, scoped IPv6)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
-            socket.inet_pton(family, host)
+            socket.inet_pton(family, host)  # a fraction of ipaddress's cost, once or twice per dial
         except (OSError, ValueError):
             continue
         return family
     return None
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (with or without a scope ID) rather than a name."""
+    return _literal_family(host.split("%", 1)[0]) is not None
 
 
 def parse_address(addr: str | tuple[Any, ...], *, for_dial: bool = False) -> tuple[str, int]:

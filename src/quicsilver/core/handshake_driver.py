@@ -79,9 +79,6 @@ _LEVEL_INITIAL: Final = EncryptionLevel.INITIAL
 _LEVEL_ONE_RTT: Final = EncryptionLevel.ONE_RTT
 _LEVEL_ZERO_RTT: Final = EncryptionLevel.ZERO_RTT
 _PERSPECTIVE_CLIENT: Final = Perspective.CLIENT
-# Iterating an Enum class runs interpreted code of the enum module (a generator and attribute
-# lookups per member): per connection, a tuple of the members is cheaper.
-_ALL_SPACES: Final = (PacketNumberSpace.INITIAL, PacketNumberSpace.HANDSHAKE, PacketNumberSpace.APPLICATION)
 _PERSPECTIVE_SERVER: Final = Perspective.SERVER
 _PTYPE_HANDSHAKE: Final = PacketType.HANDSHAKE
 _PTYPE_INITIAL: Final = PacketType.INITIAL
@@ -89,6 +86,9 @@ _PTYPE_RETRY: Final = PacketType.RETRY
 _PTYPE_VERSION_NEGOTIATION: Final = PacketType.VERSION_NEGOTIATION
 _SPACE_HANDSHAKE: Final = PacketNumberSpace.HANDSHAKE
 _SPACE_INITIAL: Final = PacketNumberSpace.INITIAL
+# Iterating an Enum class runs interpreted code of the enum module (a generator and attribute
+# lookups per member): per connection, a tuple of the members is cheaper.
+_ALL_SPACES: Final = (_SPACE_INITIAL, _SPACE_HANDSHAKE, PacketNumberSpace.APPLICATION)
 
 
 _CLIENT_HELLO: Final = 1  # TLS HandshakeType.client_hello

@@ -185,10 +185,7 @@ class Lifecycle(ConnectionBase):
             return
         if state is not _STATE_ACTIVE:
             if self._close_deadline is not None and now >= self._close_deadline:
-                if self._tracer is not None:
-                    self._tracer.updated_state(state.value, _STATE_CLOSED.value)
-                self._state = _STATE_CLOSED
-                self._streams.forget_all()
+                self._set_closed()
             return
         idle = self._idle_deadline()
         if idle is not None and now >= idle:
@@ -392,6 +389,15 @@ class Lifecycle(ConnectionBase):
         if self._tracer is not None:
             self._tracer.closed_connection(error)
 
+    def _set_closed(self) -> None:
+        """The end of the connection's state (RFC 9000 §10): nothing is sent or processed any more,
+        so its streams go too (each refers back to the streams map: left there, they would keep the
+        stream state alive in reference cycles until a collector pass)."""
+        if self._tracer is not None:
+            self._tracer.updated_state(self._state.value, _STATE_CLOSED.value)
+        self._state = _STATE_CLOSED
+        self._streams.forget_all()
+
     def _release_packer_callback(self) -> None:
         # No key update after the connection ends (RFC 9001 §6: a closing endpoint only repeats its
         # CONNECTION_CLOSE). The packer's hook is a bound method of this connection: dropping it
@@ -401,11 +407,8 @@ class Lifecycle(ConnectionBase):
 
     def _terminate(self, error: Exception) -> None:
         """End the connection silently (idle or handshake timeout, version negotiation failure)."""
-        if self._tracer is not None:
-            self._tracer.updated_state(self._state.value, _STATE_CLOSED.value)
-        self._state = _STATE_CLOSED
         self._release_packer_callback()
-        self._streams.forget_all()
+        self._set_closed()
         self._terminal_error = error
         self._events.append(ConnectionTerminated(error))
         if self._tracer is not None:

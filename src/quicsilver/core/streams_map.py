@@ -460,9 +460,8 @@ class StreamsMap:
         self._maybe_forget(stream_id)
 
     def forget_all(self) -> None:
-        """The connection is over (closed, its draining period ended): drop every stream. Each one
-        refers back to this map (its sender and event sink), so streams left in it at the end would
-        keep the connection's stream state alive in reference cycles until a collector pass."""
+        """The connection is over (closed, its draining period ended): drop every stream (each one
+        refers back to this map, its sender and event sink)."""
         self._send.clear()
         self._recv.clear()
         self._window_updates.clear()

@@ -73,12 +73,19 @@ class PacketConn:
     """A wrapped, non-blocking UDP socket with batched I/O. Build it with :func:`wrap_conn`."""
 
     def __init__(
-        self, sock: socket.socket, caps: Capabilities, *, max_batch: int = 64, family: int | None = None
+        self,
+        sock: socket.socket,
+        caps: Capabilities,
+        *,
+        max_batch: int = 64,
+        family: int | None = None,
+        local_addr: Address | None = None,
     ) -> None:
+        """``family`` / ``local_addr``: the socket's, when the caller has read them already."""
         self.sock = sock
         self.caps = caps
         self.family: int = sock.family if family is None else family
-        self.local_addr: Address = sock.getsockname()
+        self.local_addr: Address = sock.getsockname() if local_addr is None else local_addr
         self.max_batch = max_batch
         """Largest number of recvmsg calls one read_batch() makes before returning to the loop."""
         self.default_ecn = 0b10 if caps.ecn else 0
@@ -282,4 +289,4 @@ def wrap_conn(
     if _is_wildcard(local) and pktinfo is not False:
         caps.pktinfo = enable_pktinfo(sock, family, v6only)
     logger.debug("wrapped UDP socket %s: %r", local, caps)
-    return PacketConn(sock, caps, max_batch=max_batch, family=family)
+    return PacketConn(sock, caps, max_batch=max_batch, family=family, local_addr=local)
