@@ -126,6 +126,7 @@ class Connection:
         self._datagrams: deque[bytes] | None = None  # created with the first one (memory, issue 9)
         self._datagram_waiters: list[asyncio.Future[None]] = []
         self._handshake: asyncio.Future[None] = self._loop.create_future()
+        self._handshake_waiters: list[asyncio.Future[None]] = []
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._handshake_info: ev.HandshakeCompleted | None = None
         self._error: Exception | None = None
@@ -394,6 +395,7 @@ class Connection:
         self._handshake_info = event
         if not self._handshake.done():
             self._handshake.set_result(None)
+        _wake(self._handshake_waiters)
         if self.on_handshake_completed is not None:
             callback, self.on_handshake_completed = self.on_handshake_completed, None
             callback(self)
@@ -429,6 +431,7 @@ class Connection:
         if not self._handshake.done():
             self._handshake.set_exception(error)
             self._handshake.exception()  # retrieved: a failed dial that nobody awaits must not warn
+        _wake(self._handshake_waiters)
         _wake(self._accept_waiters)
         _wake(self._open_waiters)
         _wake(self._datagram_waiters)
@@ -517,7 +520,17 @@ class Connection:
 
     async def wait_handshake(self) -> None:
         """Return once the handshake completed; raise the connection's error if it failed."""
-        await asyncio.shield(self._handshake)
+        # A future per waiter rather than shield(self._handshake): shield's relay costs a loop turn
+        # before the dial returns, and cancelling a waiter must not cancel the handshake.
+        while not self._handshake.done():
+            waiter = self._loop.create_future()
+            self._handshake_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._handshake_waiters:
+                    self._handshake_waiters.remove(waiter)
+        self._handshake.result()
 
     def _open(self, bidi: bool) -> int:
         self._raise_if_closed()

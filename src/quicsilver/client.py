@@ -136,6 +136,7 @@ async def dial_on(
     if ticket_store is not None:
         ticket = ticket_store.pop(server_name, loop.time())
     from .core.connection import QuicConnection  # the core loads with the first connection
+    from .handshake.tls.groups import replenish_key_spares
 
     core = QuicConnection(
         config,
@@ -162,6 +163,8 @@ async def dial_on(
     core.connect(remote, now)
     conn.flush(now)
     transport.flush_sends()
+    # the ClientHello is out: make the next dial's ephemeral keys while the server answers
+    replenish_key_spares(now)
     try:
         # 0-RTT is possible when the resumed session allows early data (RFC 8446 §4.6.1
         # max_early_data_size, 0xffffffff in QUIC); otherwise dial_early waits like dial.

@@ -42,6 +42,7 @@ from .handshake.protection import (
     unprotect_header,
     unprotect_payload,
 )
+from .handshake.tls.groups import replenish_key_spares
 from .handshake.tokens import Token, TokenProtector
 from .protocol import MIN_INITIAL_PACKET_SIZE, Perspective, is_reserved_version
 from .qlog.tracer import DropReason
@@ -176,6 +177,8 @@ class Server:
                     self._enqueue_accept(conn)
             self._new_early.clear()
         self.transport.flush_sends()
+        # the flights are out: make the next handshakes' ephemeral keys while the clients answer
+        replenish_key_spares(now)
         if queue:
             self._scheduled = True
             self.loop.call_soon(self._run)

@@ -302,3 +302,19 @@ def test_round_trip_property(
     assert truncated == pn & ((1 << (8 * pn_len)) - 1)
     assert data[: len(header)] == header
     assert unprotect_payload(keys, data, pn_offset, pn_len, pn) == payload
+
+
+def test_header_protection_uses_the_direct_ecb_constructor_and_agrees_with_the_public_api() -> None:
+    """cryptography 42+ has the Rust constructor behind ``Cipher(...).encryptor()``: it must be found
+    (also when compiled, where a ``from ... import`` of it fails) and give the same masks."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import algorithms
+
+    from quicsilver.handshake import protection
+
+    assert protection._ecb_encryptor is not protection._public_ecb_encryptor
+    key, sample = os.urandom(16), os.urandom(16)
+    direct = protection._ecb_encryptor(algorithms.AES(key)).update(sample)
+    public = protection._public_ecb_encryptor(algorithms.AES(key)).update(sample)
+    assert direct == public

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, NamedTuple
 
@@ -119,15 +118,39 @@ def is_long_header(first_byte: int) -> bool:
 # RFC 8999 invariants: routing without knowing the version
 
 
-@dataclass(frozen=True, slots=True)
 class InvariantHeader:
     """The version-independent fields of a packet (RFC 8999 §5). ``version`` is 0 for short headers
-    (and for Version Negotiation packets); ``scid`` is empty for short headers."""
+    (and for Version Negotiation packets); ``scid`` is empty for short headers.
 
-    is_long: bool
-    version: int
-    dcid: bytes
-    scid: bytes
+    A plain slotted class rather than a frozen dataclass: one is made per long-header datagram, and
+    compiled, a dataclass keeps its interpreted ``__init__`` (docs/INTERNALS.md). Read-only by
+    convention; equal when the fields are.
+    """
+
+    __slots__ = ("dcid", "is_long", "scid", "version")
+
+    def __init__(self, is_long: bool, version: int, dcid: bytes, scid: bytes) -> None:
+        self.is_long = is_long
+        self.version = version
+        self.dcid = dcid
+        self.scid = scid
+
+    def _fields(self) -> tuple[bool, int, bytes, bytes]:
+        return (self.is_long, self.version, self.dcid, self.scid)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InvariantHeader):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"InvariantHeader(is_long={self.is_long}, version={self.version:#x}, dcid={self.dcid!r}, "
+            f"scid={self.scid!r})"
+        )
 
 
 def parse_invariant_header(data: Buffer, short_dcid_len: int) -> InvariantHeader:
@@ -165,7 +188,6 @@ def parse_invariant_header(data: Buffer, short_dcid_len: int) -> InvariantHeader
 # Long headers (RFC 9000 §17.2)
 
 
-@dataclass(frozen=True, slots=True)
 class LongHeader:
     """A parsed long header (RFC 9000 §17.2).
 
@@ -177,14 +199,55 @@ class LongHeader:
     ``packet_end`` is the end of the datagram.
     """
 
-    version: int
-    packet_type: PacketType
-    dcid: bytes
-    scid: bytes
-    token: bytes
-    length: int
-    pn_offset: int
-    packet_end: int
+    __slots__ = ("dcid", "length", "packet_end", "packet_type", "pn_offset", "scid", "token", "version")
+
+    def __init__(
+        self,
+        version: int,
+        packet_type: PacketType,
+        dcid: bytes,
+        scid: bytes,
+        token: bytes,
+        length: int,
+        pn_offset: int,
+        packet_end: int,
+    ) -> None:
+        # a plain slotted class, as InvariantHeader: one per long-header packet
+        self.version = version
+        self.packet_type = packet_type
+        self.dcid = dcid
+        self.scid = scid
+        self.token = token
+        self.length = length
+        self.pn_offset = pn_offset
+        self.packet_end = packet_end
+
+    def _fields(self) -> tuple[int, PacketType, bytes, bytes, bytes, int, int, int]:
+        return (
+            self.version,
+            self.packet_type,
+            self.dcid,
+            self.scid,
+            self.token,
+            self.length,
+            self.pn_offset,
+            self.packet_end,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LongHeader):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"LongHeader(version={self.version:#x}, packet_type={self.packet_type!r}, dcid={self.dcid!r}, "
+            f"scid={self.scid!r}, token={self.token!r}, length={self.length}, pn_offset={self.pn_offset}, "
+            f"packet_end={self.packet_end})"
+        )
 
 
 def parse_long_header(data: Buffer, pos: int = 0, *, check_fixed_bit: bool = True) -> LongHeader:

@@ -162,7 +162,7 @@ class ClientHandshake(HandshakeBase):
             # With both shares, the X25519 one reuses the hybrid's X25519 key (as Go does): one
             # key generation fewer per connection.
             hybrid = self._shares.get(NamedGroup.X25519MLKEM768) if group == NamedGroup.X25519 else None
-            self._shares[group] = ClientKeyShare(group, share_x25519_of=hybrid)
+            self._shares[group] = ClientKeyShare(group, share_x25519_of=hybrid, now=self.now)
         ticket = self.ticket
         if ticket is not None and (
             ticket.is_expired(self.now)
@@ -321,7 +321,7 @@ class ClientHandshake(HandshakeBase):
         transcript.restart_for_retry()
         transcript.update(raw)
         if group is not None:
-            self._shares = {group: ClientKeyShare(group)}
+            self._shares = {group: ClientKeyShare(group, now=self.now)}
         if self.early_data_offered:
             # RFC 8446 §4.2.10: after HelloRetryRequest the client MUST NOT offer early data.
             self.early_data_offered = False

@@ -12,6 +12,7 @@ each other's public key").
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 from typing import Final
 
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .alerts import AlertDescription, tls_error
 
-__all__ = ["SUPPORTED_GROUPS", "ClientKeyShare", "NamedGroup", "server_key_exchange"]
+__all__ = ["SUPPORTED_GROUPS", "ClientKeyShare", "NamedGroup", "replenish_key_spares", "server_key_exchange"]
 
 
 class NamedGroup(IntEnum):
@@ -41,6 +42,61 @@ _EC_CURVES: Final[dict[int, tuple[ec.EllipticCurve, int]]] = {
     NamedGroup.SECP256R1: (ec.SECP256R1(), 65),
     NamedGroup.SECP384R1: (ec.SECP384R1(), 97),
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# Ephemeral keys made ahead of need
+#
+# Generating a handshake's ephemeral keys is on its critical path: the client's ML-KEM-768 and X25519
+# keys (~200 us) before the ClientHello can leave, the server's X25519 key (~50 us) before its flight.
+# The I/O layer calls ``replenish_key_spares`` right after it sent a flight, when the process waits
+# for the peer anyway, and the next handshake takes the keys made then. Each spare is used once, only
+# by the process that made it (a fork must not share ephemeral keys), and not after
+# SPARE_KEY_LIFETIME seconds; only the kinds taken since the last call are made again, so a process
+# that stops handshaking stops making keys.
+
+SPARE_KEY_LIFETIME: Final = 10.0
+
+_hybrid_spares: Final[list[tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey, float, int]]] = []
+_x25519_spares: Final[list[tuple[x25519.X25519PrivateKey, float, int]]] = []
+_wanted: Final[list[bool]] = [False, False]  # [hybrid, x25519] taken since the last replenish
+
+
+def _fresh(made: float, pid: int, now: float | None) -> bool:
+    return now is not None and pid == os.getpid() and 0.0 <= now - made < SPARE_KEY_LIFETIME
+
+
+def _take_hybrid(now: float | None) -> tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey]:
+    _wanted[0] = True
+    while _hybrid_spares:
+        kem, x, made, pid = _hybrid_spares.pop()
+        if _fresh(made, pid, now):
+            return kem, x
+    return mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate()
+
+
+def _take_x25519(now: float | None) -> x25519.X25519PrivateKey:
+    _wanted[1] = True
+    while _x25519_spares:
+        x, made, pid = _x25519_spares.pop()
+        if _fresh(made, pid, now):
+            return x
+    return x25519.X25519PrivateKey.generate()
+
+
+def replenish_key_spares(now: float) -> None:
+    """Make one spare of each kind of ephemeral key taken since the last call (see above); ``now``
+    is the clock the handshakes run on. Costs nothing when no key was taken."""
+    if _wanted[0]:
+        _wanted[0] = False
+        if not _hybrid_spares:
+            kem = mlkem.MLKEM768PrivateKey.generate()
+            x = x25519.X25519PrivateKey.generate()
+            _hybrid_spares.append((kem, x, now, os.getpid()))
+    if _wanted[1]:
+        _wanted[1] = False
+        if not _x25519_spares:
+            _x25519_spares.append((x25519.X25519PrivateKey.generate(), now, os.getpid()))
 
 
 def _bad_share(reason: str) -> Exception:
@@ -88,11 +144,13 @@ class ClientKeyShare:
         x25519_private: bytes | None = None,
         *,
         share_x25519_of: ClientKeyShare | None = None,
+        now: float | None = None,
     ) -> None:
         """``share_x25519_of``: an X25519 share that reuses the X25519 key of that X25519MLKEM768
         share instead of generating its own (draft-ietf-tls-hybrid-design §3.2 allows the reuse; Go
         does it when it offers both shares). Either share may then complete the handshake, the other is
-        dropped, so the key still serves one exchange."""
+        dropped, so the key still serves one exchange. ``now``: the handshake's clock, to take a key
+        made ahead of need (``replenish_key_spares``); None generates a new one."""
         self.group = NamedGroup(group)
         self._x25519: x25519.X25519PrivateKey | None = None
         self._ec: ec.EllipticCurvePrivateKey | None = None
@@ -111,11 +169,10 @@ class ClientKeyShare:
                 self._x25519 = hybrid._x25519
                 self.public = hybrid.public[-_X25519_LEN:]
             else:
-                self._x25519 = x25519.X25519PrivateKey.generate()
+                self._x25519 = _take_x25519(now)
                 self.public = self._x25519.public_key().public_bytes_raw()
         elif group == NamedGroup.X25519MLKEM768:
-            self._mlkem = mlkem.MLKEM768PrivateKey.generate()
-            self._x25519 = x25519.X25519PrivateKey.generate()
+            self._mlkem, self._x25519 = _take_hybrid(now)
             self.public = (
                 self._mlkem.public_key().public_bytes_raw() + self._x25519.public_key().public_bytes_raw()
             )
@@ -147,10 +204,11 @@ class ClientKeyShare:
             raise _bad_share("ECDHE failed")
 
 
-def server_key_exchange(group: int, client_share: bytes) -> tuple[bytes, bytes]:
-    """The server's (share, shared secret) answering ``client_share`` in ``group``."""
+def server_key_exchange(group: int, client_share: bytes, now: float | None = None) -> tuple[bytes, bytes]:
+    """The server's (share, shared secret) answering ``client_share`` in ``group``; ``now`` as for
+    ClientKeyShare."""
     if group == NamedGroup.X25519:
-        private = x25519.X25519PrivateKey.generate()
+        private = _take_x25519(now)
         return private.public_key().public_bytes_raw(), _x25519_exchange(private, client_share)
     if group == NamedGroup.X25519MLKEM768:
         if len(client_share) != _MLKEM_PK + _X25519_LEN:
@@ -160,7 +218,7 @@ def server_key_exchange(group: int, client_share: bytes) -> tuple[bytes, bytes]:
             kem_secret, ciphertext = kem_public.encapsulate()
         except ValueError:
             raise _bad_share("ML-KEM encapsulation key rejected")
-        private = x25519.X25519PrivateKey.generate()
+        private = _take_x25519(now)
         secret = kem_secret + _x25519_exchange(private, client_share[_MLKEM_PK:])
         return ciphertext + private.public_key().public_bytes_raw(), secret
     if group in _EC_CURVES:

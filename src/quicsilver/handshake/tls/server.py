@@ -324,7 +324,7 @@ class ServerHandshake(HandshakeBase):
         whose Early Secret came from the resumed ticket (None for a full handshake)."""
         suite, group, config = self.suite, self.group, self.config
         assert suite is not None and group is not None
-        server_share, shared_secret = server_key_exchange(group, client_share)
+        server_share, shared_secret = server_key_exchange(group, client_share, self.now)
         ks = self.key_schedule = psk_schedule if psk_schedule is not None else KeySchedule(suite)
         early_secret = (
             ks.derive_secret(b"c e traffic", transcript.digest()) if self.early_data_accepted else b""
