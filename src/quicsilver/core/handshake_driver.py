@@ -400,7 +400,8 @@ class HandshakeDriver(Lifecycle):
                 if token:
                     self._packer.control_frames.append(NewTokenFrame(token))
             self._confirm_handshake(now)
-            self._tls.send_session_ticket(now, self._ticket_app_data())
+            if self._tls.wants_session_ticket():  # encode the parameters only for a ticket we send
+                self._tls.send_session_ticket(now, self._ticket_app_data())
             self._drain_tls(now)
             # Nothing is left for the server's TLS engine to do: free it (memory per idle connection).
             self._tls = None

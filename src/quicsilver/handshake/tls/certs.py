@@ -58,6 +58,9 @@ _SYSTEM_CA_FILES: Final = (
     "/etc/ssl/cert.pem",
 )
 _PARSED_CACHE_SIZE: Final = 128
+# Peer certificates by DER and their keys by certificate (parse_der_certificate, public_key_of).
+_PARSED: Final[OrderedDict[bytes, x509.Certificate]] = OrderedDict()
+_KEYS: Final[OrderedDict[int, tuple[x509.Certificate, PublicKey]]] = OrderedDict()
 
 
 def system_ca_file() -> str | None:
@@ -118,9 +121,20 @@ def load_private_key(data: bytes, password: bytes | None, field: str) -> Private
 
 
 def public_key_of(cert: x509.Certificate) -> PublicKey:
-    """The certificate's key; unsupported_certificate for key types TLS 1.3 cannot use here."""
+    """The certificate's key; unsupported_certificate for key types TLS 1.3 cannot use here.
+
+    Remembered per certificate object (bounded, as the parses): a client that meets the same server
+    certificate again gets the same parsed certificate (``parse_der_certificate``) and its key
+    without decoding the SubjectPublicKeyInfo again (~20 us).
+    """
+    entry = _KEYS.get(id(cert))
+    if entry is not None and entry[0] is cert:
+        return entry[1]
     key = cert.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        _KEYS[id(cert)] = (cert, key)  # the entry keeps the certificate alive: its id stays its own
+        if len(_KEYS) > _PARSED_CACHE_SIZE:
+            _KEYS.popitem(last=False)
         return key
     raise tls_error(AlertDescription.UNSUPPORTED_CERTIFICATE, f"unsupported key type {type(key).__name__}")
 
@@ -234,13 +248,25 @@ class CertificateVerifier:
 
 def parse_der_certificate(der: bytes) -> x509.Certificate:
     """A peer's DER certificate; decode_error if it does not parse. Deprecation warnings that
-    ``cryptography`` raises for lax encodings are not passed on: the peer controls these bytes."""
+    ``cryptography`` raises for lax encodings are not passed on: the peer controls these bytes.
+
+    The last ``_PARSED_CACHE_SIZE`` parses are kept by their exact DER bytes (as Go's crypto/tls
+    client does since 1.20): a certificate is immutable, so the same bytes give the same object, and
+    a client that connects to one server again and again parses its certificate once.
+    """
+    cert = _PARSED.get(der)
+    if cert is not None:
+        return cert
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         try:
-            return x509.load_der_x509_certificate(der)
+            cert = x509.load_der_x509_certificate(der)
         except ValueError:
             raise tls_error(AlertDescription.DECODE_ERROR, "certificate is not valid DER")
+    _PARSED[bytes(der)] = cert
+    if len(_PARSED) > _PARSED_CACHE_SIZE:
+        _PARSED.popitem(last=False)
+    return cert
 
 
 def _check_validity(cert: x509.Certificate) -> None:

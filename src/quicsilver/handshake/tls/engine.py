@@ -187,6 +187,13 @@ class TLSEngine:
         events = self._events
         return events.popleft() if events else None
 
+    def wants_session_ticket(self) -> bool:
+        """Server: whether ``send_session_ticket`` would send one now (the QUIC layer then spends the
+        encoding of its ``app_data``, not otherwise)."""
+        if isinstance(self._handshake, ServerHandshake):
+            return self._handshake.wants_session_ticket()
+        return False
+
     def send_session_ticket(self, now: float, app_data: bytes = b"") -> bool:
         """Server: queue a NewSessionTicket (WriteData at ONE_RTT) sealing ``app_data`` (what the QUIC
         layer wants back for its 0-RTT check). False if not a server, not complete or tickets are off."""

@@ -438,17 +438,22 @@ class ServerHandshake(HandshakeBase):
 
     # ---- NewSessionTicket (RFC 8446 §4.6.1) --------------------------------------------------------------
 
+    def wants_session_ticket(self) -> bool:
+        """Whether a NewSessionTicket can be sent now and is of use to this client (one that lists
+        psk_dhe_ke in its psk_key_exchange_modes)."""
+        return (
+            self.complete
+            and self._client_takes_tickets
+            and self._resumption_allowed()
+            and self.key_schedule is not None
+            and self.suite is not None
+        )
+
     def send_session_ticket(self, now: float, app_data: bytes) -> bool:
         """Queues a NewSessionTicket at the 1-RTT level; False if tickets are off, not yet possible, or
-        of no use to this client (no psk_dhe_ke in its psk_key_exchange_modes)."""
+        of no use to this client (``wants_session_ticket``)."""
         ks, suite = self.key_schedule, self.suite
-        if (
-            not self.complete
-            or not self._client_takes_tickets
-            or not self._resumption_allowed()
-            or ks is None
-            or suite is None
-        ):
+        if not self.wants_session_ticket() or ks is None or suite is None:
             return False
         nonce = self._tickets_sent.to_bytes(8, "big")
         self._tickets_sent += 1
