@@ -134,6 +134,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_scheduled = False
+        self._woke_reader = False  # the events being delivered resolved a pending read (see flush)
         self._waiting_for_room = False
         self._previous_transports: list[Transport] = []  # sockets we migrated away from
         self._preferred: _PreferredPath | None = None  # server: our preferred address's socket
@@ -219,7 +220,27 @@ class Connection:
             preferred.transport.send_now(there)
 
     def flush(self, now: float) -> None:
-        """Deliver events, queue the datagrams due now, re-arm the timer. No socket call."""
+        """After a receive batch: deliver events, queue the datagrams due now, re-arm the timer. No
+        socket call.
+
+        When the batch resolved a pending read, what is due (typically an ACK) waits for the next
+        loop turn, after the reader's: what the reader then writes, or the flow-control credit its
+        read frees, leaves in the same datagram, and the reader's next step (a request's answer, the
+        next connection) does not wait behind a datagram the peer does not need at once. Everything
+        else, the end of the handshake among it, is sent now: the peer waits for it.
+        """
+        try:
+            self._process_events()
+            if self._woke_reader:
+                self._woke_reader = False
+                if self._error is None:
+                    self._schedule_flush()
+                    return
+            self._flush(now)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _flush_now(self, now: float) -> None:
         try:
             self._flush(now)
         except Exception as exc:
@@ -313,7 +334,7 @@ class Connection:
         self._flush_scheduled = False
         if self._error is not None:
             return
-        self.flush(self._loop.time())
+        self._flush_now(self._loop.time())
         self._transport.flush_sends()
 
     def _arm_timer(self) -> None:
@@ -335,7 +356,7 @@ class Connection:
             self._core.handle_timer(now)
         except Exception as exc:
             self._internal_error(exc)
-        self.flush(now)
+        self._flush_now(now)
         self._transport.flush_sends()
 
     # --- events ------------------------------------------------------------------------------------
@@ -353,8 +374,8 @@ class Connection:
 
     def _on_stream_readable(self, event: ev.StreamReadable) -> None:
         stream = self._streams.get(event.stream_id)
-        if isinstance(stream, ReceiveStream):
-            stream._wake_reader()
+        if isinstance(stream, ReceiveStream) and stream._wake_reader():
+            self._woke_reader = True
 
     def _on_stream_readable_event(self, event: ev.StreamReset) -> None:
         stream = self._streams.get(event.stream_id)
@@ -651,7 +672,7 @@ class Connection:
         self._closing_locally = True
         self._core.close(code, reason, is_application=True)
         now = self._loop.time()
-        self.flush(now)
+        self._flush_now(now)
         self._transport.flush_sends()
         if self._error is None:
             self._terminate(ApplicationError(code, reason, remote=False), self._pull_close_datagrams())

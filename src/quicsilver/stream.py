@@ -72,10 +72,13 @@ class _StreamBase:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.stream_id}>"
 
-    def _wake_reader(self) -> None:
+    def _wake_reader(self) -> bool:
+        """Resolve a pending read; whether there was one."""
         fut = self._read_waiter
         if fut is not None and not fut.done():
             fut.set_result(None)
+            return True
+        return False
 
     def _wake_writer(self) -> None:
         fut = self._write_waiter
