@@ -148,11 +148,9 @@ class Server:
         self._queue.append((data, addr, ecn, pktinfo, header))
 
     def after_batch(self, now: float) -> None:
-        """The end of a receive batch, once the connections it reached were served: handle the first
-        slice of the queue now (a new client's Initial waits for no extra loop turn), the rest in
-        later turns (``_run`` schedules itself while packets remain)."""
         if self._queue and not self._scheduled:
-            self._run()
+            self._scheduled = True
+            self.loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
