@@ -118,6 +118,7 @@ class Connection:
         self._token_store = token_store
         self._token_key = token_key
         self._cids: set[bytes] = set()
+        self._lingering: list[bytes] = []  # retired CIDs the Transport still routes to us (5 s)
         self._streams: dict[int, SendStream | ReceiveStream] = {}
         self._accept_bidi: deque[Stream] = deque()
         self._accept_uni: deque[ReceiveStream] = deque()
@@ -434,6 +435,10 @@ class Connection:
     def _on_cid_retired(self, event: ev.ConnectionIdRetired) -> None:
         if event.cid in self._cids:
             self._cids.discard(event.cid)
+            if len(self._lingering) >= 16:  # forget those whose linger is over
+                routes = self._transport.handler_for
+                self._lingering = [cid for cid in self._lingering if routes(cid) is self]
+            self._lingering.append(event.cid)
             self._transport.retire_cid(event.cid, self)
             if self._preferred is not None:
                 self._preferred.transport.retire_cid(event.cid, self._preferred)
@@ -458,12 +463,14 @@ class Connection:
         _wake(self._datagram_waiters)
         for stream in self._streams.values():
             stream._wake_all()
-        self._transport.connection_closed(self, list(self._cids), close_datagrams)
+        # the lingering retired IDs too: they then route to the closed handler, not to us
+        ended_cids = [*self._cids, *self._lingering]
+        self._transport.connection_closed(self, ended_cids, close_datagrams)
         if self._preferred is not None:
             for cid in self._cids:
                 self._preferred.transport.retire_cid(cid, self._preferred)
         for old in self._previous_transports:
-            old.connection_closed(self, list(self._cids), [])
+            old.connection_closed(self, ended_cids, [])
         self._previous_transports.clear()
         if not self._closed.done():
             self._closed.set_result(None)

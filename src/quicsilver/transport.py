@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import socket
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -127,6 +128,18 @@ class _ClosedHandler(PerDatagramHandler):
 
     def flush(self, now: float) -> None:
         return
+
+
+class _StrongRef:
+    """``weakref.ref``'s call interface over a strong reference."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: PacketHandler) -> None:
+        self._obj = obj
+
+    def __call__(self) -> PacketHandler:
+        return self._obj
 
 
 def _literal_family(host: str) -> int | None:
@@ -493,12 +506,27 @@ class Transport:
         return self._handlers.get(cid)
 
     def retire_cid(self, cid: bytes, handler: PacketHandler) -> None:
-        """Stop routing ``cid`` after the linger period (delayed packets still reach ``handler``)."""
-        if self._loop is not None and self._handlers.get(cid) is handler:
-            self._loop.call_later(CLOSED_CID_LINGER, self._remove_cid, cid, handler)
+        """Stop routing ``cid`` after the linger period (delayed packets still reach ``handler``).
 
-    def _remove_cid(self, cid: bytes, handler: PacketHandler) -> None:
-        if self._handlers.get(cid) is handler:
+        The timer refers to a connection weakly: a connection that ends meanwhile hands its
+        lingering IDs to its closed handler (``connection_closed``), and must not stay alive for
+        the rest of the 5 s, its whole state with it, because a timer still names it."""
+        if self._loop is not None and self._handlers.get(cid) is handler:
+            try:
+                ref: Callable[[], PacketHandler | None] = weakref.ref(handler)
+            except TypeError:  # a slotted handler without weak references: light, hold it
+                ref = _StrongRef(handler)
+            self._loop.call_later(CLOSED_CID_LINGER, self._remove_cid, cid, ref)
+
+    def _remove_cids(self, cids: list[bytes], handler: PacketHandler) -> None:
+        handlers = self._handlers
+        for cid in cids:
+            if handlers.get(cid) is handler:
+                del handlers[cid]
+
+    def _remove_cid(self, cid: bytes, ref: Callable[[], PacketHandler | None]) -> None:
+        handler = ref()
+        if handler is not None and self._handlers.get(cid) is handler:
             del self._handlers[cid]
 
     def add_connection(self, conn: Connection) -> None:
@@ -509,18 +537,27 @@ class Transport:
     def connection_closed(
         self, conn: Connection, cids: list[bytes], close_datagrams: list[OutgoingDatagram]
     ) -> None:
-        """A connection ended: its CIDs answer with its CONNECTION_CLOSE (or drop) for 5 s."""
+        """A connection ended: its CIDs answer with its CONNECTION_CLOSE (or drop) for 5 s, unless
+        this was the last connection of a single-use Transport (a dial's own socket): that closes
+        now, as quic-go closes the packet conn it created for a dial."""
         self._connections.discard(conn)
         self._clients.discard(conn)
         self._send_waiters.pop(conn, None)
-        if not self._closed:
-            closed = _ClosedHandler(self, close_datagrams)
-            for cid in cids:
-                if self._handlers.get(cid) is conn:
-                    self._handlers[cid] = closed
-                    self.retire_cid(cid, closed)
         if self.single_use and self._server is None and not self._connections:
+            # No closed-connection handler and no 5 s retire timers: they would only keep this closed
+            # Transport and its socket object alive (a dial loop held thousands, issue 9).
             self.close()
+            return
+        if not self._closed and self._loop is not None:
+            handlers = self._handlers
+            routed = [cid for cid in cids if handlers.get(cid) is conn]
+            if routed:
+                closed = _ClosedHandler(self, close_datagrams)
+                for cid in routed:
+                    handlers[cid] = closed
+                # one timer for all of them (a timer per ID was most of what a server kept per
+                # closed connection: issue 9, the collector's full passes)
+                self._loop.call_later(CLOSED_CID_LINGER, self._remove_cids, routed, closed)
 
     def _on_readable(self) -> None:
         batch = self._pconn.read_batch()
