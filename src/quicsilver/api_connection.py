@@ -480,7 +480,9 @@ class Connection:
 
     def _raise_if_closed(self) -> None:
         if self._error is not None:
-            raise self._error
+            # a fresh traceback each time: raising the stored error again would stack the frames
+            # of every earlier raise onto it
+            raise self._error.with_traceback(None)
 
     # --- stream plumbing used by stream.py ---------------------------------------------------------
 

@@ -135,7 +135,7 @@ class ReceiveStream(_StreamBase):
         sid = self.stream_id
         while True:
             if self._read_error is not None:
-                raise self._read_error
+                raise self._read_error.with_traceback(None)  # see Connection._raise_if_closed
             if self._eof:
                 return b""
             if conn._error is None:
@@ -215,7 +215,7 @@ class SendStream(_StreamBase):
             sent = 0
             while True:
                 if self._write_error is not None:
-                    raise self._write_error
+                    raise self._write_error.with_traceback(None)
                 conn._raise_if_closed()
                 if sent < total:
                     try:

@@ -1086,3 +1086,19 @@ async def test_ended_connections_are_not_kept_by_their_transports(server_tls: qu
         gc.collect()  # what only cycles (a raised error's traceback) still hold
         assert [ref() for ref in refs] == [None] * len(refs)
         assert not any(isinstance(h, quic.Connection) for h in transport._handlers.values())
+
+
+async def test_raising_a_closed_connections_error_again_does_not_stack_tracebacks(
+    echo_listener: quic.Listener,
+) -> None:
+    conn = await quic.dial_addr(url(echo_listener), client_tls())
+    conn.close(0, "done")
+    depths = []
+    for _ in range(5):
+        with pytest.raises(quic.ApplicationError) as info:
+            conn.open_stream()
+        tb, depth = info.value.__traceback__, 0
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+    assert depths == [depths[0]] * 5, depths  # each raise starts a traceback of its own
