@@ -29,6 +29,7 @@ from .errors import (
     TransportClosedError,
     TransportError,
     TransportErrorCode,
+    raisable_copy,
 )
 from .stream import ReceiveStream, SendStream, Stream
 from .sys import Address, OutgoingDatagram, PacketInfo, ReceivedDatagram
@@ -480,9 +481,7 @@ class Connection:
 
     def _raise_if_closed(self) -> None:
         if self._error is not None:
-            # a fresh traceback each time: raising the stored error again would stack the frames
-            # of every earlier raise onto it
-            raise self._error.with_traceback(None)
+            raise raisable_copy(self._error)
 
     # --- stream plumbing used by stream.py ---------------------------------------------------------
 

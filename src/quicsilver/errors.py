@@ -7,6 +7,7 @@ Every error says who broke the rules: ``remote`` is True when the peer sent the 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TypeVar
 
 
 class TransportErrorCode(IntEnum):
@@ -40,6 +41,26 @@ def crypto_error(alert: int) -> int:
 
 class QuicError(Exception):
     """Base class of every error quicsilver raises."""
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def raisable_copy(error: _E) -> _E:
+    """A copy of ``error`` to raise (same type, message, attributes and cause), for an error that is
+    kept and raised again on every later call (a closed connection's, a reset stream's).
+
+    Raising the kept object itself would tie it to the frames it passes through: its traceback holds
+    the frames, the frames hold the connection, the connection holds the error — a reference cycle
+    that leaves every ended connection to the garbage collector (issue 9), and a traceback that
+    grows with each raise. The copy goes away with the ``except`` clause that catches it.
+    """
+    cls = type(error)
+    copy = cls.__new__(cls, *error.args)  # no __init__: the attributes come from the original
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
+    copy.__suppress_context__ = error.__suppress_context__
+    return copy
 
 
 class TransportError(QuicError):

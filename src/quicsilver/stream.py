@@ -20,7 +20,7 @@ import contextlib
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .errors import StreamError
+from .errors import StreamError, raisable_copy
 
 if TYPE_CHECKING:
     from .api_connection import Connection
@@ -135,7 +135,7 @@ class ReceiveStream(_StreamBase):
         sid = self.stream_id
         while True:
             if self._read_error is not None:
-                raise self._read_error.with_traceback(None)  # see Connection._raise_if_closed
+                raise raisable_copy(self._read_error)
             if self._eof:
                 return b""
             if conn._error is None:
@@ -215,7 +215,7 @@ class SendStream(_StreamBase):
             sent = 0
             while True:
                 if self._write_error is not None:
-                    raise self._write_error.with_traceback(None)
+                    raise raisable_copy(self._write_error)
                 conn._raise_if_closed()
                 if sent < total:
                     try:
