@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
+from quicsilver.wire.record import Record
 from quicsilver.wire.varint import append_varint, varint_len
 
 PATH_DATA_LEN: Final = 8  # RFC 9000 §19.17
@@ -58,24 +59,11 @@ STREAM_FIN_BIT: Final = 0x01
 # Frame classes
 
 
-class _Frame:
-    """Value semantics for the frame classes: equal when of the same class with equal fields (in
-    ``_fields`` order), hashed and printed the same way."""
+class _Frame(Record):
+    """The frame classes' base: value semantics from ``Record`` (equal when of the same class with
+    equal fields, in ``_fields`` order)."""
 
     __slots__ = ()
-    _fields: ClassVar[tuple[str, ...]] = ()
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, *[getattr(self, name) for name in self._fields]))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__name__}({fields})"
 
 
 class PaddingFrame(_Frame):

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import struct
 from enum import IntEnum
-from typing import Final, NamedTuple
+from typing import ClassVar, Final, NamedTuple
 
 from quicsilver.errors import TransportError, TransportErrorCode
 from quicsilver.protocol import VERSION_1, VERSION_2
+from quicsilver.wire.record import Record
 from quicsilver.wire.varint import append_varint, decode_varint, varint_len
 
 __all__ = [
@@ -118,39 +119,23 @@ def is_long_header(first_byte: int) -> bool:
 # RFC 8999 invariants: routing without knowing the version
 
 
-class InvariantHeader:
+class InvariantHeader(Record):
     """The version-independent fields of a packet (RFC 8999 §5). ``version`` is 0 for short headers
     (and for Version Negotiation packets); ``scid`` is empty for short headers.
 
     A plain slotted class rather than a frozen dataclass: one is made per long-header datagram, and
     compiled, a dataclass keeps its interpreted ``__init__`` (docs/INTERNALS.md). Read-only by
-    convention; equal when the fields are.
+    convention; value semantics from ``Record``.
     """
 
     __slots__ = ("dcid", "is_long", "scid", "version")
+    _fields: ClassVar[tuple[str, ...]] = ("is_long", "version", "dcid", "scid")
 
     def __init__(self, is_long: bool, version: int, dcid: bytes, scid: bytes) -> None:
         self.is_long = is_long
         self.version = version
         self.dcid = dcid
         self.scid = scid
-
-    def _fields(self) -> tuple[bool, int, bytes, bytes]:
-        return (self.is_long, self.version, self.dcid, self.scid)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InvariantHeader):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"InvariantHeader(is_long={self.is_long}, version={self.version:#x}, dcid={self.dcid!r}, "
-            f"scid={self.scid!r})"
-        )
 
 
 def parse_invariant_header(data: Buffer, short_dcid_len: int) -> InvariantHeader:
@@ -188,7 +173,7 @@ def parse_invariant_header(data: Buffer, short_dcid_len: int) -> InvariantHeader
 # Long headers (RFC 9000 §17.2)
 
 
-class LongHeader:
+class LongHeader(Record):
     """A parsed long header (RFC 9000 §17.2).
 
     ``pn_offset`` is the absolute offset of the (still protected) packet number field and
@@ -200,6 +185,16 @@ class LongHeader:
     """
 
     __slots__ = ("dcid", "length", "packet_end", "packet_type", "pn_offset", "scid", "token", "version")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "version",
+        "packet_type",
+        "dcid",
+        "scid",
+        "token",
+        "length",
+        "pn_offset",
+        "packet_end",
+    )
 
     def __init__(
         self,
@@ -221,33 +216,6 @@ class LongHeader:
         self.length = length
         self.pn_offset = pn_offset
         self.packet_end = packet_end
-
-    def _fields(self) -> tuple[int, PacketType, bytes, bytes, bytes, int, int, int]:
-        return (
-            self.version,
-            self.packet_type,
-            self.dcid,
-            self.scid,
-            self.token,
-            self.length,
-            self.pn_offset,
-            self.packet_end,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LongHeader):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return (
-            f"LongHeader(version={self.version:#x}, packet_type={self.packet_type!r}, dcid={self.dcid!r}, "
-            f"scid={self.scid!r}, token={self.token!r}, length={self.length}, pn_offset={self.pn_offset}, "
-            f"packet_end={self.packet_end})"
-        )
 
 
 def parse_long_header(data: Buffer, pos: int = 0, *, check_fixed_bit: bool = True) -> LongHeader:
