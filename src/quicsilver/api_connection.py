@@ -127,7 +127,6 @@ class Connection:
         self._open_waiters: list[asyncio.Future[None]] = []
         self._datagrams: deque[bytes] | None = None  # created with the first one (memory, issue 9)
         self._datagram_waiters: list[asyncio.Future[None]] = []
-        self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._handshake_waiters: list[asyncio.Future[None]] = []
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._handshake_info: ev.HandshakeCompleted | None = None
@@ -238,7 +237,7 @@ class Connection:
                 if self._error is None:
                     self._schedule_flush()
                     return
-            self._flush(now)
+            self._send_due(now)
         except Exception as exc:
             self._internal_error(exc)
 
@@ -265,6 +264,10 @@ class Connection:
 
     def _flush(self, now: float) -> None:
         self._process_events()
+        self._send_due(now)
+
+    def _send_due(self, now: float) -> None:
+        """Queue the datagrams due now, deliver the events sending made, re-arm the timer."""
         if self._error is None:
             if self._transport.send_queue_full:
                 if not self._waiting_for_room:
@@ -416,8 +419,6 @@ class Connection:
 
     def _on_handshake_completed(self, event: ev.HandshakeCompleted) -> None:
         self._handshake_info = event
-        if not self._handshake.done():
-            self._handshake.set_result(None)
         _wake(self._handshake_waiters)
         if self.on_handshake_completed is not None:
             callback, self.on_handshake_completed = self.on_handshake_completed, None
@@ -455,9 +456,6 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._handshake.done():
-            self._handshake.set_exception(error)
-            self._handshake.exception()  # retrieved: a failed dial that nobody awaits must not warn
         _wake(self._handshake_waiters)
         _wake(self._accept_waiters)
         _wake(self._open_waiters)
@@ -549,17 +547,10 @@ class Connection:
 
     async def wait_handshake(self) -> None:
         """Return once the handshake completed; raise the connection's error if it failed."""
-        # A future per waiter rather than shield(self._handshake): shield's relay costs a loop turn
-        # before the dial returns, and cancelling a waiter must not cancel the handshake.
-        while not self._handshake.done():
-            waiter = self._loop.create_future()
-            self._handshake_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._handshake_waiters:
-                    self._handshake_waiters.remove(waiter)
-        self._handshake.result()
+        # A future per waiter (_wait), woken by the end of the handshake or of the connection: no
+        # shared future to shield (shield's relay cost the dial a loop turn).
+        while self._handshake_info is None:
+            await self._wait(self._handshake_waiters)  # raises the error once the connection ended
 
     def _open(self, bidi: bool) -> int:
         self._raise_if_closed()

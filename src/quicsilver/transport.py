@@ -225,7 +225,8 @@ def _bind_socket(addr: str | tuple[Any, ...]) -> socket.socket:
             sock.close()
             raise
         return sock
-    flags = socket.AI_NUMERICHOST if is_ip_literal(host) else 0
+    # unscoped literals were bound above: only a scoped IPv6 literal ("fe80::1%eth0") is numeric here
+    flags = socket.AI_NUMERICHOST if "%" in host and is_ip_literal(host) else 0
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=flags)
     except socket.gaierror as exc:
@@ -512,22 +513,26 @@ class Transport:
         lingering IDs to its closed handler (``connection_closed``), and must not stay alive for
         the rest of the 5 s, its whole state with it, because a timer still names it."""
         if self._loop is not None and self._handlers.get(cid) is handler:
-            try:
-                ref: Callable[[], PacketHandler | None] = weakref.ref(handler)
-            except TypeError:  # a slotted handler without weak references: light, hold it
-                ref = _StrongRef(handler)
-            self._loop.call_later(CLOSED_CID_LINGER, self._remove_cid, cid, ref)
+            self._remove_later([cid], handler)
 
-    def _remove_cids(self, cids: list[bytes], handler: PacketHandler) -> None:
+    def _remove_later(self, cids: list[bytes], handler: PacketHandler) -> None:
+        """One timer: after the linger period, stop routing those of ``cids`` still routed to
+        ``handler``. A connection is named weakly (see ``retire_cid``)."""
+        assert self._loop is not None
+        try:
+            ref: Callable[[], PacketHandler | None] = weakref.ref(handler)
+        except TypeError:  # a slotted handler without weak references: light, hold it
+            ref = _StrongRef(handler)
+        self._loop.call_later(CLOSED_CID_LINGER, self._remove_cids, cids, ref)
+
+    def _remove_cids(self, cids: list[bytes], ref: Callable[[], PacketHandler | None]) -> None:
+        handler = ref()
+        if handler is None:
+            return
         handlers = self._handlers
         for cid in cids:
             if handlers.get(cid) is handler:
                 del handlers[cid]
-
-    def _remove_cid(self, cid: bytes, ref: Callable[[], PacketHandler | None]) -> None:
-        handler = ref()
-        if handler is not None and self._handlers.get(cid) is handler:
-            del self._handlers[cid]
 
     def add_connection(self, conn: Connection) -> None:
         self._connections.add(conn)
@@ -557,7 +562,7 @@ class Transport:
                     handlers[cid] = closed
                 # one timer for all of them (a timer per ID was most of what a server kept per
                 # closed connection: issue 9, the collector's full passes)
-                self._loop.call_later(CLOSED_CID_LINGER, self._remove_cids, routed, closed)
+                self._remove_later(routed, closed)
 
     def _on_readable(self) -> None:
         batch = self._pconn.read_batch()
