@@ -5,8 +5,10 @@
 A handshake of the handshakes scenario (full handshake, ECDSA P-256 certificate, the client's
 default X25519MLKEM768 + X25519 shares) is five steps that run one after the other, each on one
 side: the client's first flight (ClientHello), the server's flight, the client's Finished, the
-server's answer (HANDSHAKE_DONE, NEW_TOKEN, NEW_CONNECTION_IDs), the client's ACK. The two-process
-benchmark (``bench/run.py --scenarios handshakes``) adds the sockets, asyncio and the application
+server's answer (HANDSHAKE_DONE, NEW_TOKEN, NEW_CONNECTION_IDs), the client's ACK. After each step the side that
+sent does what the I/O layer does once its datagrams are out, while the peer answers: the next
+handshake's ephemeral keys (``replenish_key_spares``) and the keys it needs next (``work_ahead``): that is the last line, off the path; ``on the path`` is the total without it.
+The two-process benchmark (``bench/run.py --scenarios handshakes``) adds the sockets, asyncio and the application
 to each step; this script shows what the core alone costs per step, so a change to the handshake
 path can be measured without the noise of two processes sharing two cores. It prints the median
 microseconds per step over ``--repeat`` runs of ``--count`` handshakes.
@@ -30,8 +32,9 @@ from scenarios import make_certificate
 from quicsilver.config import Config
 from quicsilver.core.connection import QuicConnection
 from quicsilver.handshake.tls import TLSConfig
+from quicsilver.handshake.tls.groups import replenish_key_spares
 
-STEPS = ("client hello", "server flight", "client finished", "server done", "client ack")
+STEPS = ("client hello", "server flight", "client finished", "server done", "client ack", "work ahead")
 CLIENT_ADDR = ("10.0.0.1", 50000)
 SERVER_ADDR = ("10.0.0.2", 443)
 
@@ -48,6 +51,16 @@ def answer(
     return reply
 
 
+def work_ahead(conn: QuicConnection, now: float) -> float:
+    """What the I/O layer runs once a flight is out: the next handshake's ephemeral keys
+    (``replenish_key_spares``) and, a loop turn after the flush, ``QuicConnection.work_ahead``."""
+    t0 = time.perf_counter()
+    replenish_key_spares(now)
+    if conn.wants_work_ahead:
+        conn.work_ahead()
+    return time.perf_counter() - t0
+
+
 def one_handshake(config: Config, client_tls: TLSConfig, server_tls: TLSConfig, totals: list[float]) -> None:
     clock = time.perf_counter
     now = 1000.0
@@ -56,16 +69,25 @@ def one_handshake(config: Config, client_tls: TLSConfig, server_tls: TLSConfig, 
     client.connect(SERVER_ADDR, now)
     flight = client.datagrams_to_send_ecn(now)
     t1 = clock()
+    ahead = work_ahead(client, now)
+    t1b = clock()
     server = QuicConnection(config, server_tls, is_client=False)
     flight = answer(server, flight, CLIENT_ADDR, now)
     t2 = clock()
+    ahead += work_ahead(server, now)
+    t2b = clock()
     flight = answer(client, flight, SERVER_ADDR, now)
     t3 = clock()
+    ahead += work_ahead(client, now)
+    t3b = clock()
     flight = answer(server, flight, CLIENT_ADDR, now)
     t4 = clock()
+    ahead += work_ahead(server, now)
+    t4b = clock()
     answer(client, flight, SERVER_ADDR, now)
     t5 = clock()
-    for i, step in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+    ahead += work_ahead(client, now)
+    for i, step in enumerate((t1 - t0, t2 - t1b, t3 - t2b, t4 - t3b, t5 - t4b, ahead)):
         totals[i] += step
 
 
@@ -95,6 +117,7 @@ def main() -> None:
     for i, step in enumerate(STEPS):
         print(f"  {step:<16} {statistics.median(run[i] for run in runs):7.0f} us")
     print(f"  {'total':<16} {statistics.median(sum(run) for run in runs):7.0f} us")
+    print(f"  {'on the path':<16} {statistics.median(sum(run[:-1]) for run in runs):7.0f} us")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_scheduled = False
+        self._ahead_scheduled = False
         self._woke_reader = False  # the events being delivered resolved a pending read (see flush)
         self._waiting_for_room = False
         self._previous_transports: list[Transport] = []  # sockets we migrated away from
@@ -292,6 +293,10 @@ class Connection:
             _wake(self._open_waiters)  # a MAX_STREAMS may have arrived: open_stream_sync retries
         if self._error is None:
             self._arm_timer()
+            if self._core.wants_work_ahead and not self._ahead_scheduled:
+                # after this callback, which puts the datagrams due on the wire (see _work_ahead)
+                self._ahead_scheduled = True
+                self._loop.call_soon(self._work_ahead)
 
     def on_send_room(self) -> None:
         """The Transport's send queue drained: produce again."""
@@ -341,6 +346,17 @@ class Connection:
             return
         self._flush_now(self._loop.time())
         self._transport.flush_sends()
+
+    def _work_ahead(self) -> None:
+        """Let the core derive keys before it needs them (``QuicConnection.work_ahead``): a loop turn
+        after a flush, once what was due is sent and while the peer answers, so that the derivation
+        delays no datagram."""
+        self._ahead_scheduled = False
+        if self._error is None:
+            try:
+                self._core.work_ahead()
+            except Exception as exc:
+                self._internal_error(exc)
 
     def _arm_timer(self) -> None:
         at = self._core.get_timer()

@@ -65,6 +65,8 @@ class Sim:
     """Two connections over two Links; ``run_until(pred)`` advances the virtual clock."""
 
     bursts_enabled = True  # both cores' burst packer (a test compares a transfer without it)
+    # as the I/O layer: once a side's datagrams are out, it derives the keys it will need next
+    work_ahead = True
 
     def __init__(
         self,
@@ -166,6 +168,10 @@ class Sim:
                 self.to_stale_address += 1  # the old NAT mapping is gone
                 continue
             self._transmit(self.to_client, "client", data, ecn)
+        if self.work_ahead:
+            for conn in (self.client, self.server):
+                if conn.wants_work_ahead:
+                    conn.work_ahead()
 
     def _drain_events(self) -> None:
         while (ev := self.client.next_event()) is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from quicsilver.config import Config
+from quicsilver.core.connection import QuicConnection
 from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
 from quicsilver.errors import TransportError
 from quicsilver.protocol import VERSION_1, PacketNumberSpace
 from quicsilver.wire.frames import CryptoFrame
 
-from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim
+from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim, client_tls, server_tls
 
 
 def test_handshake_no_loss_takes_about_one_rtt() -> None:
@@ -109,3 +111,46 @@ def test_crypto_data_left_unread_at_a_key_change_is_a_protocol_violation(side: s
     error = terminated.error
     assert isinstance(error, TransportError) and error.code == 0x0A, error  # PROTOCOL_VIOLATION
     assert "left unread" in error.reason
+
+
+def _exchange(sender: QuicConnection, receiver: QuicConnection, source: tuple[str, int], now: float) -> None:
+    for data, _, _ in sender.datagrams_to_send_ecn(now):
+        receiver.receive_datagram(data, source, now)
+
+
+@pytest.mark.parametrize("ahead", [True, False], ids=["work-ahead", "no-work-ahead"])
+def test_the_server_derives_its_1rtt_keys_between_its_flight_and_the_clients_finished(ahead: bool) -> None:
+    config = Config()
+    client = QuicConnection(config, client_tls(), is_client=True, server_name="localhost")
+    server = QuicConnection(config, server_tls(), is_client=False)
+    client.connect(SERVER_ADDR, 0.0)
+    _exchange(client, server, CLIENT_ADDR, 0.0)
+    _exchange(server, client, SERVER_ADDR, 0.01)  # the server's flight is out
+    assert server._unpacker.one_rtt is None  # RFC 9001 §5.7: no 1-RTT reads before the Finished
+    assert server.wants_work_ahead
+    made = None
+    if ahead:
+        server.work_ahead()
+        made = server._one_rtt_ahead
+        assert made is not None and made.next_prepared
+        assert not server.wants_work_ahead  # tried once: nothing more to do until the Finished
+    assert server._unpacker.one_rtt is None  # made, not installed
+    # the client installed its 1-RTT keys with its flight; the next phase's are made ahead too
+    assert client._unpacker.one_rtt is not None and not client._unpacker.one_rtt.next_prepared
+    assert client.wants_work_ahead
+    client.work_ahead()
+    assert client._unpacker.one_rtt.next_prepared and not client.wants_work_ahead
+    _exchange(client, server, CLIENT_ADDR, 0.02)  # the client's Finished
+    installed = server._unpacker.one_rtt
+    assert installed is not None and server._packer.one_rtt is installed
+    assert (installed is made) if ahead else (made is None and not installed.next_prepared)
+    assert server.wants_work_ahead is (not ahead)
+    # and the keys work: data both ways
+    stream = client.open_stream()
+    client.stream_write(stream, b"ping")
+    client.stream_close(stream)
+    _exchange(client, server, CLIENT_ADDR, 0.03)
+    assert server.stream_read(stream) == b"ping"
+    server.stream_write(stream, b"pong")
+    _exchange(server, client, SERVER_ADDR, 0.04)
+    assert client.stream_read(stream) == b"pong"

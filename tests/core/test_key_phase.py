@@ -88,3 +88,43 @@ def test_forged_packet_is_dropped_not_fatal() -> None:
     with pytest.raises(DecryptionError):
         server.open(0, HDR, b"\x00" * 40, True, 0.0, PTO)  # a wrong phase bit tries the next keys
     assert server.key_phase == 0
+
+
+def test_next_phase_keys_are_derived_ahead_only_when_asked_and_again_after_each_update() -> None:
+    # RFC 9001 §6.3: the next receive keys are derived outside packet processing (prepare_next, which
+    # QuicConnection.work_ahead runs); a packet of the next phase that comes first still decrypts.
+    client, server = pair()
+    assert not client.next_prepared and not server.next_prepared
+    server.prepare_next()
+    assert server.next_prepared
+    ahead = server._next_recv_keys
+    ct, bit = send(client, 0)
+    server.open(0, HDR, ct, bit, 0.0, PTO)
+    ct, bit = send(server, 0)
+    client.open(0, HDR, ct, bit, 0.0, PTO)
+    client.on_packet_acked(0)
+    client.initiate_update(1.0, PTO)
+    assert not client.next_prepared  # the phase after the new one: made ahead later
+    ct, bit = send(client, 1)
+    assert server.open(1, HDR, ct, bit, 1.0, PTO) == b"data"
+    assert server.key_phase == 1 and server.recv_keys is ahead  # the keys made ahead, not new ones
+    assert not server.next_prepared
+    server.prepare_next()
+    client.prepare_next()
+    assert server.next_prepared and client.next_prepared
+    # a second update (after the first was answered and acknowledged) uses the keys made ahead too
+    ct, bit = send(server, 1)
+    client.open(1, HDR, ct, bit, 1.1, PTO)
+    server.on_packet_acked(1)
+    server.initiate_update(2.0, PTO)
+    ct, bit = send(server, 2)
+    assert client.open(2, HDR, ct, bit, 2.0, PTO) == b"data" and client.key_phase == 2
+
+
+def test_made_from_recognises_only_unused_keys_of_the_same_secrets() -> None:
+    client, _ = pair()
+    assert client.made_from(SUITE, C2S, S2C)
+    assert not client.made_from(SUITE, S2C, C2S)
+    assert not client.made_from(CipherSuite.AES_256_GCM_SHA384, C2S, S2C)
+    send(client, 0)
+    assert not client.made_from(SUITE, C2S, S2C)  # a key once used is not "made ahead" any more

@@ -9,7 +9,14 @@ from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quicsilver.handshake.hkdf import hkdf_expand, hkdf_expand_label, hkdf_extract, hmac_digest
+from quicsilver.handshake.hkdf import (
+    HmacKey,
+    hkdf_expand,
+    hkdf_expand_label,
+    hkdf_expand_labels,
+    hkdf_extract,
+    hmac_digest,
+)
 
 SHA256 = hashes.SHA256()
 SHA384 = hashes.SHA384()
@@ -74,3 +81,41 @@ def test_expand_label_rejects_unencodable(label: bytes, context: bytes, length: 
 )
 def test_hmac_is_rfc2104(name: str, key: bytes, msg: bytes) -> None:
     assert hmac_digest(name, key, msg) == hmac.digest(key, msg, name)
+
+
+@given(
+    name=st.sampled_from(["sha256", "sha384"]),
+    key=st.binary(max_size=300),
+    msgs=st.lists(st.binary(max_size=200), min_size=1, max_size=4),
+)
+def test_a_prepared_hmac_key_gives_rfc2104_for_every_message(
+    name: str, key: bytes, msgs: list[bytes]
+) -> None:
+    prepared = HmacKey(name, key)
+    for msg in msgs:  # the prepared states are copied, never consumed
+        assert prepared.digest(msg) == hmac.digest(key, msg, name)
+
+
+def test_a_prepared_hmac_key_is_only_for_the_tls_hashes() -> None:
+    with pytest.raises(ValueError, match="sha512"):
+        HmacKey("sha512", b"key")
+
+
+@given(
+    hash=st.sampled_from([SHA256, SHA384]),
+    secret=st.binary(min_size=32, max_size=48),
+    wanted=st.lists(
+        st.tuples(st.binary(min_size=1, max_size=40), st.integers(min_value=1, max_value=32)), max_size=4
+    ),
+)
+def test_expand_labels_equals_one_expand_label_each(
+    hash: hashes.HashAlgorithm, secret: bytes, wanted: list[tuple[bytes, int]]
+) -> None:
+    got = hkdf_expand_labels(hash, secret, tuple(wanted))
+    assert got == [hkdf_expand_label(hash, secret, label, b"", length) for label, length in wanted]
+
+
+@pytest.mark.parametrize("length", [0, 33])
+def test_expand_labels_makes_one_block_only(length: int) -> None:
+    with pytest.raises(ValueError):
+        hkdf_expand_labels(SHA256, bytes(32), ((b"quic key", length),))

@@ -34,9 +34,11 @@ def test_a_spare_made_after_a_handshake_serves_the_next_one_once() -> None:
     first = _hybrid()
     replenish_key_spares(NOW)
     assert len(groups._hybrid_spares) == 1
-    spare_public = groups._hybrid_spares[0][0].public_key().public_bytes_raw()
+    (kem, x, spare_public), _made, _pid = groups._hybrid_spares[0]
+    # the share kept with the spare is its keys' (ML-KEM encapsulation key, then X25519)
+    assert spare_public == kem.public_key().public_bytes_raw() + x.public_key().public_bytes_raw()
     second = _hybrid()
-    assert second.public[: len(spare_public)] == spare_public  # the spare, not a new key
+    assert second.public == spare_public  # the spare, not a new key
     third = _hybrid()  # no replenish in between: a fresh key, never the spare again
     assert len({first.public, second.public, third.public}) == 3
 
@@ -57,6 +59,9 @@ def test_the_server_takes_each_x25519_spare_once() -> None:
     share_c, _ = server_key_exchange(NamedGroup.X25519, client.public, NOW)
     assert len({share_a, share_b, share_c}) == 3
     assert not groups._x25519_spares
+    replenish_key_spares(NOW)
+    (private, public), _made, _pid = groups._x25519_spares[0]
+    assert public == private.public_key().public_bytes_raw()
 
 
 def test_nothing_is_made_for_kinds_nobody_took() -> None:
@@ -72,7 +77,7 @@ def test_nothing_is_made_for_kinds_nobody_took() -> None:
 def test_a_stale_spare_is_dropped() -> None:
     _hybrid()
     replenish_key_spares(NOW)
-    stale = groups._hybrid_spares[0][0].public_key().public_bytes_raw()
+    stale = groups._hybrid_spares[0][0][2]
     later = ClientKeyShare(NamedGroup.X25519MLKEM768, now=NOW + SPARE_KEY_LIFETIME)
     assert not later.public.startswith(stale)
     assert not groups._hybrid_spares
@@ -81,15 +86,15 @@ def test_a_stale_spare_is_dropped() -> None:
 def test_a_spare_of_another_process_is_never_used() -> None:
     _hybrid()
     replenish_key_spares(NOW)
-    kem, x, made, _pid = groups._hybrid_spares[0]
-    groups._hybrid_spares[0] = (kem, x, made, os.getpid() + 1)  # as if inherited through fork()
+    keys, made, _pid = groups._hybrid_spares[0]
+    groups._hybrid_spares[0] = (keys, made, os.getpid() + 1)  # as if inherited through fork()
     share = _hybrid()
-    assert not share.public.startswith(kem.public_key().public_bytes_raw())
+    assert share.public != keys[2]
 
 
 def test_without_a_clock_no_spare_is_taken() -> None:
     _hybrid()
     replenish_key_spares(NOW)
-    spare = groups._hybrid_spares[0][0].public_key().public_bytes_raw()
+    spare = groups._hybrid_spares[0][0][2]
     share = ClientKeyShare(NamedGroup.X25519MLKEM768)
-    assert not share.public.startswith(spare)
+    assert share.public != spare

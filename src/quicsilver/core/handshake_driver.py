@@ -153,6 +153,9 @@ class HandshakeDriver(Lifecycle):
         self._peer_ack_delay_exponent = 3
         self._max_datagram_size = cfg.initial_packet_size
         self._one_rtt_secrets: dict[bool, tuple[Any, bytes]] = {}
+        # 1-RTT keys a server derives ahead of the client's Finished (work_ahead), and whether it tried
+        self._one_rtt_ahead: OneRTTKeys | None = None
+        self._one_rtt_ahead_tried = False
         self._tls = None
         self._spaces = {space: PacketSpace(space, ReceivedPacketTracker(space)) for space in _ALL_SPACES}
         self._rtt = RTTStats()
@@ -307,14 +310,10 @@ class HandshakeDriver(Lifecycle):
             if len(self._one_rtt_secrets) == 2:
                 suite, send_secret = self._one_rtt_secrets[True]
                 _, recv_secret = self._one_rtt_secrets[False]
-                keys = OneRTTKeys(
-                    suite,
-                    self._version,
-                    send_secret,
-                    recv_secret,
-                    first_update_interval=self._config.first_key_update_interval,
-                    update_interval=self._config.key_update_interval,
-                )
+                keys = self._one_rtt_ahead
+                self._one_rtt_ahead = None
+                if keys is None or not keys.made_from(suite, send_secret, recv_secret):
+                    keys = self._new_one_rtt_keys(suite, send_secret, recv_secret)
                 self._packer.one_rtt = keys
                 self._unpacker.one_rtt = keys
                 self._one_rtt_secrets.clear()
@@ -327,6 +326,45 @@ class HandshakeDriver(Lifecycle):
             self._packer.keys[level] = keys_
         else:
             self._unpacker.keys[level] = keys_
+
+    def _new_one_rtt_keys(self, suite: Any, send_secret: bytes, recv_secret: bytes) -> OneRTTKeys:
+        return OneRTTKeys(
+            suite,
+            self._version,
+            send_secret,
+            recv_secret,
+            first_update_interval=self._config.first_key_update_interval,
+            update_interval=self._config.key_update_interval,
+        )
+
+    @property
+    def wants_work_ahead(self) -> bool:
+        """Whether ``work_ahead`` has keys to derive."""
+        one_rtt = self._unpacker.one_rtt
+        if one_rtt is not None:
+            return not one_rtt.next_prepared
+        return not self._one_rtt_ahead_tried and True in self._one_rtt_secrets
+
+    def work_ahead(self) -> None:
+        """Derive keys the connection will need next, while it waits for its peer. The I/O layer calls
+        this when ``wants_work_ahead``, once the datagrams of the moment are on the wire, so that the
+        derivations leave the path of the packets: a server's 1-RTT keys between its flight and the
+        client's Finished (installed only when that verifies, RFC 9001 §5.7), and on both sides the
+        next key phase's receive keys (RFC 9001 §6.3)."""
+        one_rtt = self._unpacker.one_rtt
+        if one_rtt is not None:
+            one_rtt.prepare_next()
+            return
+        if self._one_rtt_ahead_tried:
+            return
+        self._one_rtt_ahead_tried = True
+        sent = self._one_rtt_secrets.get(True)
+        pending = self._tls.pending_read_secret() if self._tls is not None else None
+        if sent is None or pending is None or sent[0] != pending[0]:
+            return
+        keys = self._new_one_rtt_keys(sent[0], sent[1], pending[1])
+        keys.prepare_next()
+        self._one_rtt_ahead = keys
 
     def _apply_peer_params(self, data: bytes) -> None:
         peer = _PERSPECTIVE_SERVER if self._is_client else _PERSPECTIVE_CLIENT

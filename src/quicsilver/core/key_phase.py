@@ -41,7 +41,10 @@ class OneRTTKeys:
         # Header protection stays with the first generation (RFC 9001 §6).
         self.send_header_keys = self.send_keys
         self.recv_header_keys = self.recv_keys
-        self._next_recv_keys = self.recv_keys.next_generation()
+        # RFC 9001 §6.3: made by prepare_next, which the I/O layer has run once the packets of the
+        # moment are out (QuicConnection.work_ahead), not while a packet waits; made on first use only
+        # if a packet of the next phase comes first.
+        self._next_recv_keys: PacketKeys | None = None
         self._prev_recv_keys: PacketKeys | None = None
         self._prev_expiry: float | None = None
         self.key_phase = 0
@@ -55,6 +58,34 @@ class OneRTTKeys:
         self._integrity_limit = INTEGRITY_LIMIT[suite]
         self._confidentiality_limit = CONFIDENTIALITY_LIMIT[suite]
         self._total_sent = 0
+
+    def made_from(self, suite: CipherSuite, send_secret: bytes, recv_secret: bytes) -> bool:
+        """Whether these are, unused, the keys of these secrets (keys made ahead of need)."""
+        return (
+            self.key_phase == 0
+            and self._total_sent == 0
+            and self._first_received is None
+            and self.send_keys.suite == suite
+            and self.send_keys.secret == send_secret
+            and self.recv_keys.secret == recv_secret
+        )
+
+    @property
+    def next_prepared(self) -> bool:
+        """Whether the next key phase's receive keys are derived (see ``prepare_next``)."""
+        return self._next_recv_keys is not None
+
+    def prepare_next(self) -> None:
+        """Derive the next key phase's receive keys now, ahead of a key update (RFC 9001 §6.3: their
+        derivation while a packet is processed would show, by its timing, that the packet started
+        an update; and it keeps the derivation off the path of the packets that follow)."""
+        self._next_keys()
+
+    def _next_keys(self) -> PacketKeys:
+        keys = self._next_recv_keys
+        if keys is None:
+            keys = self._next_recv_keys = self.recv_keys.next_generation()
+        return keys
 
     @property
     def phase_bit(self) -> bool:
@@ -99,8 +130,8 @@ class OneRTTKeys:
         self._prev_recv_keys = self.recv_keys
         # RFC 9001 §6.5: keep the old keys around for about three PTOs for reordered packets.
         self._prev_expiry = now + 3 * pto
-        self.recv_keys = self._next_recv_keys
-        self._next_recv_keys = self.recv_keys.next_generation()
+        self.recv_keys = self._next_keys()
+        self._next_recv_keys = None  # the phase after: prepare_next, once this packet is handled
         self.send_keys = self.send_keys.next_generation()
         self.key_phase += 1
         self._first_sent = None
@@ -145,7 +176,7 @@ class OneRTTKeys:
                             raise
                 # ...or, when nothing of the current phase arrived yet, a peer that already moved one
                 # phase further (an update started without waiting for our acknowledgment).
-            plain = self._next_recv_keys.open(pn, header, payload)
+            plain = self._next_keys().open(pn, header, payload)
         except DecryptionError:
             # RFC 9001 §6.6: count failed decryptions against the integrity limit.
             self._invalid_packets += 1

@@ -19,7 +19,16 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes
 
-__all__ = ["LABEL_PREFIX", "hkdf_expand", "hkdf_expand_label", "hkdf_extract", "hmac_digest"]
+__all__ = [
+    "LABEL_PREFIX",
+    "HmacKey",
+    "hkdf_expand",
+    "hkdf_expand_label",
+    "hkdf_expand_labels",
+    "hkdf_extract",
+    "hmac_digest",
+    "label_info",
+]
 
 
 def _builtin_hash(name: str) -> Callable[[bytes], Any]:
@@ -59,6 +68,36 @@ def hmac_digest(name: str, key: bytes, msg: bytes) -> bytes:
     return outer
 
 
+class HmacKey:
+    """One HMAC key (RFC 2104) prepared for several messages: the hash states after ``key XOR ipad``
+    and ``key XOR opad`` are computed once, and each MAC copies them. Several secrets are each
+    expanded into several keys (a packet key, IV and header protection key; the key schedule's
+    traffic secrets), where that halves the cost of the HMACs after the first."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, name: str, key: bytes) -> None:
+        """``name``: "sha256" or "sha384" (ValueError otherwise)."""
+        entry = _HMAC_HASHES.get(name)
+        if entry is None:
+            raise ValueError(f"no prepared HMAC for {name!r}")
+        new, block = entry
+        if len(key) > block:
+            key = new(key).digest()
+        key = key.ljust(block, b"\x00")
+        self._inner: Any = new(key.translate(_IPAD))
+        self._outer: Any = new(key.translate(_OPAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        """HMAC(key, ``msg``)."""
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        mac: bytes = outer.digest()
+        return mac
+
+
 # RFC 8446 §7.1: every label is prefixed with "tls13 ".
 LABEL_PREFIX: Final = b"tls13 "
 # RFC 8446 §7.1: ``opaque label<7..255>`` and ``opaque context<0..255>``.
@@ -96,30 +135,54 @@ def hkdf_expand(hash: hashes.HashAlgorithm, secret: bytes, info: bytes, length: 
     return bytes(out[:length])
 
 
-def hkdf_expand_label(
-    hash: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
-) -> bytes:
-    """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1).
+def label_info(label: bytes, context: bytes, length: int) -> bytes:
+    """The HkdfLabel of RFC 8446 §7.1, followed by HKDF-Expand's first counter byte (0x01)::
 
-    ``label`` is given without the "tls13 " prefix (e.g. ``b"quic key"``). The HkdfLabel is::
-
-        uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>;
-
-    Raises ValueError for a label or context too long to encode, or a length HKDF cannot produce.
+    uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>;
     """
     if len(label) > _MAX_LABEL_LENGTH:
         raise ValueError(f"HKDF label of {len(label)} bytes is longer than {_MAX_LABEL_LENGTH}")
     if len(context) > _MAX_CONTEXT_LENGTH:
         raise ValueError(f"HKDF context of {len(context)} bytes is longer than {_MAX_CONTEXT_LENGTH}")
-    if not 0 <= length <= 0xFFFF:
-        raise ValueError(f"HKDF output length {length} does not fit the uint16 length field")
-    info = b"".join(
+    return b"".join(
         (
             struct.pack("!HB", length, len(LABEL_PREFIX) + len(label)),
             LABEL_PREFIX,
             label,
             bytes((len(context),)),
             context,
+            b"\x01",
         )
     )
-    return hkdf_expand(hash, secret, info, length)
+
+
+def hkdf_expand_label(
+    hash: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1).
+
+    ``label`` is given without the "tls13 " prefix (e.g. ``b"quic key"``). Raises ValueError for a
+    label or context too long to encode, or a length HKDF cannot produce.
+    """
+    if not 0 <= length <= 0xFFFF:
+        raise ValueError(f"HKDF output length {length} does not fit the uint16 length field")
+    info = label_info(label, context, length)
+    if 0 < length <= hash.digest_size:  # T(1) = HMAC(PRK, info | 0x01): every secret, key and IV
+        return hmac_digest(hash.name, secret, info)[:length]
+    return hkdf_expand(hash, secret, info[:-1], length)
+
+
+def hkdf_expand_labels(hash: Any, secret: bytes, wanted: tuple[tuple[bytes, int], ...]) -> list[bytes]:
+    """HKDF-Expand-Label(``secret``, label, "", length) for each (label, length) of ``wanted``, the
+    HMAC key prepared once (:class:`HmacKey`). Each length is at most the hash's size (one HKDF
+    block: keys, IVs, secrets); ValueError otherwise, and as ``hkdf_expand_label``."""
+    name: str = hash.name
+    size: int = hash.digest_size
+    key = HmacKey(name, secret) if name in _HMAC_HASHES else None
+    out: list[bytes] = []
+    for label, length in wanted:
+        if not 0 < length <= size:
+            raise ValueError(f"hkdf_expand_labels makes one block of at most {size} bytes, not {length}")
+        info = label_info(label, b"", length)
+        out.append((key.digest(info) if key is not None else hmac_digest(name, secret, info))[:length])
+    return out

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from quicsilver.handshake.hkdf import hkdf_expand_label, hkdf_extract
+from quicsilver.handshake.hkdf import hkdf_expand_label, hkdf_expand_labels, hkdf_extract
 from quicsilver.protocol import VERSION_1, VERSION_2, Perspective
 
 __all__ = [
@@ -185,10 +185,8 @@ def initial_secrets(version: int, dcid: bytes) -> tuple[bytes, bytes]:
     except KeyError:
         raise ValueError(f"no Initial salt defined for QUIC version {version:#010x}") from None
     initial_secret = hkdf_extract(_SHA256, salt, dcid)
-    return (
-        hkdf_expand_label(_SHA256, initial_secret, _CLIENT_IN, b"", 32),
-        hkdf_expand_label(_SHA256, initial_secret, _SERVER_IN, b"", 32),
-    )
+    client, server = hkdf_expand_labels(_SHA256, initial_secret, ((_CLIENT_IN, 32), (_SERVER_IN, 32)))
+    return client, server
 
 
 def next_generation_secret(suite: CipherSuite, secret: bytes, version: int) -> bytes:
@@ -287,8 +285,13 @@ class PacketKeys:
         self.suite = suite
         self.secret = secret
         self.version = version
-        self.key = hkdf_expand_label(hash, secret, key_label, b"", key_length)
-        self.iv = hkdf_expand_label(hash, secret, iv_label, b"", _IV_LENGTH)
+        wanted: tuple[tuple[bytes, int], ...]
+        if header_protection_from is None:
+            wanted = ((key_label, key_length), (iv_label, _IV_LENGTH), (hp_label, key_length))
+        else:
+            wanted = ((key_label, key_length), (iv_label, _IV_LENGTH))
+        derived = hkdf_expand_labels(hash, secret, wanted)
+        self.key, self.iv = derived[0], derived[1]
         self._iv_int = int.from_bytes(self.iv, "big")
         is_chacha = suite == CipherSuite.CHACHA20_POLY1305_SHA256
         aead = ChaCha20Poly1305(self.key) if is_chacha else AESGCM(self.key)
@@ -301,7 +304,7 @@ class PacketKeys:
             self.hp_key = header_protection_from.hp_key
             hp = header_protection_from._header_protection
         else:
-            self.hp_key = hkdf_expand_label(hash, secret, hp_label, b"", key_length)
+            self.hp_key = derived[2]
             hp = _ChaChaHeaderProtection(self.hp_key) if is_chacha else _AesHeaderProtection(self.hp_key)
         self._header_protection = hp
         self._raw_mask = hp.raw_mask

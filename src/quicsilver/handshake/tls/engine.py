@@ -20,6 +20,7 @@ from typing import Final
 
 from ...errors import ConfigError, TransportError, crypto_error
 from ...protocol import EncryptionLevel
+from ..protection import CipherSuite
 from .alerts import AlertDescription, tls_error
 from .client import ClientHandshake
 from .config import TLSConfig
@@ -193,6 +194,13 @@ class TLSEngine:
         if isinstance(self._handshake, ServerHandshake):
             return self._handshake.wants_session_ticket()
         return False
+
+    def pending_read_secret(self) -> tuple[CipherSuite, bytes] | None:
+        """Server, between its flight and the client's Finished: (suite, secret) of the 1-RTT read keys
+        the Finished will install; None otherwise."""
+        if isinstance(self._handshake, ServerHandshake):
+            return self._handshake.pending_read_secret()
+        return None
 
     def send_session_ticket(self, now: float, app_data: bytes = b"") -> bool:
         """Server: queue a NewSessionTicket (WriteData at ONE_RTT) sealing ``app_data`` (what the QUIC

@@ -57,8 +57,14 @@ _EC_CURVES: Final[dict[int, tuple[ec.EllipticCurve, int]]] = {
 
 SPARE_KEY_LIFETIME: Final = 10.0
 
-_hybrid_spares: Final[list[tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey, float, int]]] = []
-_x25519_spares: Final[list[tuple[x25519.X25519PrivateKey, float, int]]] = []
+# A spare is the private key(s), the public share the ClientHello or ServerHello carries (deriving an
+# ML-KEM-768 encapsulation key from its private key costs ~30 us: done with the key), when it was
+# made and by which process.
+_HybridKeys = tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey, bytes]
+_X25519Key = tuple[x25519.X25519PrivateKey, bytes]
+
+_hybrid_spares: Final[list[tuple[_HybridKeys, float, int]]] = []
+_x25519_spares: Final[list[tuple[_X25519Key, float, int]]] = []
 _wanted: Final[list[bool]] = [False, False]  # [hybrid, x25519] taken since the last replenish
 
 
@@ -66,22 +72,34 @@ def _fresh(made: float, pid: int, now: float | None) -> bool:
     return now is not None and pid == os.getpid() and 0.0 <= now - made < SPARE_KEY_LIFETIME
 
 
-def _take_hybrid(now: float | None) -> tuple[mlkem.MLKEM768PrivateKey, x25519.X25519PrivateKey]:
+def _new_hybrid() -> _HybridKeys:
+    kem = mlkem.MLKEM768PrivateKey.generate()
+    x = x25519.X25519PrivateKey.generate()
+    # draft-ietf-tls-ecdhe-mlkem §4.1: the X25519MLKEM768 share is the ML-KEM key, then X25519's
+    return kem, x, kem.public_key().public_bytes_raw() + x.public_key().public_bytes_raw()
+
+
+def _new_x25519() -> _X25519Key:
+    x = x25519.X25519PrivateKey.generate()
+    return x, x.public_key().public_bytes_raw()
+
+
+def _take_hybrid(now: float | None) -> _HybridKeys:
     _wanted[0] = True
     while _hybrid_spares:
-        kem, x, made, pid = _hybrid_spares.pop()
+        keys, made, pid = _hybrid_spares.pop()
         if _fresh(made, pid, now):
-            return kem, x
-    return mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate()
+            return keys
+    return _new_hybrid()
 
 
-def _take_x25519(now: float | None) -> x25519.X25519PrivateKey:
+def _take_x25519(now: float | None) -> _X25519Key:
     _wanted[1] = True
     while _x25519_spares:
-        x, made, pid = _x25519_spares.pop()
+        keys, made, pid = _x25519_spares.pop()
         if _fresh(made, pid, now):
-            return x
-    return x25519.X25519PrivateKey.generate()
+            return keys
+    return _new_x25519()
 
 
 def replenish_key_spares(now: float) -> None:
@@ -90,13 +108,11 @@ def replenish_key_spares(now: float) -> None:
     if _wanted[0]:
         _wanted[0] = False
         if not _hybrid_spares:
-            kem = mlkem.MLKEM768PrivateKey.generate()
-            x = x25519.X25519PrivateKey.generate()
-            _hybrid_spares.append((kem, x, now, os.getpid()))
+            _hybrid_spares.append((_new_hybrid(), now, os.getpid()))
     if _wanted[1]:
         _wanted[1] = False
         if not _x25519_spares:
-            _x25519_spares.append((x25519.X25519PrivateKey.generate(), now, os.getpid()))
+            _x25519_spares.append((_new_x25519(), now, os.getpid()))
 
 
 def _bad_share(reason: str) -> Exception:
@@ -169,13 +185,9 @@ class ClientKeyShare:
                 self._x25519 = hybrid._x25519
                 self.public = hybrid.public[-_X25519_LEN:]
             else:
-                self._x25519 = _take_x25519(now)
-                self.public = self._x25519.public_key().public_bytes_raw()
+                self._x25519, self.public = _take_x25519(now)
         elif group == NamedGroup.X25519MLKEM768:
-            self._mlkem, self._x25519 = _take_hybrid(now)
-            self.public = (
-                self._mlkem.public_key().public_bytes_raw() + self._x25519.public_key().public_bytes_raw()
-            )
+            self._mlkem, self._x25519, self.public = _take_hybrid(now)
         else:
             self._ec = ec.generate_private_key(_EC_CURVES[group][0])
             self.public = _ec_public_bytes(self._ec)
@@ -208,8 +220,8 @@ def server_key_exchange(group: int, client_share: bytes, now: float | None = Non
     """The server's (share, shared secret) answering ``client_share`` in ``group``; ``now`` as for
     ClientKeyShare."""
     if group == NamedGroup.X25519:
-        private = _take_x25519(now)
-        return private.public_key().public_bytes_raw(), _x25519_exchange(private, client_share)
+        private, public = _take_x25519(now)
+        return public, _x25519_exchange(private, client_share)
     if group == NamedGroup.X25519MLKEM768:
         if len(client_share) != _MLKEM_PK + _X25519_LEN:
             raise _bad_share("X25519MLKEM768 share of the wrong length")
@@ -218,9 +230,9 @@ def server_key_exchange(group: int, client_share: bytes, now: float | None = Non
             kem_secret, ciphertext = kem_public.encapsulate()
         except ValueError:
             raise _bad_share("ML-KEM encapsulation key rejected")
-        private = _take_x25519(now)
+        private, public = _take_x25519(now)
         secret = kem_secret + _x25519_exchange(private, client_share[_MLKEM_PK:])
-        return ciphertext + private.public_key().public_bytes_raw(), secret
+        return ciphertext + public, secret
     if group in _EC_CURVES:
         peer = _ec_public(group, client_share)
         ec_private = ec.generate_private_key(_EC_CURVES[group][0])

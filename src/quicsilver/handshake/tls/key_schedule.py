@@ -21,7 +21,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 
-from ..hkdf import hkdf_expand_label, hkdf_extract, hmac_digest
+from ..hkdf import HmacKey, hkdf_expand_label, hkdf_extract, hmac_digest, label_info
 from ..protection import CipherSuite
 from .messages import encode_message_hash
 
@@ -90,13 +90,16 @@ def _no_psk_early_secrets(hash_name: str) -> tuple[bytes, bytes]:
 class KeySchedule:
     """One connection's key schedule; ``secret`` walks Early -> Handshake -> Master (RFC 8446 §7.1)."""
 
-    __slots__ = ("_derived", "_empty", "hash", "hash_length", "hash_name", "secret", "suite")
+    __slots__ = ("_derived", "_empty", "_secret_key", "hash", "hash_length", "hash_name", "secret", "suite")
 
     def __init__(self, suite: int, psk: bytes | None = None) -> None:
         self.suite = CipherSuite(suite)
         self.hash, self.hash_name = _HASHES[suite]
         self.hash_length = self.hash.digest_size
         self._empty = _EMPTY_HASH[self.hash_name]
+        # (secret, that secret as an HMAC key), prepared with its first Derive-Secret: each stage's
+        # secret derives two to four secrets (RFC 8446 §7.1)
+        self._secret_key: tuple[bytes, HmacKey] | None = None
         if psk is None:
             # Without a PSK the Early Secret and its "derived" secret are constants of the hash.
             self.secret, self._derived = _no_psk_early_secrets(self.hash_name)
@@ -108,7 +111,11 @@ class KeySchedule:
 
     def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(current secret, label, Messages) with Hash(Messages) given."""
-        return hkdf_expand_label(self.hash, self.secret, label, transcript_hash, self.hash_length)
+        prepared = self._secret_key
+        secret = self.secret
+        if prepared is None or prepared[0] is not secret:
+            prepared = self._secret_key = (secret, HmacKey(self.hash_name, secret))
+        return prepared[1].digest(label_info(label, transcript_hash, self.hash_length))
 
     def derive_from(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(secret, label, Messages) for a secret other than the current one."""

@@ -436,6 +436,14 @@ class ServerHandshake(HandshakeBase):
             )
         )
 
+    def pending_read_secret(self) -> tuple[CipherSuite, bytes] | None:
+        """The client's application traffic secret between our flight and the client's Finished: the
+        1-RTT read secret ``install`` reports once the Finished verifies (RFC 9001 §5.7), known earlier
+        so that the QUIC layer can derive its keys while it waits. None before and after."""
+        if self.complete or not self._client_application_secret or self.suite is None:
+            return None
+        return self.suite, self._client_application_secret
+
     # ---- NewSessionTicket (RFC 8446 §4.6.1) --------------------------------------------------------------
 
     def wants_session_ticket(self) -> bool:
