@@ -5,13 +5,14 @@
 A handshake of the handshakes scenario (full handshake, ECDSA P-256 certificate, the client's
 default X25519MLKEM768 + X25519 shares) is five steps that run one after the other, each on one
 side: the client's first flight (ClientHello), the server's flight, the client's Finished, the
-server's answer (HANDSHAKE_DONE, NEW_TOKEN, NEW_CONNECTION_IDs), the client's ACK. After each step the side that
-sent does what the I/O layer does once its datagrams are out, while the peer answers: the next
-handshake's ephemeral keys (``replenish_key_spares``) and the keys it needs next (``work_ahead``): that is the last line, off the path; ``on the path`` is the total without it.
-The two-process benchmark (``bench/run.py --scenarios handshakes``) adds the sockets, asyncio and the application
-to each step; this script shows what the core alone costs per step, so a change to the handshake
-path can be measured without the noise of two processes sharing two cores. It prints the median
-microseconds per step over ``--repeat`` runs of ``--count`` handshakes.
+server's answer (HANDSHAKE_DONE, NEW_TOKEN, NEW_CONNECTION_IDs), the client's ACK. After each step
+the side that sent does what the I/O layer does once its datagrams are out, while the peer answers:
+the next handshake's ephemeral keys (``replenish_key_spares``) and the keys it needs next
+(``work_ahead``). That is the line "work ahead", off the path; "on the path" is the total without it.
+The two-process benchmark (``bench/run.py --scenarios handshakes``) adds the sockets, asyncio and
+the application to each step; this script shows what the core alone costs per step, so a change to
+the handshake path can be measured without the noise of two processes sharing two cores. It prints
+the median microseconds per step over ``--repeat`` runs of ``--count`` handshakes.
 
 Run it against the compiled build with ``PYTHONPATH=$(python bench/compiled.py)``.
 """

@@ -91,11 +91,16 @@ def test_forged_packet_is_dropped_not_fatal() -> None:
 
 
 def test_next_phase_keys_are_derived_ahead_only_when_asked_and_again_after_each_update() -> None:
-    # RFC 9001 §6.3: the next receive keys are derived outside packet processing (prepare_next, which
-    # QuicConnection.work_ahead runs); a packet of the next phase that comes first still decrypts.
+    # RFC 9001 §6.3: the next receive keys are derived outside packet processing (prepare_next, at the
+    # connection's timer, about a PTO after a phase began); a packet of the next phase that comes first
+    # still decrypts.
     client, server = pair()
     assert not client.next_prepared and not server.next_prepared
+    client.schedule_next(0.5)
+    assert client.next_keys_due == 0.5
     server.prepare_next()
+    server.schedule_next(0.5)  # already made: nothing to schedule
+    assert server.next_keys_due is None
     assert server.next_prepared
     ahead = server._next_recv_keys
     ct, bit = send(client, 0)
@@ -104,14 +109,18 @@ def test_next_phase_keys_are_derived_ahead_only_when_asked_and_again_after_each_
     client.open(0, HDR, ct, bit, 0.0, PTO)
     client.on_packet_acked(0)
     client.initiate_update(1.0, PTO)
-    assert not client.next_prepared  # the phase after the new one: made ahead later
+    # the phase after the new one: about a PTO later (the connection's timer)
+    assert not client.next_prepared and client.next_keys_due == pytest.approx(1.0 + PTO)
+    client.prepare_next_if_due(1.0 + PTO / 2)
+    assert not client.next_prepared
+    client.prepare_next_if_due(1.0 + PTO)
+    assert client.next_prepared and client.next_keys_due is None
     ct, bit = send(client, 1)
     assert server.open(1, HDR, ct, bit, 1.0, PTO) == b"data"
     assert server.key_phase == 1 and server.recv_keys is ahead  # the keys made ahead, not new ones
-    assert not server.next_prepared
+    assert not server.next_prepared and server.next_keys_due == pytest.approx(1.0 + PTO)
     server.prepare_next()
-    client.prepare_next()
-    assert server.next_prepared and client.next_prepared
+    assert server.next_prepared and server.next_keys_due is None
     # a second update (after the first was answered and acknowledged) uses the keys made ahead too
     ct, bit = send(server, 1)
     client.open(1, HDR, ct, bit, 1.1, PTO)

@@ -317,6 +317,7 @@ class HandshakeDriver(Lifecycle):
                 self._packer.one_rtt = keys
                 self._unpacker.one_rtt = keys
                 self._one_rtt_secrets.clear()
+                keys.schedule_next(now + self._rtt.pto(True))
                 if self._is_client:
                     # 1-RTT replaces 0-RTT for sending (RFC 9001 §4.9.3).
                     self._packer.keys.pop(_LEVEL_ZERO_RTT, None)
@@ -340,22 +341,17 @@ class HandshakeDriver(Lifecycle):
     @property
     def wants_work_ahead(self) -> bool:
         """Whether ``work_ahead`` has keys to derive."""
-        one_rtt = self._unpacker.one_rtt
-        if one_rtt is not None:
-            return not one_rtt.next_prepared
-        return not self._one_rtt_ahead_tried and True in self._one_rtt_secrets
+        return (
+            not self._one_rtt_ahead_tried and True in self._one_rtt_secrets and self._unpacker.one_rtt is None
+        )
 
     def work_ahead(self) -> None:
         """Derive keys the connection will need next, while it waits for its peer. The I/O layer calls
         this when ``wants_work_ahead``, once the datagrams of the moment are on the wire, so that the
-        derivations leave the path of the packets: a server's 1-RTT keys between its flight and the
-        client's Finished (installed only when that verifies, RFC 9001 §5.7), and on both sides the
-        next key phase's receive keys (RFC 9001 §6.3)."""
-        one_rtt = self._unpacker.one_rtt
-        if one_rtt is not None:
-            one_rtt.prepare_next()
-            return
-        if self._one_rtt_ahead_tried:
+        derivations leave the path of the packets: a server's 1-RTT keys (and the next key phase's
+        receive keys, RFC 9001 §6.3) between its flight and the client's Finished, installed only
+        when that verifies (RFC 9001 §5.7). (Otherwise the next phase's keys are a timer.)"""
+        if self._one_rtt_ahead_tried or self._unpacker.one_rtt is not None:
             return
         self._one_rtt_ahead_tried = True
         sent = self._one_rtt_secrets.get(True)

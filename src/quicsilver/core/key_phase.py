@@ -41,10 +41,11 @@ class OneRTTKeys:
         # Header protection stays with the first generation (RFC 9001 §6).
         self.send_header_keys = self.send_keys
         self.recv_header_keys = self.recv_keys
-        # RFC 9001 §6.3: made by prepare_next, which the I/O layer has run once the packets of the
-        # moment are out (QuicConnection.work_ahead), not while a packet waits; made on first use only
-        # if a packet of the next phase comes first.
+        # RFC 9001 §6.3: made at ``next_keys_due`` (a connection timer: about a PTO after these keys
+        # became current, as the RFC allows) or ahead by ``prepare_next``, not while a packet waits;
+        # made on first use only if a packet of the next phase comes first.
         self._next_recv_keys: PacketKeys | None = None
+        self.next_keys_due: float | None = None
         self._prev_recv_keys: PacketKeys | None = None
         self._prev_expiry: float | None = None
         self.key_phase = 0
@@ -79,7 +80,18 @@ class OneRTTKeys:
         """Derive the next key phase's receive keys now, ahead of a key update (RFC 9001 §6.3: their
         derivation while a packet is processed would show, by its timing, that the packet started
         an update; and it keeps the derivation off the path of the packets that follow)."""
+        self.next_keys_due = None
         self._next_keys()
+
+    def schedule_next(self, at: float) -> None:
+        """Derive the next phase's receive keys at ``at`` (``prepare_next_if_due``), unless made before."""
+        if self._next_recv_keys is None:
+            self.next_keys_due = at
+
+    def prepare_next_if_due(self, now: float) -> None:
+        due = self.next_keys_due
+        if due is not None and now >= due:
+            self.prepare_next()
 
     def _next_keys(self) -> PacketKeys:
         keys = self._next_recv_keys
@@ -131,7 +143,9 @@ class OneRTTKeys:
         # RFC 9001 §6.5: keep the old keys around for about three PTOs for reordered packets.
         self._prev_expiry = now + 3 * pto
         self.recv_keys = self._next_keys()
-        self._next_recv_keys = None  # the phase after: prepare_next, once this packet is handled
+        # RFC 9001 §6.3: the phase after this one "approximately the PTO" later
+        self._next_recv_keys = None
+        self.next_keys_due = now + pto
         self.send_keys = self.send_keys.next_generation()
         self.key_phase += 1
         self._first_sent = None

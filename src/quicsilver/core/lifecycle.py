@@ -138,8 +138,11 @@ class Lifecycle(ConnectionBase):
         if pacing is not None:
             candidates.append(pacing)
         one_rtt = self._packer.one_rtt
-        if one_rtt is not None and one_rtt.previous_keys_expiry is not None:
-            candidates.append(one_rtt.previous_keys_expiry)
+        if one_rtt is not None:
+            if one_rtt.previous_keys_expiry is not None:
+                candidates.append(one_rtt.previous_keys_expiry)
+            if one_rtt.next_keys_due is not None:
+                candidates.append(one_rtt.next_keys_due)
         path = self._path_timer()
         if path is not None:
             candidates.append(path)
@@ -217,6 +220,7 @@ class Lifecycle(ConnectionBase):
         one_rtt = self._packer.one_rtt
         if one_rtt is not None:
             one_rtt.drop_previous_keys(now)
+            one_rtt.prepare_next_if_due(now)  # RFC 9001 §6.3
 
     # -- probes ----------------------------------------------------------------------------------
 
