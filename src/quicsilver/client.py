@@ -13,20 +13,27 @@ name, for resumption and 0-RTT.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import logging
+import os
 import socket
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .api_connection import Connection
 from .config import Config
 from .errors import ConfigError
 from .multiplexer import format_address
+from .sys.sockopts import env_flag
 from .transport import Transport, is_ip_literal, parse_address
 
 if TYPE_CHECKING:
     from .handshake.tls import TLSConfig
 
 __all__ = ["LRUTokenStore", "TokenStore", "dial_addr", "dial_addr_early", "dial_on"]
+
+logger = logging.getLogger("quicsilver.client")
 
 
 class TokenStore(Protocol):
@@ -118,8 +125,10 @@ async def dial_on(
     config: Config | None,
     *,
     early: bool,
+    prepare_next: Callable[[], None] | None = None,
 ) -> Connection:
-    """Dial ``addr`` from ``transport``; the shared implementation of every dial function."""
+    """Dial ``addr`` from ``transport``; the shared implementation of every dial function.
+    ``prepare_next``: called once the ClientHello is out (dial_addr makes the next dial's socket)."""
     _check_tls(tls_config)
     config = (config or Config()).validated().populated()
     host, port = parse_address(addr, for_dial=True)
@@ -163,8 +172,10 @@ async def dial_on(
     core.connect(remote, now)
     conn.flush(now)
     transport.flush_sends()
-    # the ClientHello is out: make the next dial's ephemeral keys while the server answers
+    # the ClientHello is out: make the next dial's ephemeral keys (and socket) while the server answers
     replenish_key_spares(now)
+    if prepare_next is not None:
+        prepare_next()
     try:
         # 0-RTT is possible when the resumed session allows early data (RFC 8446 §4.6.1
         # max_early_data_size, 0xffffffff in QUIC); otherwise dial_early waits like dial.
@@ -175,6 +186,89 @@ async def dial_on(
         conn.close(0, "dial cancelled")
         raise
     return conn
+
+
+# --------------------------------------------------------------------------------------------------
+# A dial's socket made ahead of need
+#
+# Each dial_addr binds a new UDP socket and wraps it in a Transport (buffers, DF, ECN, GSO/GRO probes,
+# the event loop's reader): ~0.15-0.2 ms before the ClientHello can leave. Once a dial's ClientHello
+# is out, while the server answers, the next default dial's Transport is made (one per address
+# family) and kept for SPARE_TRANSPORT_LIFETIME seconds: a process that keeps dialling takes it at
+# once, one that stops has it closed by a timer. It is used only in the process and on the event
+# loop that made it, and only while the QUICSILVER_DISABLE_GSO / _GRO / _ECN environment it was made
+# with is unchanged. Its socket is bound to an ephemeral port no peer knows.
+
+SPARE_TRANSPORT_LIFETIME: Final = 10.0
+
+
+class _SpareTransport:
+    __slots__ = ("environment", "expiry", "made", "pid", "transport")
+
+    def __init__(self, transport: Transport, made: float, expiry: asyncio.TimerHandle) -> None:
+        self.transport = transport
+        self.made = made
+        self.expiry = expiry
+        self.pid = os.getpid()
+        self.environment = _socket_environment()
+
+
+_spare_transports: Final[dict[int, _SpareTransport]] = {}  # by address family
+
+
+def _socket_environment() -> tuple[bool, bool, bool]:
+    """The environment ``wrap_conn`` reads when it prepares a socket."""
+    return (
+        env_flag("QUICSILVER_DISABLE_GSO"),
+        env_flag("QUICSILVER_DISABLE_GRO"),
+        env_flag("QUICSILVER_DISABLE_ECN"),
+    )
+
+
+def _take_spare_transport(family: int, loop: asyncio.AbstractEventLoop) -> Transport | None:
+    spare = _spare_transports.pop(family, None)
+    if spare is None:
+        return None
+    spare.expiry.cancel()
+    transport = spare.transport
+    if (
+        not transport.closed
+        and transport._loop is loop
+        and spare.pid == os.getpid()
+        and 0.0 <= loop.time() - spare.made < SPARE_TRANSPORT_LIFETIME
+        and spare.environment == _socket_environment()
+    ):
+        return transport
+    transport.close()
+    return None
+
+
+def _make_spare_transport(family: int, local: tuple[str, int]) -> None:
+    if family in _spare_transports:
+        return
+    try:
+        transport = Transport(local, _single_use=True, connection_id_length=0)
+    except OSError as exc:  # the next dial makes its own, and reports this then
+        logger.debug("no spare dial socket: %s", exc)
+        return
+    loop = transport._start()
+    expiry = loop.call_later(SPARE_TRANSPORT_LIFETIME, _expire_spare_transport, family, transport)
+    _spare_transports[family] = _SpareTransport(transport, loop.time(), expiry)
+
+
+@atexit.register
+def _close_spare_transports() -> None:
+    """At exit, the spares' event loops are usually gone: close their sockets all the same."""
+    while _spare_transports:
+        _, spare = _spare_transports.popitem()
+        spare.transport.close()
+
+
+def _expire_spare_transport(family: int, transport: Transport) -> None:
+    spare = _spare_transports.get(family)
+    if spare is not None and spare.transport is transport:
+        del _spare_transports[family]
+    transport.close()
 
 
 async def _dial_addr(
@@ -190,10 +284,21 @@ async def _dial_addr(
     host, port = parse_address(addr, for_dial=True)
     family, _ = await _resolve(host, port)
     local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-    options = {"connection_id_length": 0, **transport_options}
-    transport = Transport(local, _single_use=True, **options)
+    prepare_next: Callable[[], None] | None = None
+    transport: Transport | None = None
+    if not transport_options:  # the default socket: one may be ready, and the next one is made ahead
+        transport = _take_spare_transport(family, asyncio.get_running_loop())
+
+        def prepare_next() -> None:
+            _make_spare_transport(family, local)
+
+    if transport is None:
+        options = {"connection_id_length": 0, **transport_options}
+        transport = Transport(local, _single_use=True, **options)
     try:
-        return await dial_on(transport, (host, port), tls_config, config, early=early)
+        return await dial_on(
+            transport, (host, port), tls_config, config, early=early, prepare_next=prepare_next
+        )
     except BaseException:
         transport.close()
         raise
