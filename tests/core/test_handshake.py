@@ -8,7 +8,8 @@ from quicsilver.config import Config
 from quicsilver.core.connection import QuicConnection
 from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
 from quicsilver.errors import TransportError
-from quicsilver.protocol import VERSION_1, PacketNumberSpace
+from quicsilver.handshake.protection import CipherSuite
+from quicsilver.protocol import VERSION_1, EncryptionLevel, PacketNumberSpace
 from quicsilver.wire.frames import CryptoFrame
 
 from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim, client_tls, server_tls
@@ -119,18 +120,30 @@ def _exchange(sender: QuicConnection, receiver: QuicConnection, source: tuple[st
 
 
 @pytest.mark.parametrize("ahead", [True, False], ids=["work-ahead", "no-work-ahead"])
-def test_the_server_derives_its_1rtt_keys_between_its_flight_and_the_clients_finished(ahead: bool) -> None:
+def test_keys_for_the_peers_answer_are_derived_while_it_comes(ahead: bool) -> None:
+    # Without work_ahead (no I/O layer to call it) every key is derived when first needed instead.
     config = Config()
     client = QuicConnection(config, client_tls(), is_client=True, server_name="localhost")
     server = QuicConnection(config, server_tls(), is_client=False)
     client.connect(SERVER_ADDR, 0.0)
     _exchange(client, server, CLIENT_ADDR, 0.0)
+    # the client's ClientHello is out: the server's Initial keys are installed, not yet derived
+    assert EncryptionLevel.INITIAL in client._unpacker.pending
+    assert EncryptionLevel.INITIAL not in client._unpacker.keys
+    assert client.wants_work_ahead
+    if ahead:
+        client.work_ahead()
+        assert EncryptionLevel.INITIAL in client._unpacker.keys and not client._unpacker.pending
+        assert not client.wants_work_ahead
     _exchange(server, client, SERVER_ADDR, 0.01)  # the server's flight is out
     assert server._unpacker.one_rtt is None  # RFC 9001 §5.7: no 1-RTT reads before the Finished
+    # its Handshake keys, for the client's Finished, are installed and wait to be derived
+    assert EncryptionLevel.HANDSHAKE in server._unpacker.pending
     assert server.wants_work_ahead
     made = None
     if ahead:
         server.work_ahead()
+        assert EncryptionLevel.HANDSHAKE in server._unpacker.keys and not server._unpacker.pending
         made = server._one_rtt_ahead
         assert made is not None and made.next_prepared
         assert not server.wants_work_ahead  # tried once: nothing more to do until the Finished
@@ -159,3 +172,23 @@ def test_the_server_derives_its_1rtt_keys_between_its_flight_and_the_clients_fin
     server.stream_write(stream, b"pong")
     _exchange(server, client, SERVER_ADDR, 0.04)
     assert client.stream_read(stream) == b"pong"
+
+
+def test_keys_installed_for_later_are_derived_once_and_dropped_with_their_space() -> None:
+    client = QuicConnection(Config(), client_tls(), is_client=True, server_name="localhost")
+    client.connect(SERVER_ADDR, 0.0)
+    unpacker = client._unpacker
+    secret = bytes(range(32))
+    unpacker.install_later(EncryptionLevel.HANDSHAKE, CipherSuite.AES_128_GCM_SHA256, secret, VERSION_1)
+    assert client._keys_generation() == 2  # counted as installed (Initial, Handshake)
+    unpacker.derive_pending()
+    keys = unpacker.keys[EncryptionLevel.HANDSHAKE]
+    assert keys.secret == secret and not unpacker.pending
+    unpacker.derive_pending()
+    assert unpacker.keys[EncryptionLevel.HANDSHAKE] is keys  # not derived again
+    # RFC 9001 §4.9.1: dropping a space drops its keys, derived or not
+    unpacker.install_later(EncryptionLevel.HANDSHAKE, CipherSuite.AES_128_GCM_SHA256, secret, VERSION_1)
+    client._discard_space(PacketNumberSpace.INITIAL)
+    assert EncryptionLevel.INITIAL not in unpacker.keys and EncryptionLevel.INITIAL not in unpacker.pending
+    unpacker.drop_keys(EncryptionLevel.HANDSHAKE)
+    assert not unpacker.pending and EncryptionLevel.HANDSHAKE not in unpacker.keys

@@ -288,7 +288,7 @@ class QuicConnection(MigrationMixin):
 
     def _keys_generation(self) -> int:
         unpacker = self._unpacker
-        return len(unpacker.keys) + (unpacker.one_rtt is not None)
+        return len(unpacker.keys) + len(unpacker.pending) + (unpacker.one_rtt is not None)
 
     def _buffer_undecryptable(self, buf: bytearray, start: int, end: int, ecn: int) -> bool:
         """Keep a packet that arrived before its keys (reordering), as quic-go does, to process it once

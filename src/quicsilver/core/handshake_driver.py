@@ -36,7 +36,13 @@ from quicsilver.core.peer_params import (
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.core.unpacker import PacketUnpacker, UnpackedPacket
 from quicsilver.errors import TransportError, TransportErrorCode, VersionNegotiationError, crypto_error
-from quicsilver.handshake.protection import PacketKeys, initial_keys, retry_integrity_valid
+from quicsilver.handshake.protection import (
+    INITIAL_CIPHER_SUITE,
+    PacketKeys,
+    initial_keys,
+    initial_secrets,
+    retry_integrity_valid,
+)
 from quicsilver.handshake.tls import (
     EarlyDataRejected,
     HandshakeComplete,
@@ -261,8 +267,15 @@ class HandshakeDriver(Lifecycle):
         )
 
     def _install_initial_keys(self, dcid: bytes) -> None:
-        seal, open_ = initial_keys(self._version, dcid, self._perspective)
+        if self._is_client:
+            # The server's Initial keys serve only its answer: derived while it comes (work_ahead).
+            client_secret, server_secret = initial_secrets(self._version, dcid)
+            self._packer.keys[_LEVEL_INITIAL] = PacketKeys(INITIAL_CIPHER_SUITE, client_secret, self._version)
+            self._unpacker.install_later(_LEVEL_INITIAL, INITIAL_CIPHER_SUITE, server_secret, self._version)
+            return
+        seal, open_ = initial_keys(self._version, dcid, self._perspective)  # a server needs both now
         self._packer.keys[_LEVEL_INITIAL] = seal
+        self._unpacker.drop_keys(_LEVEL_INITIAL)
         self._unpacker.keys[_LEVEL_INITIAL] = open_
 
     # -- TLS -------------------------------------------------------------------------------------
@@ -322,11 +335,11 @@ class HandshakeDriver(Lifecycle):
                     # 1-RTT replaces 0-RTT for sending (RFC 9001 §4.9.3).
                     self._packer.keys.pop(_LEVEL_ZERO_RTT, None)
             return
-        keys_ = PacketKeys(ev.suite, ev.secret, self._version)
         if ev.is_write:
-            self._packer.keys[level] = keys_
+            self._packer.keys[level] = PacketKeys(ev.suite, ev.secret, self._version)
         else:
-            self._unpacker.keys[level] = keys_
+            # derived with the first packet of the level, or once our flight is out (work_ahead)
+            self._unpacker.install_later(level, ev.suite, ev.secret, self._version)
 
     def _new_one_rtt_keys(self, suite: Any, send_secret: bytes, recv_secret: bytes) -> OneRTTKeys:
         return OneRTTKeys(
@@ -341,6 +354,8 @@ class HandshakeDriver(Lifecycle):
     @property
     def wants_work_ahead(self) -> bool:
         """Whether ``work_ahead`` has keys to derive."""
+        if self._unpacker.pending:
+            return True
         return (
             not self._one_rtt_ahead_tried and True in self._one_rtt_secrets and self._unpacker.one_rtt is None
         )
@@ -348,9 +363,12 @@ class HandshakeDriver(Lifecycle):
     def work_ahead(self) -> None:
         """Derive keys the connection will need next, while it waits for its peer. The I/O layer calls
         this when ``wants_work_ahead``, once the datagrams of the moment are on the wire, so that the
-        derivations leave the path of the packets: a server's 1-RTT keys (and the next key phase's
-        receive keys, RFC 9001 §6.3) between its flight and the client's Finished, installed only
-        when that verifies (RFC 9001 §5.7). (Otherwise the next phase's keys are a timer.)"""
+        derivations leave the path of the packets: receive keys installed with a flight we sent (the
+        client's Initial keys for the server's answer, a server's Handshake keys for the client's
+        Finished), and a server's 1-RTT keys (and the next key phase's receive keys, RFC 9001 §6.3)
+        between its flight and the client's Finished, installed only when that verifies (RFC 9001
+        §5.7). (Otherwise the next phase's keys are a timer.)"""
+        self._unpacker.derive_pending()
         if self._one_rtt_ahead_tried or self._unpacker.one_rtt is not None:
             return
         self._one_rtt_ahead_tried = True
@@ -465,7 +483,7 @@ class HandshakeDriver(Lifecycle):
         # RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
         self._discard_space(_SPACE_INITIAL)
         self._discard_space(_SPACE_HANDSHAKE)
-        self._unpacker.keys.pop(_LEVEL_ZERO_RTT, None)
+        self._unpacker.drop_keys(_LEVEL_ZERO_RTT)
         self._on_confirmed_path(now)
         if not self._is_client:
             self._conn_ids_ours.drop_initial_client_dcid()

@@ -326,7 +326,7 @@ class Lifecycle(ConnectionBase):
         pstate.discarded = True
         for level in _LEVELS_OF_SPACE[space]:
             self._packer.keys.pop(level, None)
-            self._unpacker.keys.pop(level, None)
+            self._unpacker.drop_keys(level)
             self._probes.pop(level, None)
         self._sph.drop_space(space)
         if self._tracer is not None:

@@ -14,7 +14,7 @@ from typing import Final
 from quicsilver.core.key_phase import OneRTTKeys
 from quicsilver.core.spaces import PacketSpace
 from quicsilver.errors import TransportError, TransportErrorCode
-from quicsilver.handshake.protection import DecryptionError, PacketKeys, unprotect_header
+from quicsilver.handshake.protection import CipherSuite, DecryptionError, PacketKeys, unprotect_header
 from quicsilver.protocol import EncryptionLevel, PacketNumberSpace
 from quicsilver.qlog.tracer import DropReason
 from quicsilver.wire.frames import Frame, check_frame_allowed, parse_frame, parse_frames
@@ -99,10 +99,33 @@ class PacketUnpacker:
         self.spaces = spaces
         self.short_dcid_len = short_dcid_len
         self.keys: dict[EncryptionLevel, PacketKeys] = {}
+        # Keys installed whose derivation waits for their first packet or for ``derive_pending``
+        # (QuicConnection.work_ahead, once the flight they answer is out): (suite, secret, version).
+        self.pending: dict[EncryptionLevel, tuple[CipherSuite, bytes, int]] = {}
         self.one_rtt: OneRTTKeys | None = None
         # The current PTO, kept up to date by the connection when the RTT changes (it only matters
         # for how long old 1-RTT keys are kept after a key update).
         self.pto = 1.0
+
+    def install_later(self, level: EncryptionLevel, suite: CipherSuite, secret: bytes, version: int) -> None:
+        """Install the receive keys of ``level``; derive them when first needed (``derive_pending``)."""
+        self.keys.pop(level, None)
+        self.pending[level] = (suite, secret, version)
+
+    def drop_keys(self, level: EncryptionLevel) -> None:
+        self.keys.pop(level, None)
+        self.pending.pop(level, None)
+
+    def derive_pending(self) -> None:
+        for level in list(self.pending):
+            self._derive(level)
+
+    def _derive(self, level: EncryptionLevel) -> PacketKeys | None:
+        entry = self.pending.pop(level, None)
+        if entry is None:
+            return None
+        keys = self.keys[level] = PacketKeys(entry[0], entry[1], entry[2])
+        return keys
 
     def unpack(self, buf: bytearray, pos: int, now: float) -> tuple[UnpackedPacket | Dropped, int]:
         """Unprotect the packet at ``buf[pos]``; returns it (or a drop) and where the next one starts.
@@ -124,7 +147,9 @@ class PacketUnpacker:
             level = _LEVEL_OF[ptype]
             keys = self.keys.get(level)
             if keys is None:
-                return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
+                keys = self._derive(level)
+                if keys is None:
+                    return Dropped(ptype, end - pos, DropReason.KEY_UNAVAILABLE), end
             pn_offset = hdr.pn_offset - pos
             version, dcid, scid, token = hdr.version, hdr.dcid, hdr.scid, hdr.token
         else:
