@@ -28,6 +28,15 @@ def send(sender: OneRTTKeys, pn: int, payload: bytes = b"data") -> tuple[bytes, 
     return sender.send_keys.seal(pn, HDR, payload), sender.phase_bit
 
 
+def first_exchange(client: OneRTTKeys, server: OneRTTKeys) -> None:
+    """A packet each way at time 0, the client's acknowledged: the client may update (RFC 9001 §6.5)."""
+    ct, bit = send(client, 0)
+    server.open(0, HDR, ct, bit, 0.0, PTO)
+    ct, bit = send(server, 0)
+    client.open(0, HDR, ct, bit, 0.0, PTO)
+    client.on_packet_acked(0)
+
+
 def test_update_initiated_only_after_interval_and_ack() -> None:
     client, server = pair(interval=10)
     for pn in range(10):
@@ -42,11 +51,7 @@ def test_update_initiated_only_after_interval_and_ack() -> None:
 
 def test_peer_update_is_followed_and_old_keys_decrypt_reordered_packets() -> None:
     client, server = pair()
-    ct, bit = send(client, 0)
-    server.open(0, HDR, ct, bit, 0.0, PTO)
-    ct, bit = send(server, 0)
-    client.open(0, HDR, ct, bit, 0.0, PTO)
-    client.on_packet_acked(0)
+    first_exchange(client, server)
     late, late_bit = send(client, 1)  # sent with phase 0, delivered after the update
     client.initiate_update(1.0, PTO)
     ct, bit = send(client, 2)
@@ -65,11 +70,7 @@ def test_peer_update_is_followed_and_old_keys_decrypt_reordered_packets() -> Non
 
 def test_second_update_before_sending_is_key_update_error() -> None:
     client, server = pair()
-    ct, bit = send(client, 0)
-    server.open(0, HDR, ct, bit, 0.0, PTO)
-    ct, bit = send(server, 0)
-    client.open(0, HDR, ct, bit, 0.0, PTO)
-    client.on_packet_acked(0)
+    first_exchange(client, server)
     client.initiate_update(1.0, PTO)
     ct, bit = send(client, 1)
     server.open(1, HDR, ct, bit, 1.0, PTO)  # the server follows to phase 1 but sends nothing
@@ -103,11 +104,7 @@ def test_next_phase_keys_are_derived_ahead_only_when_asked_and_again_after_each_
     assert server.next_keys_due is None
     assert server.next_prepared
     ahead = server._next_recv_keys
-    ct, bit = send(client, 0)
-    server.open(0, HDR, ct, bit, 0.0, PTO)
-    ct, bit = send(server, 0)
-    client.open(0, HDR, ct, bit, 0.0, PTO)
-    client.on_packet_acked(0)
+    first_exchange(client, server)
     client.initiate_update(1.0, PTO)
     # the phase after the new one: about a PTO later (the connection's timer)
     assert not client.next_prepared and client.next_keys_due == pytest.approx(1.0 + PTO)
