@@ -203,12 +203,11 @@ SPARE_TRANSPORT_LIFETIME: Final = 10.0
 
 
 class _SpareTransport:
-    __slots__ = ("environment", "expiry", "made", "pid", "transport")
+    __slots__ = ("environment", "expiry", "pid", "transport")
 
-    def __init__(self, transport: Transport, made: float, expiry: asyncio.TimerHandle) -> None:
+    def __init__(self, transport: Transport, expiry: asyncio.TimerHandle) -> None:
         self.transport = transport
-        self.made = made
-        self.expiry = expiry
+        self.expiry = expiry  # closes it once SPARE_TRANSPORT_LIFETIME is over
         self.pid = os.getpid()
         self.environment = _socket_environment()
 
@@ -235,7 +234,6 @@ def _take_spare_transport(family: int, loop: asyncio.AbstractEventLoop) -> Trans
         not transport.closed
         and transport._loop is loop
         and spare.pid == os.getpid()
-        and 0.0 <= loop.time() - spare.made < SPARE_TRANSPORT_LIFETIME
         and spare.environment == _socket_environment()
     ):
         return transport
@@ -253,7 +251,7 @@ def _make_spare_transport(family: int, local: tuple[str, int]) -> None:
         return
     loop = transport._start()
     expiry = loop.call_later(SPARE_TRANSPORT_LIFETIME, _expire_spare_transport, family, transport)
-    _spare_transports[family] = _SpareTransport(transport, loop.time(), expiry)
+    _spare_transports[family] = _SpareTransport(transport, expiry)
 
 
 @atexit.register

@@ -145,7 +145,7 @@ class OneRTTKeys:
         self.recv_keys = self._next_keys()
         # RFC 9001 §6.3: the phase after this one "approximately the PTO" later
         self._next_recv_keys = None
-        self.next_keys_due = now + pto
+        self.schedule_next(now + pto)
         self.send_keys = self.send_keys.next_generation()
         self.key_phase += 1
         self._first_sent = None

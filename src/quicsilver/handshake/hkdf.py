@@ -53,6 +53,13 @@ _IPAD: Final = bytes.maketrans(bytes(range(256)), bytes(b ^ 0x36 for b in range(
 _OPAD: Final = bytes.maketrans(bytes(range(256)), bytes(b ^ 0x5C for b in range(256)))
 
 
+def _block_key(new: Callable[[bytes], Any], block: int, key: bytes) -> bytes:
+    """RFC 2104 §2: the key hashed if longer than the hash's block, then zero-padded to the block."""
+    if len(key) > block:
+        key = new(key).digest()
+    return key.ljust(block, b"\x00")
+
+
 def hmac_digest(name: str, key: bytes, msg: bytes) -> bytes:
     """HMAC (RFC 2104) of ``msg`` under ``key`` with hash ``name`` ("sha256", "sha384"; any other
     name goes to the standard library's ``hmac``)."""
@@ -60,9 +67,7 @@ def hmac_digest(name: str, key: bytes, msg: bytes) -> bytes:
     if entry is None:
         return hmac.digest(key, msg, name)
     new, block = entry
-    if len(key) > block:
-        key = new(key).digest()
-    key = key.ljust(block, b"\x00")
+    key = _block_key(new, block, key)
     inner: bytes = new(key.translate(_IPAD) + msg).digest()
     outer: bytes = new(key.translate(_OPAD) + inner).digest()
     return outer
@@ -82,9 +87,7 @@ class HmacKey:
         if entry is None:
             raise ValueError(f"no prepared HMAC for {name!r}")
         new, block = entry
-        if len(key) > block:
-            key = new(key).digest()
-        key = key.ljust(block, b"\x00")
+        key = _block_key(new, block, key)
         self._inner: Any = new(key.translate(_IPAD))
         self._outer: Any = new(key.translate(_OPAD))
 
