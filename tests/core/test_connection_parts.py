@@ -164,3 +164,27 @@ def test_manager_conflicting_sequence_and_zero_length() -> None:
     with pytest.raises(TransportError) as exc:
         z.handle_new_connection_id(_ncid(1))
     assert exc.value.code == TransportErrorCode.PROTOCOL_VIOLATION
+
+
+def test_prepared_cids_are_the_ones_issued_up_to_the_peers_limit() -> None:
+    g = ConnIDGenerator(RandomConnectionIDGenerator(8), b"\x00" * 8, b"key")
+    g.prepare(3)  # the peer's active_connection_id_limit: two more CIDs than the first
+    prepared = list(g._prepared)
+    assert len(prepared) == 2 and all(token == stateless_reset_token(b"key", cid) for cid, token in prepared)
+    g.prepare(3)  # prepared once: nothing more
+    assert g._prepared == prepared and g.pending_frames == [] and g.issued == []
+    g.set_peer_limit(3)
+    frames = g.pending_frames
+    assert {(f.connection_id, f.reset_token) for f in frames if isinstance(f, NewConnectionIdFrame)} == set(
+        prepared
+    )
+    assert sorted(g.issued) == sorted(cid for cid, _ in prepared) and g._prepared == []
+    # a peer limit unknown when preparing: our cap (4 active), of which the peer may take fewer
+    h = ConnIDGenerator(RandomConnectionIDGenerator(8), b"\x00" * 8, None)
+    h.prepare()
+    assert len(h._prepared) == 3
+    h.set_peer_limit(2)
+    assert len(h.issued) == 1 and len(h._prepared) == 2
+    zero = ConnIDGenerator(RandomConnectionIDGenerator(0), b"", b"key")
+    zero.prepare()  # RFC 9000 §5.1.1: zero-length CIDs are never issued
+    assert zero._prepared == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from quicsilver.config import Config
+from quicsilver.core.conn_id_generator import RandomConnectionIDGenerator, stateless_reset_token
 from quicsilver.core.connection import QuicConnection
-from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted
+from quicsilver.core.events import ConnectionIdIssued, HandshakeCompleted, NewTokenReceived
 from quicsilver.errors import TransportError
 from quicsilver.handshake.protection import CipherSuite
 from quicsilver.protocol import VERSION_1, EncryptionLevel, PacketNumberSpace
@@ -192,3 +193,67 @@ def test_keys_installed_for_later_are_derived_once_and_dropped_with_their_space(
     assert EncryptionLevel.INITIAL not in unpacker.keys and EncryptionLevel.INITIAL not in unpacker.pending
     unpacker.drop_keys(EncryptionLevel.HANDSHAKE)
     assert not unpacker.pending and EncryptionLevel.HANDSHAKE not in unpacker.keys
+
+
+class _CountingGenerator:
+    """The default generator, counting the CIDs it makes."""
+
+    def __init__(self) -> None:
+        self.made: list[bytes] = []
+        self._random = RandomConnectionIDGenerator()
+
+    def generate_connection_id(self) -> bytes:
+        cid = self._random.generate_connection_id()
+        self.made.append(cid)
+        return cid
+
+    @property
+    def connection_id_len(self) -> int:
+        return self._random.connection_id_len
+
+
+@pytest.mark.parametrize("ahead", [True, False], ids=["work-ahead", "no-work-ahead"])
+def test_what_the_end_of_the_handshake_issues_is_made_while_the_peer_answers(ahead: bool) -> None:
+    # A server issues CIDs (RFC 9000 §5.1.1) and a NEW_TOKEN token (§8.1.3) when its handshake
+    # completes, on the client Finished's path; work_ahead makes them between its flight and that
+    # Finished. Without work_ahead they are made at the end, as before: the frames are the same.
+    key = b"k" * 32
+    generator = _CountingGenerator()
+    minted: list[tuple[object, float]] = []
+    clock = [0.0]
+
+    def provider(addr: object) -> bytes:
+        minted.append((addr, clock[0]))
+        return b"token-%d" % len(minted)
+
+    config = Config()
+    client = QuicConnection(config, client_tls(), is_client=True, server_name="localhost")
+    server = QuicConnection(
+        config,
+        server_tls(),
+        is_client=False,
+        connection_id_generator=generator,
+        stateless_reset_key=key,
+        new_token_provider=provider,
+    )
+    client.connect(SERVER_ADDR, 0.0)
+    _exchange(client, server, CLIENT_ADDR, 0.0)
+    _exchange(server, client, SERVER_ADDR, 0.01)  # the server's flight is out
+    assert len(generator.made) == 1 and minted == []  # only the server's own first CID
+    if ahead:
+        clock[0] = 0.011
+        server.work_ahead()
+        # the client's active_connection_id_limit (4) allows three more CIDs, our cap as well
+        assert len(generator.made) == 4 and minted == [(CLIENT_ADDR, 0.011)]
+    clock[0] = 0.02
+    _exchange(client, server, CLIENT_ADDR, 0.02)  # the client's Finished
+    assert any(isinstance(e, HandshakeCompleted) for e in iter(server.next_event, None))
+    assert len(generator.made) == 4  # made once, whenever
+    assert minted == [(CLIENT_ADDR, 0.011 if ahead else 0.02)]
+    _exchange(server, client, SERVER_ADDR, 0.03)
+    events = list(iter(client.next_event, None))
+    assert NewTokenReceived(b"token-1") in events
+    # the client holds the four CIDs, each with the reset token bound to it (RFC 9000 §10.3.2)
+    assert client._conn_ids_peer._cids == {
+        seq: (cid, stateless_reset_token(key, cid)) for seq, cid in enumerate(generator.made)
+    }

@@ -3,8 +3,6 @@ RFC 9221 §3), alone and wired into a resumed handshake."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from quicsilver.handshake.tls import (
@@ -44,21 +42,21 @@ REMEMBERED = encode_transport_parameters(BASE)
 
 def test_same_or_larger_limits_are_compatible() -> None:
     assert zero_rtt_parameters_compatible(REMEMBERED, BASE)
-    bigger = replace(BASE, initial_max_data=1 << 22, initial_max_streams_bidi=1000, max_idle_timeout=5)
+    bigger = BASE.replace(initial_max_data=1 << 22, initial_max_streams_bidi=1000, max_idle_timeout=5)
     assert zero_rtt_parameters_compatible(REMEMBERED, bigger)
 
 
 @pytest.mark.parametrize("name", REMEMBERED_LIMITS)
 def test_any_smaller_limit_rejects_zero_rtt(name: str) -> None:
-    smaller = replace(BASE, **{name: getattr(BASE, name) - 1})
+    smaller = BASE.replace(**{name: getattr(BASE, name) - 1})
     assert not zero_rtt_parameters_compatible(REMEMBERED, smaller)
 
 
 def test_datagram_support_may_not_shrink() -> None:
-    assert not zero_rtt_parameters_compatible(REMEMBERED, replace(BASE, max_datagram_frame_size=1200))
-    assert not zero_rtt_parameters_compatible(REMEMBERED, replace(BASE, max_datagram_frame_size=None))
-    without = encode_transport_parameters(replace(BASE, max_datagram_frame_size=None))
-    assert zero_rtt_parameters_compatible(without, replace(BASE, max_datagram_frame_size=None))
+    assert not zero_rtt_parameters_compatible(REMEMBERED, BASE.replace(max_datagram_frame_size=1200))
+    assert not zero_rtt_parameters_compatible(REMEMBERED, BASE.replace(max_datagram_frame_size=None))
+    without = encode_transport_parameters(BASE.replace(max_datagram_frame_size=None))
+    assert zero_rtt_parameters_compatible(without, BASE.replace(max_datagram_frame_size=None))
 
 
 def test_unparsable_remembered_parameters_reject_zero_rtt() -> None:
@@ -98,7 +96,7 @@ def test_wired_into_the_server_engine() -> None:
     connect(0.0, BASE)  # full handshake: gets a ticket remembering BASE
     events, c, _ = connect(1.0, BASE)  # same limits: 0-RTT accepted
     assert c.early_data_accepted and not of_type(events, EarlyDataRejected)  # type: ignore[arg-type]
-    events, c, _ = connect(2.0, replace(BASE, initial_max_data=1000))  # the server lowered a limit
+    events, c, _ = connect(2.0, BASE.replace(initial_max_data=1000))  # the server lowered a limit
     assert of_type(events, EarlyDataRejected)  # type: ignore[arg-type]
     (done,) = of_type(events, HandshakeComplete)  # type: ignore[arg-type]
     assert isinstance(done, HandshakeComplete) and done.session_resumed and not done.early_data_accepted

@@ -33,6 +33,12 @@ from quicsilver.wire.frames import (
     PingFrame,
     StreamFrame,
 )
+from quicsilver.wire.transport_parameters import (
+    TransportParameters,
+    VersionInformation,
+    encode_transport_parameters,
+    parse_transport_parameters,
+)
 
 
 class FakeClock:
@@ -153,6 +159,30 @@ def test_connection_trace_round_trips_as_json_seq() -> None:
     }
     closed = by_name["connectivity:connection_closed"]["data"]
     assert closed == {"owner": "local", "trigger": "application", "application_code": 0, "reason": "bye"}
+
+
+def test_transport_parameters_are_logged_field_by_field() -> None:
+    out = io.BytesIO()
+    tracer = QlogConnectionTracer(out, is_client=False, odcid=b"\x01", clock=FakeClock())
+    local = TransportParameters(
+        initial_max_data=1 << 20,
+        initial_source_connection_id=b"\xab\xcd",
+        version_information=VersionInformation(1, (1, 0x6B3343CF)),
+    )
+    tracer.sent_transport_parameters(local)
+    remote = parse_transport_parameters(encode_transport_parameters(local), Perspective.SERVER)
+    tracer.received_transport_parameters(remote)
+    tracer.close()
+    _, events = read_qlog(out.getvalue())
+    assert [e["name"] for e in events] == ["transport:parameters_set"] * 2
+    for event, owner in zip(events, ("local", "remote"), strict=True):
+        data = event["data"]
+        assert data["owner"] == owner
+        assert data["initial_max_data"] == 1 << 20
+        assert data["initial_source_connection_id"] == "abcd"
+        assert data["max_udp_payload_size"] == 65527 and data["original_destination_connection_id"] is None
+        assert data["version_information"] == {"chosen_version": 1, "available_versions": [1, 0x6B3343CF]}
+        assert data["unknown"] == []
 
 
 def test_events_after_close_are_ignored() -> None:

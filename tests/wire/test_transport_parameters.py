@@ -302,3 +302,18 @@ def test_parameter_ids() -> None:
     assert TransportParameterId.VERSION_INFORMATION == 0x11
     assert TransportParameterId.MAX_DATAGRAM_FRAME_SIZE == 0x20
     assert TransportParameterId.GREASE_QUIC_BIT == 0x2AB2
+
+
+def test_parameters_are_a_value() -> None:
+    tp = TransportParameters(initial_max_data=7, unknown=((0x1B, b"x"),))
+    same = TransportParameters(initial_max_data=7)
+    assert tp == same and hash(tp) == hash(same)  # unknown parameters take no part in equality
+    assert tp != TransportParameters(initial_max_data=8) and tp != "initial_max_data=7"
+    bigger = tp.replace(initial_max_data=9, max_idle_timeout=30_000)
+    assert (bigger.initial_max_data, bigger.max_idle_timeout, bigger.unknown) == (9, 30_000, ((0x1B, b"x"),))
+    assert tp.initial_max_data == 7  # replace copies
+    with pytest.raises(TypeError, match="initial_max_datum"):
+        tp.replace(initial_max_datum=1)
+    fields = tp.as_dict()
+    assert len(fields) == 21 and fields["initial_max_data"] == 7 and fields["unknown"] == ((0x1B, b"x"),)
+    assert "initial_max_data=7" in repr(tp) and repr(tp).startswith("TransportParameters(")

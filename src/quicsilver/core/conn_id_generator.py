@@ -86,6 +86,8 @@ class ConnIDGenerator:
         self.issued: list[bytes] = []
         self.retired: list[bytes] = []
         self._initial_client_dcid: bytes | None = None
+        # (cid, reset token) pairs made by ``prepare`` while the connection waited for its peer
+        self._prepared: list[tuple[bytes, bytes]] = []
 
     @property
     def active_connection_ids(self) -> list[bytes]:
@@ -122,6 +124,20 @@ class ConnIDGenerator:
         self.issued.append(cid)
         return cid, self.reset_token(cid)
 
+    def prepare(self, peer_limit: int | None = None) -> None:
+        """Make, ahead of need, the CIDs and reset tokens ``set_peer_limit`` will issue: as many as
+        ``peer_limit`` (the peer's active_connection_id_limit) allows, or our cap when it is not
+        known yet. Called while the connection waits for its peer, so that issuing them at the end
+        of the handshake (RFC 9000 §5.1.1) only builds the frames."""
+        if self._generator.connection_id_len == 0:
+            return
+        limit = (
+            MAX_ISSUED_CONNECTION_IDS if peer_limit is None else min(peer_limit, MAX_ISSUED_CONNECTION_IDS)
+        )
+        for _ in range(limit - len(self._active) - len(self._prepared)):
+            cid = self._generator.generate_connection_id()
+            self._prepared.append((cid, self.reset_token(cid)))
+
     def set_peer_limit(self, limit: int) -> None:
         """The peer's active_connection_id_limit is known: issue CIDs up to it (RFC 9000 §5.1.1)."""
         self._peer_limit = min(limit, MAX_ISSUED_CONNECTION_IDS)
@@ -131,15 +147,17 @@ class ConnIDGenerator:
             self._issue()
 
     def _issue(self) -> None:
-        cid = self._generator.generate_connection_id()
+        if self._prepared:
+            cid, token = self._prepared.pop(0)
+        else:
+            cid = self._generator.generate_connection_id()
+            token = self.reset_token(cid)
         seq = self._next_seq
         self._next_seq += 1
         self._active[seq] = cid
         self.issued.append(cid)
         self.pending_frames.append(
-            NewConnectionIdFrame(
-                sequence=seq, retire_prior_to=0, connection_id=cid, reset_token=self.reset_token(cid)
-            )
+            NewConnectionIdFrame(sequence=seq, retire_prior_to=0, connection_id=cid, reset_token=token)
         )
 
     def handle_retire_connection_id(self, frame: RetireConnectionIdFrame, packet_dcid: bytes) -> None:

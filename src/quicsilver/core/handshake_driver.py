@@ -162,6 +162,10 @@ class HandshakeDriver(Lifecycle):
         # 1-RTT keys a server derives ahead of the client's Finished (work_ahead), and whether it tried
         self._one_rtt_ahead: OneRTTKeys | None = None
         self._one_rtt_ahead_tried = False
+        # What the end of the handshake issues, made in work_ahead: whether our CIDs are prepared,
+        # and a server's NEW_TOKEN token with the address it was minted for
+        self._handshake_end_prepared = False
+        self._prepared_token: tuple[Any, bytes | None] | None = None
         self._tls = None
         self._spaces = {space: PacketSpace(space, ReceivedPacketTracker(space)) for space in _ALL_SPACES}
         self._rtt = RTTStats()
@@ -367,8 +371,11 @@ class HandshakeDriver(Lifecycle):
         client's Initial keys for the server's answer, a server's Handshake keys for the client's
         Finished), and a server's 1-RTT keys (and the next key phase's receive keys, RFC 9001 §6.3)
         between its flight and the client's Finished, installed only when that verifies (RFC 9001
-        §5.7). (Otherwise the next phase's keys are a timer.)"""
+        §5.7). (Otherwise the next phase's keys are a timer.) Also what the end of the handshake
+        issues: our CIDs with their reset tokens and a server's NEW_TOKEN token."""
         self._unpacker.derive_pending()
+        if not self._handshake_end_prepared and not self._handshake_complete:
+            self._prepare_handshake_end()
         if self._one_rtt_ahead_tried or self._unpacker.one_rtt is not None:
             return
         self._one_rtt_ahead_tried = True
@@ -379,6 +386,27 @@ class HandshakeDriver(Lifecycle):
         keys = self._new_one_rtt_keys(sent[0], sent[1], pending[1])
         keys.prepare_next()
         self._one_rtt_ahead = keys
+
+    def _prepare_handshake_end(self) -> None:
+        self._handshake_end_prepared = True
+        params = self._peer_params
+        # RFC 9000 §5.1.1: issued up to the peer's active_connection_id_limit (our cap while unknown)
+        self._conn_ids_ours.prepare(params.active_connection_id_limit if params is not None else None)
+        provider = self._new_token_provider
+        if provider is not None and not self._is_client:
+            self._prepared_token = (self._peer_addr, provider(self._peer_addr))
+
+    def _new_token(self) -> bytes | None:
+        """Server: the NEW_TOKEN token for the peer's address (RFC 9000 §8.1.3), the one minted ahead
+        if the address is still the one it was minted for."""
+        provider = self._new_token_provider
+        if provider is None:
+            return None
+        prepared = self._prepared_token
+        self._prepared_token = None
+        if prepared is not None and prepared[0] == self._peer_addr:
+            return prepared[1]
+        return provider(self._peer_addr)
 
     def _apply_peer_params(self, data: bytes) -> None:
         peer = _PERSPECTIVE_SERVER if self._is_client else _PERSPECTIVE_CLIENT
@@ -446,11 +474,9 @@ class HandshakeDriver(Lifecycle):
             # RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it sends
             # HANDSHAKE_DONE (RFC 9000 §19.20), and may send NEW_TOKEN and a session ticket.
             self._packer.control_frames.append(HandshakeDoneFrame())
-            provider = self._new_token_provider
-            if provider is not None:
-                token = provider(self._peer_addr)
-                if token:
-                    self._packer.control_frames.append(NewTokenFrame(token))
+            token = self._new_token()
+            if token:
+                self._packer.control_frames.append(NewTokenFrame(token))
             self._confirm_handshake(now)
             if self._tls.wants_session_ticket():  # encode the parameters only for a ticket we send
                 self._tls.send_session_ticket(now, self._ticket_app_data())

@@ -239,6 +239,9 @@ def _jsonable(value: Any) -> Any:
         return value.name.lower()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    as_dict = getattr(value, "as_dict", None)  # TransportParameters, a plain immutable class
+    if callable(as_dict):
+        return {str(k): _jsonable(v) for k, v in as_dict().items()}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
