@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 # The per-packet and per-connection work: frame and header codecs, packet protection, packet numbers,
 # ACK and loss handling, congestion control, the connection core (packing, unpacking, streams, flow
-# control), the frame classes. Left out: events.py (public frozen dataclasses), conn_id_generator.py
+# control), the frame classes. Left out: events.py (public frozen dataclasses), connection_ids.py
 # (a public runtime-checkable Protocol), and the TLS layer's public classes.
 COMPILED_GLOBS = (
     "src/quicsilver/ackhandler/*.py",
@@ -37,7 +37,7 @@ COMPILED_GLOBS = (
 )
 NOT_COMPILED = {
     "src/quicsilver/core/events.py",
-    "src/quicsilver/core/conn_id_generator.py",
+    "src/quicsilver/core/connection_ids.py",
     # the TLS layer's public API (configuration, tickets and their store) and its event dataclasses
     "src/quicsilver/handshake/tls/config.py",
     "src/quicsilver/handshake/tls/tickets.py",

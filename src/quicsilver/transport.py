@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Config
-from .core.conn_id_generator import (
+from .core.connection_ids import (
     ConnectionIDGenerator,
     RandomConnectionIDGenerator,
     stateless_reset_token,

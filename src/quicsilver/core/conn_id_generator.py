@@ -1,5 +1,7 @@
-"""Our connection IDs: the pluggable generator, stateless reset tokens, and issuing/retiring them
-(RFC 9000 §5.1, §5.1.1, §5.1.2, §10.3.2, §19.15, §19.16).
+"""Our connection IDs: issuing and retiring them (RFC 9000 §5.1, §5.1.1, §5.1.2, §19.15, §19.16).
+
+The pluggable generator and stateless reset tokens are :mod:`quicsilver.core.connection_ids`
+(interpreted: a public Protocol), re-exported here.
 
 The I/O layer routes packets to a connection by the CIDs issued here; every issue or retirement is
 reported so it can update its packet-handler map.
@@ -8,11 +10,14 @@ reported so it can update its packet-handler map.
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from typing import Final
 
+from quicsilver.core.connection_ids import (
+    ConnectionIDGenerator,
+    RandomConnectionIDGenerator,
+    stateless_reset_token,
+)
 from quicsilver.errors import TransportError, TransportErrorCode
-from quicsilver.handshake.hkdf import hmac_digest
-from quicsilver.protocol import DEFAULT_CONNECTION_ID_LENGTH, MAX_CONNECTION_ID_LENGTH
 from quicsilver.wire.frames import NewConnectionIdFrame, RetireConnectionIdFrame
 
 __all__ = [
@@ -23,45 +28,10 @@ __all__ = [
     "stateless_reset_token",
 ]
 
-MAX_ISSUED_CONNECTION_IDS = 4
+MAX_ISSUED_CONNECTION_IDS: Final = 4
 """We never keep more than this many CIDs active for the peer, whatever its limit (quic-go's cap)."""
 
 _RETIRE_CONNECTION_ID_TYPE = 0x19
-
-
-@runtime_checkable
-class ConnectionIDGenerator(Protocol):
-    """Makes the connection IDs we ask peers to use (quic-go's ConnectionIDGenerator)."""
-
-    def generate_connection_id(self) -> bytes:
-        """A new connection ID of ``connection_id_len`` bytes."""
-
-    @property
-    def connection_id_len(self) -> int:
-        """Length of every generated ID (0..20; the I/O layer parses short headers with it)."""
-
-
-class RandomConnectionIDGenerator:
-    """The default generator: random bytes from the OS CSPRNG (default length 4, as quic-go)."""
-
-    __slots__ = ("_len",)
-
-    def __init__(self, length: int = DEFAULT_CONNECTION_ID_LENGTH) -> None:
-        if not 0 <= length <= MAX_CONNECTION_ID_LENGTH:
-            raise ValueError(f"connection ID length must be 0..20, got {length}")
-        self._len = length
-
-    def generate_connection_id(self) -> bytes:
-        return os.urandom(self._len)
-
-    @property
-    def connection_id_len(self) -> int:
-        return self._len
-
-
-def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
-    """RFC 9000 §10.3.2: a token derived from a static key and the CID: HMAC-SHA256(key, cid)[:16]."""
-    return hmac_digest("sha256", key, cid)[:16]
 
 
 class ConnIDGenerator:
