@@ -510,14 +510,12 @@ class Connection:
         """Streams the application still uses (for tests and diagnostics)."""
         return len(self._streams)
 
-    def _stream_read(self, stream_id: int, n: int) -> bytes:
-        data: bytes = self._core.stream_read(stream_id, n)
+    def _stream_read(self, stream_id: int, n: int) -> tuple[bytes, bool]:
+        """Up to ``n`` bytes, and whether the stream ended with them (its FIN read)."""
+        data, fin = self._core.stream_read_fin(stream_id, n)
         if data:
             self._schedule_flush()  # reading frees flow-control credit: MAX_STREAM_DATA may be due
-        return data
-
-    def _stream_at_eof(self, stream_id: int) -> bool:
-        return bool(self._core.stream_at_eof(stream_id))
+        return data, fin
 
     def _stream_write(self, stream_id: int, data: memoryview) -> int:
         n: int = self._core.stream_write(stream_id, data)

@@ -140,13 +140,13 @@ class ReceiveStream(_StreamBase):
                 return b""
             if conn._error is None:
                 try:
-                    data = conn._stream_read(sid, n)
-                    if data:
-                        return data
-                    if conn._stream_at_eof(sid):
+                    data, fin = conn._stream_read(sid, n)
+                    if fin:
+                        # the core forgot the stream with its FIN: the next read ends without it
                         self._eof = True
                         self._side_done()
-                        return b""
+                    if data or fin:
+                        return data
                 except StreamError as exc:
                     self._read_error = exc
                     self._side_done()

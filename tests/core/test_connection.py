@@ -698,6 +698,31 @@ def test_receive_datagrams_is_receive_datagram_for_each() -> None:
     assert all(abs(a - b) <= 4 for a, b in zip(answers[0], answers[1], strict=True))
 
 
+def test_the_read_that_takes_the_last_byte_says_so() -> None:
+    # stream_read_fin tells the reader that a read took everything up to the FIN (RFC 9000 §3.2:
+    # Data Read): the reader ends there, without a read to learn it (the core forgets the stream
+    # once its sending side is done too).
+    sim = confirmed_sim()
+    sid = sim.client.open_stream()
+    sim.client.stream_write(sid, b"request")
+    sim.client.stream_close(sid)
+    assert sim.run_until(lambda: any(isinstance(e, StreamOpened) for e in sim.server_events))
+    assert sim.run_until(lambda: sim.server.stream_readable(sid) >= 7, max_time=sim.now + 1)
+    assert sim.server.stream_read_fin(sid, 3) == (b"req", False)
+    assert sim.server.stream_read_fin(sid, 100) == (b"uest", True)
+    assert sim.server.stream_read_fin(sid, 100) == (b"", True)  # its sending side still lives
+    # a stream whose FIN comes after the data that was read: the end is its own (empty) read
+    sid = sim.client.open_stream()
+    sim.client.stream_write(sid, b"more")
+    assert sim.run_until(lambda: StreamOpened(sid) in sim.server_events, max_time=sim.now + 1)
+    assert sim.run_until(lambda: sim.server.stream_readable(sid) >= 4, max_time=sim.now + 1)
+    assert sim.server.stream_read_fin(sid, 100) == (b"more", False)
+    sim.client.stream_close(sid)
+    start = sim.now
+    sim.run_until(lambda: False, max_time=start + 0.05)  # the FIN arrives
+    assert sim.server.stream_read_fin(sid, 100) == (b"", True)
+
+
 # -- teardown ---------------------------------------------------------------------------------------
 
 

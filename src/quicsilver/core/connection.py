@@ -657,6 +657,13 @@ class QuicConnection(MigrationMixin):
         stream = self._receive_stream(stream_id)
         return bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
 
+    def stream_read_fin(self, stream_id: int, n: int) -> tuple[bytes, bool]:
+        """``stream_read`` and whether that read took the last byte before the FIN: the stream is then
+        forgotten, and the reader can end without asking again."""
+        stream = self._receive_stream(stream_id)
+        data = bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
+        return data, bool(stream.at_eof)
+
     def stream_readable(self, stream_id: int) -> int:
         """Bytes ``stream_read`` would return now."""
         return int(self._receive_stream(stream_id).readable())
