@@ -146,13 +146,16 @@ def test_keys_for_the_peers_answer_are_derived_while_it_comes(ahead: bool) -> No
         server.work_ahead()
         assert EncryptionLevel.HANDSHAKE in server._unpacker.keys and not server._unpacker.pending
         made = server._one_rtt_ahead
-        assert made is not None and made.next_prepared
+        assert made is not None and made.next_prepared and made.recv_keys_derived
         assert not server.wants_work_ahead  # tried once: nothing more to do until the Finished
     assert server._unpacker.one_rtt is None  # made, not installed
     # the client installed its 1-RTT keys with its flight; the next phase's are a timer, about a
     # PTO later (RFC 9001 §6.3), not work on the path of its Finished and first request
     one_rtt = client._unpacker.one_rtt
     assert one_rtt is not None and not one_rtt.next_prepared and not client.wants_work_ahead
+    # its 1-RTT receive keys wait for the first 1-RTT packet (the server's HANDSHAKE_DONE, which
+    # comes while the client waits for its first answer), off the path of its Finished
+    assert not one_rtt.recv_keys_derived
     due = one_rtt.next_keys_due
     assert due is not None and due > 0.01
     timer = client.get_timer()

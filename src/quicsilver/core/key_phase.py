@@ -37,10 +37,14 @@ class OneRTTKeys:
         update_interval: int,
     ) -> None:
         self.send_keys = PacketKeys(suite, send_secret, version)
-        self.recv_keys = PacketKeys(suite, recv_secret, version)
-        # Header protection stays with the first generation (RFC 9001 §6).
-        self.send_header_keys = self.send_keys
-        self.recv_header_keys = self.recv_keys
+        # The receive keys are derived with the first packet that needs them (``recv_keys``): a
+        # client's first 1-RTT packet is the server's HANDSHAKE_DONE, which comes while it waits for
+        # its first answer anyway, not while it builds its Finished. (Header protection stays with
+        # this first generation, RFC 9001 §6: ``PacketKeys.next_generation`` keeps it.)
+        self._suite = suite
+        self._version = version
+        self._recv_secret = recv_secret
+        self._recv_keys: PacketKeys | None = None
         # RFC 9001 §6.3: made at ``next_keys_due`` (a connection timer: about a PTO after these keys
         # became current, as the RFC allows) or ahead by ``prepare_next``, not while a packet waits;
         # made on first use only if a packet of the next phase comes first.
@@ -68,8 +72,20 @@ class OneRTTKeys:
             and self._first_received is None
             and self.send_keys.suite == suite
             and self.send_keys.secret == send_secret
-            and self.recv_keys.secret == recv_secret
+            and self._recv_secret == recv_secret
         )
+
+    @property
+    def recv_keys(self) -> PacketKeys:
+        """The current phase's receive keys (derived on first use)."""
+        keys = self._recv_keys
+        if keys is None:
+            keys = self._recv_keys = PacketKeys(self._suite, self._recv_secret, self._version)
+        return keys
+
+    @property
+    def recv_keys_derived(self) -> bool:
+        return self._recv_keys is not None
 
     @property
     def next_prepared(self) -> bool:
@@ -142,7 +158,7 @@ class OneRTTKeys:
         self._prev_recv_keys = self.recv_keys
         # RFC 9001 §6.5: keep the old keys around for about three PTOs for reordered packets.
         self._prev_expiry = now + 3 * pto
-        self.recv_keys = self._next_keys()
+        self._recv_keys = self._next_keys()
         # RFC 9001 §6.3: the phase after this one "approximately the PTO" later
         self._next_recv_keys = None
         self.schedule_next(now + pto)

@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from enum import Enum, auto
+from enum import IntEnum, auto
 from typing import Final
 
 from ...errors import TransportError, TransportErrorCode
@@ -65,7 +65,7 @@ _H: Final = HandshakeType
 _L: Final = EncryptionLevel
 
 
-class ClientState(Enum):
+class ClientState(IntEnum):  # IntEnum: hashed in C (the state machine's tables are keyed by state)
     START = auto()
     WAIT_SERVER_HELLO = auto()
     WAIT_ENCRYPTED_EXTENSIONS = auto()
@@ -88,14 +88,23 @@ _LEVEL: Final[dict[ClientState, EncryptionLevel | None]] = {
 }
 
 
+_IP_LITERALS: Final[dict[str, bool]] = {}
+
+
 def _is_ip(host: str) -> bool:
     if ":" not in host and not host.replace(".", "").isdigit():
         return False  # a name: IPv4 literals are digits and dots, IPv6 ones have colons
+    known = _IP_LITERALS.get(host)
+    if known is not None:
+        return known
     try:
         ipaddress.ip_address(host.strip("[]"))
+        result = True
     except ValueError:
-        return False
-    return True
+        result = False
+    if len(_IP_LITERALS) < 64:  # the few addresses a client dials again and again; bounded
+        _IP_LITERALS[host] = result
+    return result
 
 
 class ClientHandshake(HandshakeBase):

@@ -18,7 +18,7 @@ import hmac
 import os
 from collections import deque
 from collections.abc import Callable
-from enum import Enum, auto
+from enum import IntEnum, auto
 from typing import Final
 
 from ...errors import TransportError, TransportErrorCode
@@ -60,7 +60,7 @@ _H: Final = HandshakeType
 _L: Final = EncryptionLevel
 
 
-class ServerState(Enum):
+class ServerState(IntEnum):  # IntEnum: hashed in C (the state machine's tables are keyed by state)
     START = auto()
     WAIT_CLIENT_HELLO_RETRY = auto()
     WAIT_CERTIFICATE = auto()
