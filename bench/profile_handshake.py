@@ -47,6 +47,9 @@ def answer(
     for data, _, _ in flight:
         conn.receive_datagram(data, source, now)
     reply = conn.datagrams_to_send_ecn(now)
+    if conn.flight_pending:  # as the I/O layer: the ServerHello's datagram first, then the rest
+        conn.finish_flight(now)
+        reply += conn.datagrams_to_send_ecn(now)
     while conn.next_event() is not None:
         pass
     return reply

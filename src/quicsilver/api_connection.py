@@ -289,6 +289,13 @@ class Connection:
                     pktinfo = self._pktinfo
                     self._transport.enqueue([(data, addr, ecn, pktinfo) for data, addr, ecn in datagrams])
                 self._process_events()
+            if self._core.flight_pending and not self._transport.send_queue_full and self._error is None:
+                # A server's ServerHello is queued: on the wire with it, then build the rest of the
+                # flight while the client works on it (QuicConnection.flight_pending).
+                self._transport.flush_sends()
+                self._core.finish_flight(now)
+                self._send_due(now)
+                return
         if self._open_waiters:
             _wake(self._open_waiters)  # a MAX_STREAMS may have arrived: open_stream_sync retries
         if self._error is None:

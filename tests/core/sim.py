@@ -39,6 +39,16 @@ def client_tls(**kwargs: Any) -> TLSConfig:
     return TLSConfig(alpn=ALPN, verify=False, **kwargs)
 
 
+def send_all(conn: QuicConnection, now: float) -> list[tuple[bytes, Any, int]]:
+    """What ``conn`` sends now, as the I/O layer sends it: a server's ServerHello datagram, then the
+    rest of its flight (``flight_pending`` / ``finish_flight``)."""
+    out = conn.datagrams_to_send_ecn(now)
+    if conn.flight_pending:
+        conn.finish_flight(now)
+        out += conn.datagrams_to_send_ecn(now)
+    return out
+
+
 @dataclass
 class Link:
     """One direction of the path."""

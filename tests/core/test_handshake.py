@@ -13,7 +13,7 @@ from quicsilver.handshake.protection import CipherSuite
 from quicsilver.protocol import VERSION_1, EncryptionLevel, PacketNumberSpace
 from quicsilver.wire.frames import CryptoFrame
 
-from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim, client_tls, server_tls
+from .sim import CLIENT_ADDR, SERVER_ADDR, Link, Sim, client_tls, send_all, server_tls
 
 
 def test_handshake_no_loss_takes_about_one_rtt() -> None:
@@ -76,7 +76,7 @@ def test_packets_arriving_before_their_keys_are_buffered() -> None:
     sim.client.connect(SERVER_ADDR, 0.0)
     for data, _ in sim.client.datagrams_to_send(0.0):
         sim.server.receive_datagram(data, CLIENT_ADDR, 0.01)
-    flight = [data for data, _ in sim.server.datagrams_to_send(0.01)]
+    flight = [data for data, _, _ in send_all(sim.server, 0.01)]
     assert len(flight) >= 2
     for data in reversed(flight):
         sim.client.receive_datagram(data, SERVER_ADDR, 0.02)
@@ -116,7 +116,7 @@ def test_crypto_data_left_unread_at_a_key_change_is_a_protocol_violation(side: s
 
 
 def _exchange(sender: QuicConnection, receiver: QuicConnection, source: tuple[str, int], now: float) -> None:
-    for data, _, _ in sender.datagrams_to_send_ecn(now):
+    for data, _, _ in send_all(sender, now):
         receiver.receive_datagram(data, source, now)
 
 
@@ -260,3 +260,39 @@ def test_what_the_end_of_the_handshake_issues_is_made_while_the_peer_answers(ahe
     assert client._conn_ids_peer._cids == {
         seq: (cid, stateless_reset_token(key, cid)) for seq, cid in enumerate(generator.made)
     }
+
+
+def test_a_server_sends_its_server_hello_before_it_builds_the_rest_of_its_flight() -> None:
+    # The client works on the ServerHello (key exchange, Handshake keys) while the server signs and
+    # builds EncryptedExtensions .. Finished; the ServerHello's datagram is padded like any server
+    # datagram with an ack-eliciting Initial packet (RFC 9000 §14.1).
+    config = Config()
+    client = QuicConnection(config, client_tls(), is_client=True, server_name="localhost")
+    server = QuicConnection(config, server_tls(), is_client=False)
+    client.connect(SERVER_ADDR, 0.0)
+    _exchange(client, server, CLIENT_ADDR, 0.0)
+    assert server.flight_pending and not server.wants_work_ahead  # the rest first, then the keys ahead
+    first = server.datagrams_to_send_ecn(0.01)
+    assert len(first) == 1 and len(first[0][0]) >= 1200
+    assert server.flight_pending
+    client.receive_datagram(first[0][0], SERVER_ADDR, 0.011)
+    # the client has its Handshake keys from the ServerHello alone, and acknowledges the Initial at
+    # once (RFC 9000 §13.2.1) in a padded datagram (§14.1)
+    assert (
+        EncryptionLevel.HANDSHAKE in client._unpacker.keys
+        or EncryptionLevel.HANDSHAKE in client._unpacker.pending
+    )
+    ack = client.datagrams_to_send_ecn(0.011)
+    assert len(ack) == 1 and len(ack[0][0]) >= 1200
+    # a driver that knows nothing of flight_pending sees a timer due at once
+    assert server.get_timer() == 0.01
+    server.handle_timer(0.01)
+    assert not server.flight_pending and server.wants_work_ahead
+    rest = server.datagrams_to_send_ecn(0.01)
+    assert rest and all(data[0] & 0x30 == 0x20 for data, _, _ in rest)  # Handshake packets only (v1)
+    for data, _, _ in rest:
+        client.receive_datagram(data, SERVER_ADDR, 0.012)
+    server.receive_datagram(ack[0][0], CLIENT_ADDR, 0.012)
+    assert any(isinstance(e, HandshakeCompleted) for e in iter(client.next_event, None))
+    _exchange(client, server, CLIENT_ADDR, 0.013)  # the client's Finished
+    assert any(isinstance(e, HandshakeCompleted) for e in iter(server.next_event, None))

@@ -268,6 +268,8 @@ class HandshakeDriver(Lifecycle):
             early_data=(ticket is not None) if self._is_client else self._config.allow_0rtt,
             now=now,
             early_data_check=None if self._is_client else self._remembered_params_allow_0rtt,
+            # a server's ServerHello leaves before the rest of its flight is built (finish_flight)
+            split_flight=not self._is_client,
         )
 
     def _install_initial_keys(self, dcid: bytes) -> None:
@@ -356,8 +358,37 @@ class HandshakeDriver(Lifecycle):
         )
 
     @property
+    def flight_pending(self) -> bool:
+        """Server: its ServerHello is queued and the rest of its flight is not built yet.
+
+        The client can work on the ServerHello (key exchange, Handshake keys) while the server signs
+        and builds EncryptedExtensions .. Finished, so the I/O layer sends the datagram with the
+        ServerHello first, then calls ``finish_flight``. (A driver that knows nothing of it gets a
+        timer due at once: ``handle_timer`` finishes the flight.) The ServerHello's datagram is
+        padded like any server datagram with an ack-eliciting Initial (RFC 9000 §14.1).
+        """
+        return self._flight_pending()
+
+    def _flight_pending(self) -> bool:
+        tls = self._tls
+        return tls is not None and bool(tls.flight_pending)
+
+    def finish_flight(self, now: float) -> None:
+        """Build the rest of a server's flight (see ``flight_pending``); a no-op otherwise."""
+        tls = self._tls
+        if tls is None or not tls.flight_pending:
+            return
+        try:
+            tls.finish_flight()
+            self._drain_tls(now)
+        except TransportError as exc:
+            self._close_with_error(exc, now)
+
+    @property
     def wants_work_ahead(self) -> bool:
-        """Whether ``work_ahead`` has keys to derive."""
+        """Whether ``work_ahead`` has keys to derive (not before a pending flight is finished)."""
+        if self._flight_pending():
+            return False
         if self._unpacker.pending:
             return True
         return (

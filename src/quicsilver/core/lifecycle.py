@@ -115,6 +115,8 @@ class Lifecycle(ConnectionBase):
             return None
         if state is not _STATE_ACTIVE:
             return self._close_deadline
+        if self._flight_pending():
+            return self._last_now  # finish the flight at once (see HandshakeDriver.flight_pending)
         candidates: list[float] = []
         idle = self._idle_deadline()
         if idle is not None:
@@ -172,6 +174,12 @@ class Lifecycle(ConnectionBase):
     def _on_repeated_pto(self, now: float) -> None:
         """Overridden by the migration mixin (a PMTU black hole is suspected)."""
 
+    def _flight_pending(self) -> bool:
+        return False  # HandshakeDriver's says when a server's flight waits to be finished
+
+    def finish_flight(self, now: float) -> None:
+        """Overridden by HandshakeDriver (a server's flight after its ServerHello)."""
+
     def _path_timer(self) -> float | None:
         """Overridden by the migration mixin."""
         return None
@@ -205,6 +213,7 @@ class Lifecycle(ConnectionBase):
         ):
             self._terminate(HandshakeTimeoutError("the handshake did not complete in time"))
             return
+        self.finish_flight(now)
         loss = self._sph.loss_detection_timeout()
         if loss is not None and now >= loss:
             result = self._sph.on_loss_detection_timeout(now)

@@ -70,6 +70,9 @@ class TLSEngine:
         early_data_check: server: called with the ``app_data`` sealed in the ticket (the transport
             parameters the QUIC layer remembered, RFC 9000 §7.4.1); returning False rejects 0-RTT.
         quic: False only for tests that run TLS over TCP: no quic_transport_parameters, ALPN optional.
+        split_flight: server: stop the flight after the ServerHello (``flight_pending``) until
+            ``finish_flight``, so that the QUIC layer can send it first (the client then works on
+            it while the rest is built).
 
     Raises ConfigError for a server config without a certificate or a verifying client without a
     server name.
@@ -87,6 +90,7 @@ class TLSEngine:
         now: float,
         early_data_check: Callable[[bytes], bool] | None = None,
         quic: bool = True,
+        split_flight: bool = False,
     ) -> None:
         self._events: deque[TLSEvent] = deque()
         self._buffers = [bytearray(), bytearray(), bytearray(), bytearray()]  # one per EncryptionLevel
@@ -122,6 +126,7 @@ class TLSEngine:
                 quic=quic,
                 now=now,
             )
+            self._handshake.split_flight = split_flight
         self._quic = quic
 
     # ---- driving ----------------------------------------------------------------------------------------
@@ -147,6 +152,7 @@ class TLSEngine:
         if now is not None:
             self._now = now
         try:
+            self.finish_flight()  # a peer's message comes after our whole flight
             self._handle(data, level)
         except TransportError as exc:
             self._error = exc
@@ -182,6 +188,23 @@ class TLSEngine:
             raw = bytes(buf[: 4 + length])
             del buf[: 4 + length]
             hs.handle(msg_type, memoryview(raw)[4:], raw, self._now)
+
+    @property
+    def flight_pending(self) -> bool:
+        """Server with ``split_flight``: the ServerHello is queued and EncryptedExtensions .. Finished
+        wait for ``finish_flight``."""
+        hs = self._handshake
+        return isinstance(hs, ServerHandshake) and hs.flight_pending
+
+    def finish_flight(self) -> None:
+        """Server: queue the rest of the flight after the ServerHello (no-op when none is pending)."""
+        hs = self._handshake
+        if isinstance(hs, ServerHandshake) and hs.flight_pending:
+            try:
+                hs.finish_flight()
+            except TransportError as exc:
+                self._error = exc
+                raise
 
     def next_event(self) -> TLSEvent | None:
         """The next queued event, or None."""

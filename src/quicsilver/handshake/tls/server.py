@@ -104,6 +104,10 @@ class ServerHandshake(HandshakeBase):
         self._requested_client_certificate = False
         self._tickets_sent = 0
         self._client_takes_tickets = False
+        # With ``split_flight`` the flight stops after the ServerHello: the QUIC layer sends it, and
+        # the client works on it, while ``finish_flight`` builds EncryptedExtensions .. Finished.
+        self.split_flight = False
+        self._flight_rest: tuple[int | None, bytes] | None = None
 
     def _set_state(self, state: ServerState) -> None:
         self.state = state
@@ -111,6 +115,8 @@ class ServerHandshake(HandshakeBase):
 
     def handle(self, msg_type: int, body: memoryview, raw: bytes, now: float) -> None:
         self.now = now
+        if self._flight_rest is not None:
+            self.finish_flight()  # whatever the client says next comes after our whole flight
         handler = _HANDLERS.get((self.state, msg_type))
         if handler is None:
             raise unexpected(f"handshake message {msg_type} in server state {self.state.name}")
@@ -320,9 +326,10 @@ class ServerHandshake(HandshakeBase):
         selected_identity: int | None,
         scheme: int | None,
     ) -> None:
-        """ServerHello, then EncryptedExtensions .. Finished. ``psk_schedule`` is the key schedule
-        whose Early Secret came from the resumed ticket (None for a full handshake)."""
-        suite, group, config = self.suite, self.group, self.config
+        """ServerHello, then EncryptedExtensions .. Finished (``finish_flight``: at once, or when the
+        QUIC layer asks after sending the ServerHello with ``split_flight``). ``psk_schedule`` is the
+        key schedule whose Early Secret came from the resumed ticket (None for a full handshake)."""
+        suite, group = self.suite, self.group
         assert suite is not None and group is not None
         server_share, shared_secret = server_key_exchange(group, client_share, self.now)
         ks = self.key_schedule = psk_schedule if psk_schedule is not None else KeySchedule(suite)
@@ -347,7 +354,25 @@ class ServerHandshake(HandshakeBase):
             self.install(_L.ZERO_RTT, False, suite, early_secret)
         self.install(_L.HANDSHAKE, False, suite, self._client_handshake_secret)
         self.install(_L.HANDSHAKE, True, suite, server_handshake_secret)
+        self._flight_rest = (scheme, server_handshake_secret)
+        if not self.split_flight:
+            self.finish_flight()
 
+    @property
+    def flight_pending(self) -> bool:
+        """Whether the ServerHello is out and the rest of the flight is still to be built."""
+        return self._flight_rest is not None
+
+    def finish_flight(self) -> None:
+        """EncryptedExtensions .. Finished after the ServerHello (RFC 8446 §4.3, §4.4), and the 1-RTT
+        write key (RFC 9001 §4.1.4: 0.5-RTT data may follow the Finished)."""
+        rest = self._flight_rest
+        if rest is None:
+            return
+        self._flight_rest = None
+        scheme, server_handshake_secret = rest
+        suite, config, ks, transcript = self.suite, self.config, self.key_schedule, self.transcript
+        assert suite is not None and ks is not None and transcript is not None
         flight = bytearray()
         ee = EncryptedExtensions(
             alpn=self.alpn.encode() if self.alpn is not None else None,
