@@ -142,7 +142,7 @@ class ReceiveStream(_StreamBase):
                 try:
                     data, fin = conn._stream_read(sid, n)
                     if fin:
-                        # the core forgot the stream with its FIN: the next read ends without it
+                        # this read took the last byte before the FIN: the next read ends here
                         self._eof = True
                         self._side_done()
                     if data or fin:

@@ -698,16 +698,23 @@ def test_receive_datagrams_is_receive_datagram_for_each() -> None:
     assert all(abs(a - b) <= 4 for a, b in zip(answers[0], answers[1], strict=True))
 
 
-def test_the_read_that_takes_the_last_byte_says_so() -> None:
-    # stream_read_fin tells the reader that a read took everything up to the FIN (RFC 9000 §3.2:
-    # Data Read): the reader ends there, without a read to learn it (the core forgets the stream
-    # once its sending side is done too).
-    sim = confirmed_sim()
+def _request_at_server(sim: Sim) -> int:
+    """The client opens a stream and sends b"request" with its FIN; returns the stream once the
+    server holds the seven bytes."""
     sid = sim.client.open_stream()
     sim.client.stream_write(sid, b"request")
     sim.client.stream_close(sid)
     assert sim.run_until(lambda: any(isinstance(e, StreamOpened) for e in sim.server_events))
     assert sim.run_until(lambda: sim.server.stream_readable(sid) >= 7, max_time=sim.now + 1)
+    return sid
+
+
+def test_the_read_that_takes_the_last_byte_says_so() -> None:
+    # stream_read_fin tells the reader that a read took everything up to the FIN (RFC 9000 §3.2:
+    # Data Read): the reader ends there, without a read to learn it (the core forgets the stream
+    # once its sending side is done too).
+    sim = confirmed_sim()
+    sid = _request_at_server(sim)
     assert sim.server.stream_read_fin(sid, 3) == (b"req", False)
     assert sim.server.stream_read_fin(sid, 100) == (b"uest", True)
     assert sim.server.stream_read_fin(sid, 100) == (b"", True)  # its sending side still lives
@@ -735,11 +742,7 @@ def test_a_finished_connection_is_freed_without_the_garbage_collector() -> None:
 
     def exchange() -> None:
         sim = confirmed_sim()
-        sid = sim.client.open_stream()
-        sim.client.stream_write(sid, b"request")
-        sim.client.stream_close(sid)
-        assert sim.run_until(lambda: any(isinstance(e, StreamOpened) for e in sim.server_events))
-        assert sim.run_until(lambda: sim.server.stream_readable(sid) >= 7, max_time=sim.now + 1)
+        sid = _request_at_server(sim)
         assert sim.server.stream_read(sid) == b"request"
         sim.server.stream_write(sid, b"response")
         sim.server.stream_close(sid)

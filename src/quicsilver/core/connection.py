@@ -654,15 +654,16 @@ class QuicConnection(MigrationMixin):
 
     def stream_read(self, stream_id: int, n: int = -1) -> bytes:
         """Up to ``n`` in-order bytes (-1: all available); b"" at the end of the stream."""
-        stream = self._receive_stream(stream_id)
-        return bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
+        return self._read(self._receive_stream(stream_id), n)
 
     def stream_read_fin(self, stream_id: int, n: int) -> tuple[bytes, bool]:
-        """``stream_read`` and whether that read took the last byte before the FIN: the stream is then
-        forgotten, and the reader can end without asking again."""
+        """``stream_read`` and whether that read took the last byte before the FIN (RFC 9000 §3.2:
+        Data Read), so that the reader can end without asking again."""
         stream = self._receive_stream(stream_id)
-        data = bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
-        return data, bool(stream.at_eof)
+        return self._read(stream, n), bool(stream.at_eof)
+
+    def _read(self, stream: Any, n: int) -> bytes:
+        return bytes(stream.read(n if n >= 0 else max(1, stream.readable()), self._last_now))
 
     def stream_readable(self, stream_id: int) -> int:
         """Bytes ``stream_read`` would return now."""

@@ -163,9 +163,9 @@ class HandshakeDriver(Lifecycle):
         self._one_rtt_ahead: OneRTTKeys | None = None
         self._one_rtt_ahead_tried = False
         # What the end of the handshake issues, made in work_ahead: whether our CIDs are prepared,
-        # and a server's NEW_TOKEN token with the address it was minted for
+        # and a server's NEW_TOKEN token
         self._handshake_end_prepared = False
-        self._prepared_token: tuple[Any, bytes | None] | None = None
+        self._prepared_token: bytes | None = None
         self._tls = None
         self._spaces = {space: PacketSpace(space, ReceivedPacketTracker(space)) for space in _ALL_SPACES}
         self._rtt = RTTStats()
@@ -370,14 +370,17 @@ class HandshakeDriver(Lifecycle):
         return self._flight_pending()
 
     def _flight_pending(self) -> bool:
+        # (read per flush: a client never has one; a server frees its TLS engine after the handshake)
+        if self._is_client:
+            return False
         tls = self._tls
         return tls is not None and bool(tls.flight_pending)
 
     def finish_flight(self, now: float) -> None:
         """Build the rest of a server's flight (see ``flight_pending``); a no-op otherwise."""
-        tls = self._tls
-        if tls is None or not tls.flight_pending:
+        if not self._flight_pending():
             return
+        tls = self._tls
         try:
             tls.finish_flight()
             self._drain_tls(now)
@@ -425,18 +428,18 @@ class HandshakeDriver(Lifecycle):
         self._conn_ids_ours.prepare(params.active_connection_id_limit if params is not None else None)
         provider = self._new_token_provider
         if provider is not None and not self._is_client:
-            self._prepared_token = (self._peer_addr, provider(self._peer_addr))
+            # the peer's address is the one the token will be sent to: a server follows no address
+            # change before its handshake completes (RFC 9000 §9)
+            self._prepared_token = provider(self._peer_addr)
 
     def _new_token(self) -> bytes | None:
-        """Server: the NEW_TOKEN token for the peer's address (RFC 9000 §8.1.3), the one minted ahead
-        if the address is still the one it was minted for."""
+        """Server: the NEW_TOKEN token for the peer's address (RFC 9000 §8.1.3), minted ahead if
+        ``work_ahead`` ran."""
         provider = self._new_token_provider
         if provider is None:
             return None
-        prepared = self._prepared_token
-        self._prepared_token = None
-        if prepared is not None and prepared[0] == self._peer_addr:
-            return prepared[1]
+        if self._handshake_end_prepared:
+            return self._prepared_token
         return provider(self._peer_addr)
 
     def _apply_peer_params(self, data: bytes) -> None:

@@ -115,8 +115,6 @@ class ServerHandshake(HandshakeBase):
 
     def handle(self, msg_type: int, body: memoryview, raw: bytes, now: float) -> None:
         self.now = now
-        if self._flight_rest is not None:
-            self.finish_flight()  # whatever the client says next comes after our whole flight
         handler = _HANDLERS.get((self.state, msg_type))
         if handler is None:
             raise unexpected(f"handshake message {msg_type} in server state {self.state.name}")
